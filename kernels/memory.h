@@ -1,0 +1,40 @@
+// Raw memory for each device: the only place that allocates, frees and copies device buffers.
+//
+// CPU memory is 64-byte aligned (one cache line; lets the compiler vectorise freely). CUDA memory
+// comes from a caching allocator (kernels/cuda/memory.cu): freed blocks are kept in size-binned
+// free lists and reused, so steady-state training makes no cudaMalloc/cudaFree calls.
+// Without CUDA the cuda:: functions throw tiller::Error naming the call.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace tiller::kernels {
+
+namespace cpu {
+void* allocate(size_t bytes);
+void release(void* ptr);
+}  // namespace cpu
+
+namespace cuda {
+bool available();                 // true when the build has CUDA and a device is present
+int device_count();               // 0 without CUDA or without a device
+void set_device(int index);
+void* allocate(size_t bytes, int device);
+void release(void* ptr, int device);
+void copy_host_to_device(void* dst, const void* src, size_t bytes);
+void copy_device_to_host(void* dst, const void* src, size_t bytes);
+void copy_device_to_device(void* dst, const void* src, size_t bytes);
+void memset_zero(void* ptr, size_t bytes);
+void synchronize();
+// Caching allocator statistics, for tests and benchmarks.
+struct AllocatorStats {
+  size_t device_allocations = 0;  // cudaMalloc calls made so far
+  size_t bytes_in_use = 0;
+  size_t bytes_cached = 0;
+};
+AllocatorStats allocator_stats();
+void empty_cache();
+}  // namespace cuda
+
+}  // namespace tiller::kernels

@@ -1,0 +1,8 @@
+// tiller — the public API in one include. Research code can also include the module headers
+// it needs (core/tensor.h, core/ops.h, ...) directly.
+#pragma once
+
+#include "core/autograd.h"
+#include "core/error.h"
+#include "core/ops.h"
+#include "core/tensor.h"
