@@ -1,0 +1,198 @@
+// CPU reference for kernels/softmax.h: softmax, log-softmax and the losses built on a row's
+// log-sum-exp (cross-entropy, token log-probs, entropy).
+//
+// Every row is independent: OpenMP over rows, no cross-thread sums, so results never depend on
+// the thread count. Each row's lse = max + log(sum exp(x - max)) is computed with the max
+// subtracted (exp never overflows) and the sum accumulated in double. The loss backwards rebuild
+// p_j = exp(x_j - lse) from the saved f32 lse instead of storing a (rows, V) probability matrix.
+#include "kernels/softmax.h"
+
+#include <cmath>
+
+#include "kernels/cpu/parallel.h"
+
+namespace tiller::kernels {
+
+using cpu::parallel_for;
+using cpu::require_f32;
+
+namespace {
+
+constexpr int64_t kFlopsPerElement = 16;  // exp dominates; rough cost for parallel_for's cutoff
+
+float row_lse(const float* row, int64_t cols) {
+  float max_value = -INFINITY;
+  for (int64_t j = 0; j < cols; ++j) max_value = row[j] > max_value ? row[j] : max_value;
+  double sum = 0;
+  for (int64_t j = 0; j < cols; ++j) sum += std::exp(static_cast<double>(row[j] - max_value));
+  return max_value + static_cast<float>(std::log(sum));
+}
+
+// fn(r, row_in, row_out) for every row, in parallel.
+template <typename Fn>
+void for_rows(int64_t rows, int64_t cols, Fn&& fn) {
+  parallel_for(rows, cols * kFlopsPerElement, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) fn(r);
+  });
+}
+
+}  // namespace
+
+template <>
+void softmax_forward<Backend::cpu>(const void* x_, void* y_, int64_t rows, int64_t cols,
+                                   DType dtype) {
+  require_f32(dtype, "softmax_forward");
+  auto x = static_cast<const float*>(x_);
+  auto y = static_cast<float*>(y_);
+  for_rows(rows, cols, [&](int64_t r) {
+    const float* in = x + r * cols;
+    float* out = y + r * cols;
+    float lse = row_lse(in, cols);
+    for (int64_t j = 0; j < cols; ++j) out[j] = std::exp(in[j] - lse);
+  });
+}
+
+template <>
+void softmax_backward<Backend::cpu>(const void* y_, const void* dy_, void* dx_, int64_t rows,
+                                    int64_t cols, DType dtype) {
+  require_f32(dtype, "softmax_backward");
+  auto y = static_cast<const float*>(y_);
+  auto dy = static_cast<const float*>(dy_);
+  auto dx = static_cast<float*>(dx_);
+  for_rows(rows, cols, [&](int64_t r) {
+    const float* yr = y + r * cols;
+    const float* dyr = dy + r * cols;
+    double dot = 0;
+    for (int64_t j = 0; j < cols; ++j) dot += static_cast<double>(dyr[j]) * yr[j];
+    float dot_f = static_cast<float>(dot);
+    for (int64_t j = 0; j < cols; ++j) dx[r * cols + j] = yr[j] * (dyr[j] - dot_f);
+  });
+}
+
+template <>
+void log_softmax_forward<Backend::cpu>(const void* x_, void* y_, int64_t rows, int64_t cols,
+                                       DType dtype) {
+  require_f32(dtype, "log_softmax_forward");
+  auto x = static_cast<const float*>(x_);
+  auto y = static_cast<float*>(y_);
+  for_rows(rows, cols, [&](int64_t r) {
+    const float* in = x + r * cols;
+    float lse = row_lse(in, cols);
+    for (int64_t j = 0; j < cols; ++j) y[r * cols + j] = in[j] - lse;
+  });
+}
+
+template <>
+void log_softmax_backward<Backend::cpu>(const void* y_, const void* dy_, void* dx_, int64_t rows,
+                                        int64_t cols, DType dtype) {
+  require_f32(dtype, "log_softmax_backward");
+  auto y = static_cast<const float*>(y_);
+  auto dy = static_cast<const float*>(dy_);
+  auto dx = static_cast<float*>(dx_);
+  for_rows(rows, cols, [&](int64_t r) {
+    const float* yr = y + r * cols;
+    const float* dyr = dy + r * cols;
+    double total = 0;
+    for (int64_t j = 0; j < cols; ++j) total += dyr[j];
+    float total_f = static_cast<float>(total);
+    for (int64_t j = 0; j < cols; ++j) dx[r * cols + j] = dyr[j] - std::exp(yr[j]) * total_f;
+  });
+}
+
+template <>
+void cross_entropy_forward<Backend::cpu>(const void* logits_, const int32_t* targets, float* loss,
+                                         float* lse, int64_t rows, int64_t V,
+                                         int32_t ignore_index, DType dtype) {
+  require_f32(dtype, "cross_entropy_forward");
+  auto logits = static_cast<const float*>(logits_);
+  for_rows(rows, V, [&](int64_t r) {
+    const float* row = logits + r * V;
+    lse[r] = row_lse(row, V);
+    loss[r] = targets[r] == ignore_index ? 0.f : lse[r] - row[targets[r]];
+  });
+}
+
+template <>
+void cross_entropy_backward<Backend::cpu>(const void* logits_, const int32_t* targets,
+                                          const float* lse, const float* dloss, void* dlogits_,
+                                          int64_t rows, int64_t V, int32_t ignore_index,
+                                          DType dtype) {
+  require_f32(dtype, "cross_entropy_backward");
+  auto logits = static_cast<const float*>(logits_);
+  auto dlogits = static_cast<float*>(dlogits_);
+  for_rows(rows, V, [&](int64_t r) {
+    const float* row = logits + r * V;
+    float* out = dlogits + r * V;
+    if (targets[r] == ignore_index) {
+      for (int64_t j = 0; j < V; ++j) out[j] = 0.f;
+      return;
+    }
+    for (int64_t j = 0; j < V; ++j) out[j] = dloss[r] * std::exp(row[j] - lse[r]);
+    out[targets[r]] -= dloss[r];
+  });
+}
+
+template <>
+void token_logprobs_forward<Backend::cpu>(const void* logits_, const int32_t* tokens, float* logp,
+                                          float* lse, int64_t rows, int64_t V, DType dtype) {
+  require_f32(dtype, "token_logprobs_forward");
+  auto logits = static_cast<const float*>(logits_);
+  for_rows(rows, V, [&](int64_t r) {
+    const float* row = logits + r * V;
+    lse[r] = row_lse(row, V);
+    logp[r] = row[tokens[r]] - lse[r];
+  });
+}
+
+template <>
+void token_logprobs_backward<Backend::cpu>(const void* logits_, const int32_t* tokens,
+                                           const float* lse, const float* dlogp, void* dlogits_,
+                                           int64_t rows, int64_t V, DType dtype) {
+  require_f32(dtype, "token_logprobs_backward");
+  auto logits = static_cast<const float*>(logits_);
+  auto dlogits = static_cast<float*>(dlogits_);
+  for_rows(rows, V, [&](int64_t r) {
+    const float* row = logits + r * V;
+    float* out = dlogits + r * V;
+    for (int64_t j = 0; j < V; ++j) out[j] = -dlogp[r] * std::exp(row[j] - lse[r]);
+    out[tokens[r]] += dlogp[r];
+  });
+}
+
+template <>
+void entropy_forward<Backend::cpu>(const void* logits_, float* entropy, float* lse, int64_t rows,
+                                   int64_t V, DType dtype) {
+  require_f32(dtype, "entropy_forward");
+  auto logits = static_cast<const float*>(logits_);
+  for_rows(rows, V, [&](int64_t r) {
+    const float* row = logits + r * V;
+    float row_lse_value = row_lse(row, V);
+    // -sum p log p with log p = x - lse; a p that underflows to 0 contributes 0, never NaN.
+    double h = 0;
+    for (int64_t j = 0; j < V; ++j) {
+      double log_p = static_cast<double>(row[j]) - row_lse_value;
+      h -= std::exp(log_p) * log_p;
+    }
+    lse[r] = row_lse_value;
+    entropy[r] = static_cast<float>(h);
+  });
+}
+
+template <>
+void entropy_backward<Backend::cpu>(const void* logits_, const float* lse, const float* entropy,
+                                    const float* dentropy, void* dlogits_, int64_t rows,
+                                    int64_t V, DType dtype) {
+  require_f32(dtype, "entropy_backward");
+  auto logits = static_cast<const float*>(logits_);
+  auto dlogits = static_cast<float*>(dlogits_);
+  for_rows(rows, V, [&](int64_t r) {
+    const float* row = logits + r * V;
+    float* out = dlogits + r * V;
+    for (int64_t j = 0; j < V; ++j) {
+      float log_p = row[j] - lse[r];
+      out[j] = -dentropy[r] * std::exp(log_p) * (log_p + entropy[r]);
+    }
+  });
+}
+
+}  // namespace tiller::kernels
