@@ -14,6 +14,11 @@ if(NOT TILLER_CUDA STREQUAL "OFF")
     endif()
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)
+    # CMake < 3.26 has no C++20 flag for nvcc; CUDA_STANDARD 20 then fails at generate time.
+    if(NOT DEFINED CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
+      set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+      set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+    endif()
     set(TILLER_HAS_CUDA ON)
   elseif(TILLER_CUDA STREQUAL "ON")
     message(FATAL_ERROR "tiller: TILLER_CUDA=ON but no CUDA compiler was found; set "
