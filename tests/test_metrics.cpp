@@ -1,0 +1,43 @@
+// JSONL metrics log and progress formatting.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "rl/metrics.h"
+
+using namespace tiller::rl;
+
+TEST_CASE("MetricsLog writes one JSON object per line in insertion order", "[metrics]") {
+  auto path = std::filesystem::temp_directory_path() / "tiller_metrics_test.jsonl";
+  {
+    MetricsLog log("sft", path.string());
+    log.write(1, Metrics().add("loss", 2.5).add("tokens", 128));
+    log.write(2, Metrics().add("loss", std::nan("")));
+  }
+  std::ifstream in(path);
+  std::string first, second;
+  std::getline(in, first);
+  std::getline(in, second);
+  REQUIRE(first == R"({"stage": "sft", "step": 1, "loss": 2.5, "tokens": 128})");
+  REQUIRE(second == R"({"stage": "sft", "step": 2, "loss": null})");
+  {
+    MetricsLog resumed("sft", path.string(), true);
+    resumed.write(3, Metrics().add("loss", 1.0));
+  }
+  std::ifstream again(path);
+  int lines = 0;
+  for (std::string l; std::getline(again, l);) ++lines;
+  REQUIRE(lines == 3);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("durations print as h/m/s and metrics lookups name what is missing", "[metrics]") {
+  REQUIRE(format_duration(42) == "42s");
+  REQUIRE(format_duration(185) == "3m05s");
+  REQUIRE(format_duration(3720) == "1h02m");
+  REQUIRE_THROWS_WITH(Metrics().add("a", 1).get("b"), Catch::Contains("no value named 'b'"));
+  REQUIRE(Metrics().add("a", 1).get("a") == 1);
+  REQUIRE_THROWS_WITH(MetricsLog("x", "/nonexistent/dir/m.jsonl"),
+                      Catch::Contains("cannot open /nonexistent/dir/m.jsonl"));
+}
