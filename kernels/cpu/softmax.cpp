@@ -3,7 +3,8 @@
 //
 // Every row is independent: OpenMP over rows, no cross-thread sums, so results never depend on
 // the thread count. Each row's lse = max + log(sum exp(x - max)) is computed with the max
-// subtracted (exp never overflows) and the sum accumulated in double. The loss backwards rebuild
+// subtracted (exp never overflows) and the sum accumulated in double; forwards use x - max and
+// log(sum) separately, and only the saved lse is the rounded f32 sum of the two. The loss backwards rebuild
 // p_j = exp(x_j - lse) from the saved f32 lse instead of storing a (rows, V) probability matrix.
 #include "kernels/softmax.h"
 
@@ -20,12 +21,20 @@ namespace {
 
 constexpr int64_t kFlopsPerElement = 16;  // exp dominates; rough cost for parallel_for's cutoff
 
-float row_lse(const float* row, int64_t cols) {
+// A row's log-sum-exp split as max + log_sum: callers work with (x - max) - log_sum, which keeps
+// full precision at large logits where x - lse would lose the low bits of a rounded lse.
+struct RowLse {
+  float max;
+  float log_sum;  // log(sum_j exp(x_j - max))
+  float lse() const { return max + log_sum; }
+};
+
+RowLse row_lse(const float* row, int64_t cols) {
   float max_value = -INFINITY;
   for (int64_t j = 0; j < cols; ++j) max_value = row[j] > max_value ? row[j] : max_value;
   double sum = 0;
   for (int64_t j = 0; j < cols; ++j) sum += std::exp(static_cast<double>(row[j] - max_value));
-  return max_value + static_cast<float>(std::log(sum));
+  return {max_value, static_cast<float>(std::log(sum))};
 }
 
 // fn(r, row_in, row_out) for every row, in parallel.
@@ -47,8 +56,8 @@ void softmax_forward<Backend::cpu>(const void* x_, void* y_, int64_t rows, int64
   for_rows(rows, cols, [&](int64_t r) {
     const float* in = x + r * cols;
     float* out = y + r * cols;
-    float lse = row_lse(in, cols);
-    for (int64_t j = 0; j < cols; ++j) out[j] = std::exp(in[j] - lse);
+    RowLse s = row_lse(in, cols);
+    for (int64_t j = 0; j < cols; ++j) out[j] = std::exp((in[j] - s.max) - s.log_sum);
   });
 }
 
@@ -77,8 +86,8 @@ void log_softmax_forward<Backend::cpu>(const void* x_, void* y_, int64_t rows, i
   auto y = static_cast<float*>(y_);
   for_rows(rows, cols, [&](int64_t r) {
     const float* in = x + r * cols;
-    float lse = row_lse(in, cols);
-    for (int64_t j = 0; j < cols; ++j) y[r * cols + j] = in[j] - lse;
+    RowLse s = row_lse(in, cols);
+    for (int64_t j = 0; j < cols; ++j) y[r * cols + j] = (in[j] - s.max) - s.log_sum;
   });
 }
 
@@ -107,8 +116,9 @@ void cross_entropy_forward<Backend::cpu>(const void* logits_, const int32_t* tar
   auto logits = static_cast<const float*>(logits_);
   for_rows(rows, V, [&](int64_t r) {
     const float* row = logits + r * V;
-    lse[r] = row_lse(row, V);
-    loss[r] = targets[r] == ignore_index ? 0.f : lse[r] - row[targets[r]];
+    RowLse s = row_lse(row, V);
+    lse[r] = s.lse();
+    loss[r] = targets[r] == ignore_index ? 0.f : (s.max - row[targets[r]]) + s.log_sum;
   });
 }
 
@@ -139,8 +149,9 @@ void token_logprobs_forward<Backend::cpu>(const void* logits_, const int32_t* to
   auto logits = static_cast<const float*>(logits_);
   for_rows(rows, V, [&](int64_t r) {
     const float* row = logits + r * V;
-    lse[r] = row_lse(row, V);
-    logp[r] = row[tokens[r]] - lse[r];
+    RowLse s = row_lse(row, V);
+    lse[r] = s.lse();
+    logp[r] = (row[tokens[r]] - s.max) - s.log_sum;
   });
 }
 
@@ -166,14 +177,14 @@ void entropy_forward<Backend::cpu>(const void* logits_, float* entropy, float* l
   auto logits = static_cast<const float*>(logits_);
   for_rows(rows, V, [&](int64_t r) {
     const float* row = logits + r * V;
-    float row_lse_value = row_lse(row, V);
-    // -sum p log p with log p = x - lse; a p that underflows to 0 contributes 0, never NaN.
+    RowLse s = row_lse(row, V);
+    // -sum p log p; a p that underflows to 0 contributes 0, never NaN.
     double h = 0;
     for (int64_t j = 0; j < V; ++j) {
-      double log_p = static_cast<double>(row[j]) - row_lse_value;
+      double log_p = static_cast<double>(row[j] - s.max) - s.log_sum;
       h -= std::exp(log_p) * log_p;
     }
-    lse[r] = row_lse_value;
+    lse[r] = s.lse();
     entropy[r] = static_cast<float>(h);
   });
 }
