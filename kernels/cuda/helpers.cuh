@@ -53,6 +53,22 @@ __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
   return __float2bfloat16(v);
 }
 
+// V consecutive elements starting at p[i] (i a multiple of V, p 16-byte aligned when V > 1),
+// converted to f32 registers, and back.
+template <typename T, int V>
+__device__ __forceinline__ void load_pack(const T* p, int64_t i, float (&out)[V]) {
+  Pack<T, V> pack = *reinterpret_cast<const Pack<T, V>*>(p + i);
+#pragma unroll
+  for (int v = 0; v < V; ++v) out[v] = to_float(pack.values[v]);
+}
+template <typename T, int V>
+__device__ __forceinline__ void store_pack(T* p, int64_t i, const float (&in)[V]) {
+  Pack<T, V> pack;
+#pragma unroll
+  for (int v = 0; v < V; ++v) pack.values[v] = from_float<T>(in[v]);
+  *reinterpret_cast<Pack<T, V>*>(p + i) = pack;
+}
+
 constexpr int kWarpSize = 32;
 
 __device__ __forceinline__ float warp_sum(float value) {
