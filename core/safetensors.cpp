@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -78,6 +79,17 @@ float half_to_float(uint16_t half) {
     return sign ? -magnitude : magnitude;
   }
   return std::bit_cast<float>(bits);
+}
+
+// Round to nearest like a hardware cast, but defined for magnitudes beyond f32's range (a plain
+// static_cast of those is undefined behaviour): at or past FLT_MAX + half an ulp they become inf.
+float double_to_float(double value) {
+  constexpr double kFirstOverflow = 0x1.ffffffp+127;
+  if (std::fabs(value) >= kFirstOverflow) {
+    return std::signbit(value) ? -std::numeric_limits<float>::infinity()
+                               : std::numeric_limits<float>::infinity();
+  }
+  return static_cast<float>(value);  // NaN and everything in range convert as usual
 }
 
 struct Entry {
@@ -249,7 +261,7 @@ Tensor materialise(const Entry& entry, const char* data, Device device) {
     for (int64_t i = 0; i < numel; ++i) {
       double value;
       std::memcpy(&value, bytes + 8 * i, 8);
-      out[i] = static_cast<float>(value);
+      out[i] = double_to_float(value);
     }
   } else if (numel > 0) {
     std::memcpy(host.data_ptr(), bytes, host.nbytes());
@@ -359,11 +371,6 @@ void save(const std::filesystem::path& path, const NamedTensors& tensors, const 
   write_file_atomic(path, [&](FileSink& sink) {
     write_all(tensors, metadata, [&](const void* data, size_t size) { sink.write(data, size); });
   });
-}
-
-void save(const std::filesystem::path& path, const std::map<std::string, Tensor>& tensors,
-          const Metadata& metadata) {
-  save(path, NamedTensors(tensors.begin(), tensors.end()), metadata);
 }
 
 Contents parse(const void* bytes, size_t size, const std::string& source, Device device) {

@@ -14,6 +14,7 @@
 // every problem is a tiller::Error whose message starts with "safetensors <file>:".
 #pragma once
 
+#include <concepts>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -37,8 +38,13 @@ struct Contents {
 // non-empty and not "__metadata__".
 void save(const std::filesystem::path& path, const NamedTensors& tensors,
           const Metadata& metadata = {});
-void save(const std::filesystem::path& path, const std::map<std::string, Tensor>& tensors,
-          const Metadata& metadata = {});
+// A name-ordered map saves in name order. A template only so that a braced list
+// `save(path, {{"w", w}})` is never ambiguous: it cannot deduce TensorMap and picks the list above.
+template <typename TensorMap>
+  requires std::same_as<TensorMap, std::map<std::string, Tensor>>
+void save(const std::filesystem::path& path, const TensorMap& tensors, const Metadata& metadata = {}) {
+  save(path, NamedTensors(tensors.begin(), tensors.end()), metadata);
+}
 
 // The file's bytes, exactly as `save` writes them; for tests and in-memory transfer.
 std::string serialize(const NamedTensors& tensors, const Metadata& metadata = {});
