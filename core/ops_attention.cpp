@@ -22,7 +22,6 @@
 
 namespace tiller {
 
-using detail::check_i32;
 using detail::check_pair;
 using detail::check_same_device;
 using detail::empty_f32;
@@ -32,7 +31,9 @@ namespace {
 
 void check_key_table(const char* name, const Tensor& table, const Tensor& q, int64_t B,
                      int64_t Tk) {
-  check_i32("attention", name, table);
+  detail::check_defined("attention", name, table);
+  TILLER_CHECK(table.dtype() == DType::i32, "attention: {} must be i32, got {} {}", name,
+               dtype_name(table.dtype()), shape_str(table.shape()));
   check_same_device("attention", q, "q", table, name);
   TILLER_CHECK(table.dim() == 2 && table.size(0) == B && table.size(1) == Tk,
                "attention: {} is {} but must be (B, Tk) = ({},{})", name,
@@ -119,7 +120,9 @@ Tensor rope_raw(const Tensor& x, const Tensor& positions, float theta, bool inve
 
 Tensor rope(const Tensor& x, const Tensor& positions, float theta) {
   detail::check_float("rope", "x", x);
-  check_i32("rope", "positions", positions);
+  detail::check_defined("rope", "positions", positions);
+  TILLER_CHECK(positions.dtype() == DType::i32, "rope: positions must be i32, got {} {}",
+               dtype_name(positions.dtype()), shape_str(positions.shape()));
   check_same_device("rope", x, "x", positions, "positions");
   TILLER_CHECK(x.dim() == 4, "rope: x must be (B, H, T, D), got {}", shape_str(x.shape()));
   TILLER_CHECK(x.size(3) % 2 == 0, "rope: head dim D = {} must be even (x is {})", x.size(3),
