@@ -85,10 +85,19 @@ class VocabBuilder {
     for (size_t id = 0; id < token_bytes_.size(); ++id) {
       if (!is_added[id]) ordinary_by_bytes_.emplace(token_bytes_[id], static_cast<TokenId>(id));
     }
+    for (int b = 0; b < 256; ++b) {
+      TILLER_CHECK(ordinary_by_bytes_.count(std::string(1, static_cast<char>(b))),
+                   "Tokenizer: '{}': no token for byte 0x{:02X} ('{}'); a byte-level BPE vocab "
+                   "needs all 256", file_, b, byte_to_unicode(static_cast<uint8_t>(b)));
+    }
   }
 
   void add_merge(const std::string& left, const std::string& right, const std::string& where) {
-    merges_.emplace_back(ordinary_id(left, where), ordinary_id(right, where));
+    TokenId left_id = ordinary_id(left, where), right_id = ordinary_id(right, where);
+    TILLER_CHECK(ordinary_by_bytes_.count(bytes_of(left_id) + bytes_of(right_id)),
+                 "Tokenizer: {}: merge '{} {}' produces a token that is not in the vocabulary",
+                 where, left, right);
+    merges_.emplace_back(left_id, right_id);
   }
 
   Tokenizer build() {
@@ -121,6 +130,8 @@ class VocabBuilder {
     }
     token_bytes_[id] = content;
   }
+
+  const std::string& bytes_of(TokenId id) const { return token_bytes_[id]; }
 
   TokenId ordinary_id(const std::string& text, const std::string& where) {
     std::string bytes;
