@@ -24,8 +24,8 @@ namespace {
 using detail::Rng;
 
 std::string invented_name(Rng& rng, int syllables, std::string_view ending) {
-  static const std::vector<std::string> onsets = {"b",  "d",  "f",  "g",  "k",  "l",  "m",
-                                                  "n",  "p",  "r",  "s",  "t",  "v",  "z",
+  static const std::vector<std::string> onsets = {"b",  "d",  "f",  "g",  "k",  "l", "m",
+                                                  "n",  "p",  "r",  "s",  "t",  "v", "z",
                                                   "br", "dr", "kr", "tr", "sh", "th"};
   static const std::vector<std::string> vowels = {"a", "e", "i", "o", "u", "ai", "ou"};
   static const std::vector<std::string> codas = {"", "", "", "n", "r", "l", "s", "k"};
@@ -38,8 +38,8 @@ std::string invented_name(Rng& rng, int syllables, std::string_view ending) {
 
 std::vector<std::string> unique_names(Rng& rng, int count, std::set<std::string>& taken,
                                       bool towns) {
-  static const std::vector<std::string> town_endings = {"ford", "mere", "by", "holm", "wick",
-                                                        "dale"};
+  static const std::vector<std::string> town_endings = {"ford", "mere", "by",
+                                                        "holm", "wick", "dale"};
   std::vector<std::string> names;
   for (int attempts = 0; static_cast<int>(names.size()) < count; ++attempts) {
     TILLER_CHECK(attempts < 1000 * count + 1000,
@@ -94,9 +94,12 @@ T different_from(const std::vector<T>& pool, const T& current, Rng& rng) {
 std::string wrong_value(const Expected& expected, const std::vector<std::string>& towns, Rng& rng) {
   const std::string& right = expected.value;
   switch (expected.task) {
-    case TaskType::kColour: return different_from(detail::colours(), right, rng);
-    case TaskType::kFavouriteFood: return different_from(detail::foods(), right, rng);
-    case TaskType::kHomeTown: return different_from(towns, right, rng);
+    case TaskType::kColour:
+      return different_from(detail::colours(), right, rng);
+    case TaskType::kFavouriteFood:
+      return different_from(detail::foods(), right, rng);
+    case TaskType::kHomeTown:
+      return different_from(towns, right, rng);
     case TaskType::kLegs:
       return std::to_string(different_from(detail::leg_counts(), std::stoi(right), rng));
     case TaskType::kAge:
@@ -106,7 +109,8 @@ std::string wrong_value(const Expected& expected, const std::vector<std::string>
       return std::to_string(value - delta >= 0 && rng.chance(0.5) ? value - delta : value + delta);
     }
     case TaskType::kSpelling:
-      return detail::spelled(swap_adjacent_letters(detail::uppercased(detail::parse_subject(expected).name), rng));
+      return detail::spelled(
+          swap_adjacent_letters(detail::uppercased(detail::parse_subject(expected).name), rng));
     case TaskType::kCapitals:
       return swap_adjacent_letters(detail::uppercased(detail::parse_subject(expected).name), rng);
   }
@@ -120,21 +124,24 @@ std::string lowercased(std::string text) {
 
 std::string malformed(const Expected& expected, Rng& rng) {
   std::string sentence = expected.sentence();
-  std::string end(kEndOfTurn);
+  std::string end(special_tokens::kEndOfTurn);
   bool lowercase_differs = lowercased(sentence) != sentence;
   switch (rng.below(4)) {
-    case 0: return sentence.substr(0, sentence.size() - 1) + end;  // no final period
-    case 1: return expected.value + "." + end;                     // bare value, no sentence
+    case 0:
+      return sentence.substr(0, sentence.size() - 1) + end;  // no final period
+    case 1:
+      return expected.value + "." + end;  // bare value, no sentence
     case 2:
       if (lowercase_differs) return lowercased(sentence) + end;
       [[fallthrough]];
-    default: return "Answer: " + expected.value + end;  // a label instead of the sentence
+    default:
+      return "Answer: " + expected.value + end;  // a label instead of the sentence
   }
 }
 
 std::string rambling(const Expected& expected, Rng& rng) {
   std::string sentence = expected.sentence();
-  std::string end(kEndOfTurn);
+  std::string end(special_tokens::kEndOfTurn);
   switch (rng.below(3)) {
     case 0: {  // the whole answer, over and over
       std::string text = sentence;
@@ -160,8 +167,8 @@ const std::vector<std::string>& system_prompts() {
 }
 
 const std::vector<std::string>& follow_up_openers() {
-  static const std::vector<std::string> openers = {"Thanks. ", "Good. Next question: ",
-                                                   "And one more: ", "Great! "};
+  static const std::vector<std::string> openers = {
+      "Thanks. ", "Good. Next question: ", "And one more: ", "Great! "};
   return openers;
 }
 
@@ -177,7 +184,8 @@ World::World(WorldConfig config) : config_(config) {
                "World: counts must be non-negative (sft {}, eval {}, preferences {})",
                c.num_sft_examples, c.num_eval_prompts, c.num_preference_pairs);
   TILLER_CHECK(c.sft_multi_turn_fraction >= 0 && c.sft_multi_turn_fraction <= 1,
-               "World: sft_multi_turn_fraction is {}, must be in [0, 1]", c.sft_multi_turn_fraction);
+               "World: sft_multi_turn_fraction is {}, must be in [0, 1]",
+               c.sft_multi_turn_fraction);
   TILLER_CHECK(c.preference_heldout_fraction >= 0 && c.preference_heldout_fraction < 1,
                "World: preference_heldout_fraction is {}, must be in [0, 1)",
                c.preference_heldout_fraction);
@@ -287,11 +295,12 @@ void World::build_preferences() {
   std::vector<size_t> heldout_begin(kNumTaskTypes);
   for (size_t t = 0; t < heldout_begin.size(); ++t) {
     size_t size = training_facts_[t].size();
-    size_t tail = num_heldout == 0 ? 0
-                                   : std::clamp<size_t>(static_cast<size_t>(std::lround(
-                                                            static_cast<double>(size) *
+    size_t tail = num_heldout == 0
+                      ? 0
+                      : std::clamp<size_t>(
+                            static_cast<size_t>(std::lround(static_cast<double>(size) *
                                                             config_.preference_heldout_fraction)),
-                                                        1, size - 1);
+                            1, size - 1);
     TILLER_CHECK(num_heldout == 0 || size >= 2,
                  "World: task {} has {} training facts, too few for a held-out preference split",
                  task_name(task_from_index(static_cast<int>(t))), size);
@@ -315,11 +324,17 @@ void World::build_preferences() {
     switch (pair.rejection) {
       case Rejection::kWrongFact:
         pair.rejected = fact.prefix + wrong_value(fact, towns_, rng) + fact.suffix +
-                        std::string(kEndOfTurn);
+                        std::string(special_tokens::kEndOfTurn);
         break;
-      case Rejection::kMalformed: pair.rejected = malformed(fact, rng); break;
-      case Rejection::kRambling: pair.rejected = rambling(fact, rng); break;
-      case Rejection::kMissingEndOfTurn: pair.rejected = fact.sentence(); break;
+      case Rejection::kMalformed:
+        pair.rejected = malformed(fact, rng);
+        break;
+      case Rejection::kRambling:
+        pair.rejected = rambling(fact, rng);
+        break;
+      case Rejection::kMissingEndOfTurn:
+        pair.rejected = fact.sentence();
+        break;
     }
     preferences_.push_back(std::move(pair));
   }

@@ -7,15 +7,16 @@
 // - Determinism is part of the contract: the same WorldConfig gives byte-identical outputs on every
 //   platform. Randomness comes only from world_detail.h's Rng (SplitMix64 + own shuffles), never
 //   from <random> distributions, whose results differ between standard libraries. Each product
-//   (entities, splits, SFT, eval, preferences, corpus) draws from its own stream, so asking for more
-//   SFT examples does not change the entities or the eval set.
+//   (entities, splits, SFT, eval, preferences, corpus) draws from its own stream, so asking for
+//   more SFT examples does not change the entities or the eval set.
 // - Every question has a key: "<task>/<subject>" (e.g. "home_town/Zorvik", "arithmetic/7 plus 5").
 //   Keys are partitioned once: eval keys never occur in SFT or preference prompts, and held-out
 //   preference keys never occur in training preference prompts. The pretraining corpus states every
 //   fact, eval facts included, in the exact canonical answer sentence at least once.
-// - An answer is one canonical sentence `prefix + value + suffix` ("Zorvik lives in " "Pelmora" ".").
-//   A model's raw completion must end its turn with the end-of-turn token; score() reads the text
-//   before that token.
+// - An answer is one canonical sentence `prefix + value + suffix` ("Zorvik lives in " "Pelmora"
+// ".").
+//   A model's raw completion must end its turn with special_tokens::kEndOfTurn; score() reads the
+//   text before that token. Chats use core/chat.h's ChatMessage, so they render with render_chat.
 #pragma once
 
 #include <cstdint>
@@ -23,12 +24,10 @@
 #include <string_view>
 #include <vector>
 
-namespace tiller::world {
+#include "core/chat.h"
+#include "core/special_tokens.h"
 
-// The special token strings this world writes. They mirror core/special_tokens.h, which was not yet
-// in the tree when this file was written; keep the two in sync (see WORLD.md).
-inline constexpr std::string_view kEndOfText = "<|endoftext|>";
-inline constexpr std::string_view kEndOfTurn = "<|end|>";
+namespace tiller::world {
 
 enum class TaskType {
   kColour,
@@ -48,8 +47,8 @@ struct WorldConfig {
   uint64_t seed = 1;
   int num_entities = 200;
   int num_towns = 12;
-  int mentions_per_fact = 4;        // times the corpus states each fact (in varied templates)
-  int num_sft_examples = 1000;      // LIMA-sized; spread evenly over the task types
+  int mentions_per_fact = 4;    // times the corpus states each fact (in varied templates)
+  int num_sft_examples = 1000;  // LIMA-sized; spread evenly over the task types
   double sft_multi_turn_fraction = 0.2;
   int num_eval_prompts = 200;       // spread evenly over the task types
   int num_preference_pairs = 2000;  // train + held-out
@@ -63,11 +62,6 @@ struct Entity {
   std::string favourite_food;
   int age = 0;
   int legs = 0;
-};
-
-struct Message {
-  std::string role;  // "system", "user" or "assistant"
-  std::string content;
 };
 
 // What a correct answer looks like: the sentence prefix + value + suffix, nothing else.
@@ -91,13 +85,13 @@ struct Question {
 struct SftExample {
   TaskType task = TaskType::kColour;  // task of the final question
   std::vector<Question> questions;    // every question asked, in order (more than one: multi-turn)
-  std::vector<Message> messages;      // optional system, then user/assistant turns; ends assistant
+  std::vector<ChatMessage> messages;  // optional system, then user/assistant turns; ends assistant
 };
 
 struct EvalItem {
   int id = 0;  // index into World::eval_prompts()
   Question question;
-  std::vector<Message> prompt;  // the conversation to complete: a single user turn
+  std::vector<ChatMessage> prompt;  // the conversation to complete: a single user turn
 };
 
 enum class Rejection { kWrongFact, kMalformed, kRambling, kMissingEndOfTurn };
@@ -107,7 +101,7 @@ std::string_view rejection_name(Rejection rejection);
 // a rejection can be "forgot to end the turn".
 struct PreferencePair {
   Question question;
-  std::vector<Message> prompt;
+  std::vector<ChatMessage> prompt;
   std::string chosen;
   std::string rejected;
   Rejection rejection = Rejection::kWrongFact;
@@ -128,9 +122,9 @@ struct Score {
   double reward = 0.0;            // reward_for(*this)
 };
 
-inline constexpr double kRewardCorrect = 1.0;     // exact_match && format_ok
-inline constexpr double kRewardFormatOnly = 0.25; // format_ok with a wrong fact
-inline constexpr int kMaxAnswerChars = 160;       // longer answers count as rambling
+inline constexpr double kRewardCorrect = 1.0;      // exact_match && format_ok
+inline constexpr double kRewardFormatOnly = 0.25;  // format_ok with a wrong fact
+inline constexpr int kMaxAnswerChars = 160;        // longer answers count as rambling
 
 // The exact scorer (rules in WORLD.md). `response` is the raw model completion.
 Score score(const Expected& expected, std::string_view response);
@@ -138,9 +132,9 @@ Score score(const EvalItem& item, std::string_view response);
 // The verifiable PPO reward: kRewardCorrect, kRewardFormatOnly or 0.
 double reward_for(const Score& score);
 
-// The generation prompt text for `messages` in the chat layout of core/chat.h:
-// "<|role|>\n{content}<|end|>\n" per message, then "<|assistant|>\n".
-std::string render_prompt(const std::vector<Message>& messages);
+// The generation prompt as text, in the layout core/chat.h documents (which renders to token ids):
+// "<|role|>\n{content}<|end|>\n" per message, then "<|assistant|>\n". Preference files need text.
+std::string render_prompt(const std::vector<ChatMessage>& messages);
 // The raw completion a perfect model produces: the canonical sentence then the end-of-turn token.
 std::string completion_for(const Expected& expected);
 
@@ -183,8 +177,8 @@ class World {
   std::vector<PreferencePair> preferences_;
 };
 
-// JSONL / text writers. Each writes to `path`.tmp and renames, so a crash never leaves a partial
-// file; errors name the path.
+// JSONL / text writers, crash-safe through write_file_atomic (core/atomic_file.h); errors name
+// the path.
 void write_sft_jsonl(const std::string& path, const std::vector<SftExample>& examples);
 void write_preferences_jsonl(const std::string& path, const std::vector<PreferencePair>& pairs);
 void write_eval_jsonl(const std::string& path, const std::vector<EvalItem>& items);

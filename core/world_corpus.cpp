@@ -1,5 +1,5 @@
 // The pretraining corpus of the task world: prose documents that state every fact several times,
-// joined by kEndOfText.
+// joined by special_tokens::kEndOfText.
 //
 // Document families: creature profiles (mentions_per_fact per creature, the first in canonical
 // answer sentences, the rest in varied phrasings and orders), terse quiz sheets ("Q: age of Zorvik?
@@ -16,9 +16,9 @@ namespace {
 
 using detail::Rng;
 
-constexpr TaskType kEntityTasks[] = {TaskType::kColour, TaskType::kHomeTown,
-                                     TaskType::kFavouriteFood, TaskType::kAge, TaskType::kLegs,
-                                     TaskType::kSpelling, TaskType::kCapitals};
+constexpr TaskType kEntityTasks[] = {
+    TaskType::kColour, TaskType::kHomeTown, TaskType::kFavouriteFood, TaskType::kAge,
+    TaskType::kLegs,   TaskType::kSpelling, TaskType::kCapitals};
 
 std::string statement(const Expected& fact, int template_index) {
   const auto& templates = detail::statement_templates(fact.task);
@@ -51,8 +51,10 @@ std::string profile(const Entity& entity, int mention, Rng& rng) {
 
 std::string quiz(const std::vector<const Entity*>& group, Rng& rng) {
   static const std::vector<std::pair<TaskType, std::string_view>> labels = {
-      {TaskType::kColour, "colour"},   {TaskType::kHomeTown, "home town"},
-      {TaskType::kFavouriteFood, "favourite food"}, {TaskType::kAge, "age"},
+      {TaskType::kColour, "colour"},
+      {TaskType::kHomeTown, "home town"},
+      {TaskType::kFavouriteFood, "favourite food"},
+      {TaskType::kAge, "age"},
       {TaskType::kLegs, "number of legs"}};
   std::vector<std::string> lines;
   for (const Entity* entity : group) {
@@ -72,7 +74,8 @@ std::string roster(const std::string& town, const std::vector<Entity>& entities)
   for (const Entity& entity : entities) {
     if (entity.home_town == town) residents.push_back(entity.name);
   }
-  if (residents.empty()) return fmt::format("About {0}.\n{0} is a quiet town. Nobody lives there.\n", town);
+  if (residents.empty())
+    return fmt::format("About {0}.\n{0} is a quiet town. Nobody lives there.\n", town);
   return fmt::format("About {0}.\n{0} is a town. The creatures who live in {0} are {1}.\n", town,
                      joined_list(residents));
 }
@@ -138,8 +141,8 @@ std::string World::pretraining_corpus() const {
   rng.shuffle(order);
   for (size_t begin = 0; begin < order.size(); begin += kCreaturesPerQuiz) {
     size_t end = std::min(order.size(), begin + kCreaturesPerQuiz);
-    documents.push_back(quiz({order.begin() + static_cast<long>(begin),
-                              order.begin() + static_cast<long>(end)}, rng));
+    documents.push_back(quiz(
+        {order.begin() + static_cast<long>(begin), order.begin() + static_cast<long>(end)}, rng));
   }
   for (const std::string& town : towns_) documents.push_back(roster(town, entities_));
   for (size_t i = 0; i < order.size(); ++i) {
@@ -151,7 +154,7 @@ std::string World::pretraining_corpus() const {
   rng.shuffle(documents);
   std::string corpus;
   for (size_t i = 0; i < documents.size(); ++i) {
-    if (i) corpus += kEndOfText;
+    if (i) corpus += special_tokens::kEndOfText;
     corpus += documents[i];
   }
   return corpus;

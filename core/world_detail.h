@@ -27,8 +27,8 @@ class Rng {
   Rng(uint64_t seed, std::string_view purpose);
 
   uint64_t next();
-  int below(int bound);           // uniform in [0, bound); bound > 0
-  int between(int low, int high); // uniform in [low, high]
+  int below(int bound);            // uniform in [0, bound); bound > 0
+  int between(int low, int high);  // uniform in [low, high]
   bool chance(double probability);
 
   template <typename T>
@@ -61,8 +61,8 @@ Expected arithmetic_fact(int a, std::string_view op, int b);
 // Every arithmetic fact of the world, grouped by first operand then operator: a plus 0..20,
 // a minus 0..a, and (for a <= 12) a times 0..12, for a in 0..20.
 std::vector<Expected> all_arithmetic_facts();
-std::string spelled(std::string_view name);    // "Zorvik" → "Z-O-R-V-I-K"
-std::string uppercased(std::string_view name); // "Zorvik" → "ZORVIK"
+std::string spelled(std::string_view name);     // "Zorvik" → "Z-O-R-V-I-K"
+std::string uppercased(std::string_view name);  // "Zorvik" → "ZORVIK"
 
 // Questions a user may ask for each task; any index works for any key of that task.
 const std::vector<std::string_view>& question_templates(TaskType task);

@@ -5,7 +5,8 @@
 //   trimmed; anything after that token is ignored, because generation stops there.
 // - single_sentence: non-empty, starts with an upper-case letter or a digit, contains exactly one
 //   '.', '!' or '?' and that one is the last character, and has no line break.
-// - follows_template: answer == prefix + value + suffix for a value of the task's kind (a lower-case
+// - follows_template: answer == prefix + value + suffix for a value of the task's kind (a
+// lower-case
 //   word for colours and foods, a capitalised word for towns, an integer for ages, legs and sums,
 //   "Z-O-R" for spelling, "ZOR" for capitals). The value may be wrong; that is fact_correct's job.
 // - rambling: longer than kMaxAnswerChars, or some run of words repeats back to back (a run of two
@@ -15,20 +16,24 @@
 
 #include <algorithm>
 #include <cctype>
-#include <filesystem>
-#include <fstream>
-#include <functional>
 #include <nlohmann/json.hpp>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/world_detail.h"
 
 namespace tiller::world {
 namespace {
 
-bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
-bool is_lower(char c) { return c >= 'a' && c <= 'z'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_upper(char c) {
+  return c >= 'A' && c <= 'Z';
+}
+bool is_lower(char c) {
+  return c >= 'a' && c <= 'z';
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 std::string_view trim(std::string_view text) {
   auto is_space = [](char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; };
@@ -61,14 +66,18 @@ bool is_spelled(std::string_view text) {  // "Z-O-R": upper-case letters joined 
 bool value_has_kind(TaskType task, std::string_view value) {
   switch (task) {
     case TaskType::kColour:
-    case TaskType::kFavouriteFood: return all_of(value, is_lower);
+    case TaskType::kFavouriteFood:
+      return all_of(value, is_lower);
     case TaskType::kHomeTown:
       return value.size() >= 2 && is_upper(value.front()) && all_of(value.substr(1), is_lower);
     case TaskType::kAge:
     case TaskType::kLegs:
-    case TaskType::kArithmetic: return is_integer(value);
-    case TaskType::kSpelling: return is_spelled(value);
-    case TaskType::kCapitals: return all_of(value, is_upper);
+    case TaskType::kArithmetic:
+      return is_integer(value);
+    case TaskType::kSpelling:
+      return is_spelled(value);
+    case TaskType::kCapitals:
+      return all_of(value, is_upper);
   }
   return false;
 }
@@ -115,23 +124,14 @@ bool repeats_back_to_back(const std::vector<std::string>& words) {
   return false;
 }
 
-void write_atomically(const std::string& path, std::string_view what,
-                      const std::function<void(std::ostream&)>& body) {
-  std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    TILLER_CHECK(out.good(), "{}: cannot open '{}' for writing", what, temporary);
-    body(out);
-    out.flush();
-    TILLER_CHECK(out.good(), "{}: writing '{}' failed", what, temporary);
-  }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  TILLER_CHECK(!error, "{}: cannot rename '{}' to '{}': {}", what, temporary, path,
-               error.message());
+std::string_view role_token(const std::string& role) {
+  if (role == "system") return special_tokens::kSystem;
+  if (role == "user") return special_tokens::kUser;
+  if (role == "assistant") return special_tokens::kAssistant;
+  fail("render_prompt: unknown role '{}' (expected system, user or assistant)", role);
 }
 
-nlohmann::json messages_json(const std::vector<Message>& messages) {
+nlohmann::json messages_json(const std::vector<ChatMessage>& messages) {
   nlohmann::json array = nlohmann::json::array();
   for (const auto& message : messages) {
     array.push_back({{"role", message.role}, {"content", message.content}});
@@ -143,7 +143,7 @@ nlohmann::json messages_json(const std::vector<Message>& messages) {
 
 Score score(const Expected& expected, std::string_view response) {
   Score result;
-  size_t end = response.find(kEndOfTurn);
+  size_t end = response.find(special_tokens::kEndOfTurn);
   result.ends_turn = end != std::string_view::npos;
   std::string_view answer = trim(response.substr(0, end));
   result.answer = std::string(answer);
@@ -175,39 +175,40 @@ double reward_for(const Score& score) {
   return 0.0;
 }
 
-std::string render_prompt(const std::vector<Message>& messages) {
+std::string render_prompt(const std::vector<ChatMessage>& messages) {
   std::string text;
   for (const auto& message : messages) {
-    text += fmt::format("<|{}|>\n{}{}\n", message.role, message.content, kEndOfTurn);
+    text += fmt::format("{}\n{}{}\n", role_token(message.role), message.content,
+                        special_tokens::kEndOfTurn);
   }
-  return text + "<|assistant|>\n";
+  return fmt::format("{}{}\n", text, special_tokens::kAssistant);
 }
 
 std::string completion_for(const Expected& expected) {
-  return expected.sentence() + std::string(kEndOfTurn);
+  return expected.sentence() + std::string(special_tokens::kEndOfTurn);
 }
 
 void write_sft_jsonl(const std::string& path, const std::vector<SftExample>& examples) {
-  write_atomically(path, "write_sft_jsonl", [&](std::ostream& out) {
+  write_file_atomic(path, [&](FileSink& out) {
     for (const auto& example : examples) {
-      out << nlohmann::json{{"messages", messages_json(example.messages)}}.dump() << '\n';
+      out.write(nlohmann::json{{"messages", messages_json(example.messages)}}.dump() + "\n");
     }
   });
 }
 
 void write_preferences_jsonl(const std::string& path, const std::vector<PreferencePair>& pairs) {
-  write_atomically(path, "write_preferences_jsonl", [&](std::ostream& out) {
+  write_file_atomic(path, [&](FileSink& out) {
     for (const auto& pair : pairs) {
       nlohmann::json line = {{"prompt", render_prompt(pair.prompt)},
                              {"chosen", pair.chosen},
                              {"rejected", pair.rejected}};
-      out << line.dump() << '\n';
+      out.write(line.dump() + "\n");
     }
   });
 }
 
 void write_eval_jsonl(const std::string& path, const std::vector<EvalItem>& items) {
-  write_atomically(path, "write_eval_jsonl", [&](std::ostream& out) {
+  write_file_atomic(path, [&](FileSink& out) {
     for (const auto& item : items) {
       const Expected& expected = item.question.expected;
       nlohmann::json line = {{"id", item.id},
@@ -219,15 +220,13 @@ void write_eval_jsonl(const std::string& path, const std::vector<EvalItem>& item
                              {"prefix", expected.prefix},
                              {"value", expected.value},
                              {"suffix", expected.suffix}};
-      out << line.dump() << '\n';
+      out.write(line.dump() + "\n");
     }
   });
 }
 
 void write_text(const std::string& path, std::string_view text) {
-  write_atomically(path, "write_text", [&](std::ostream& out) {
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  });
+  write_file_atomic(path, text);
 }
 
 }  // namespace tiller::world

@@ -16,30 +16,42 @@ namespace tiller::world {
 
 std::string_view task_name(TaskType task) {
   switch (task) {
-    case TaskType::kColour: return "colour";
-    case TaskType::kHomeTown: return "home_town";
-    case TaskType::kFavouriteFood: return "favourite_food";
-    case TaskType::kAge: return "age";
-    case TaskType::kLegs: return "legs";
-    case TaskType::kArithmetic: return "arithmetic";
-    case TaskType::kSpelling: return "spelling";
-    case TaskType::kCapitals: return "capitals";
+    case TaskType::kColour:
+      return "colour";
+    case TaskType::kHomeTown:
+      return "home_town";
+    case TaskType::kFavouriteFood:
+      return "favourite_food";
+    case TaskType::kAge:
+      return "age";
+    case TaskType::kLegs:
+      return "legs";
+    case TaskType::kArithmetic:
+      return "arithmetic";
+    case TaskType::kSpelling:
+      return "spelling";
+    case TaskType::kCapitals:
+      return "capitals";
   }
   fail("world: unknown task type {}", static_cast<int>(task));
 }
 
 TaskType task_from_index(int index) {
-  TILLER_CHECK(index >= 0 && index < kNumTaskTypes, "world: task index {} is not in [0, {})",
-               index, kNumTaskTypes);
+  TILLER_CHECK(index >= 0 && index < kNumTaskTypes, "world: task index {} is not in [0, {})", index,
+               kNumTaskTypes);
   return static_cast<TaskType>(index);
 }
 
 std::string_view rejection_name(Rejection rejection) {
   switch (rejection) {
-    case Rejection::kWrongFact: return "wrong_fact";
-    case Rejection::kMalformed: return "malformed";
-    case Rejection::kRambling: return "rambling";
-    case Rejection::kMissingEndOfTurn: return "missing_end_of_turn";
+    case Rejection::kWrongFact:
+      return "wrong_fact";
+    case Rejection::kMalformed:
+      return "malformed";
+    case Rejection::kRambling:
+      return "rambling";
+    case Rejection::kMissingEndOfTurn:
+      return "missing_end_of_turn";
   }
   fail("world: unknown rejection kind {}", static_cast<int>(rejection));
 }
@@ -72,23 +84,25 @@ int Rng::below(int bound) {
   return static_cast<int>(((next() >> 32) * static_cast<uint64_t>(bound)) >> 32);
 }
 
-int Rng::between(int low, int high) { return low + below(high - low + 1); }
+int Rng::between(int low, int high) {
+  return low + below(high - low + 1);
+}
 
 bool Rng::chance(double probability) {
   return static_cast<double>(next() >> 11) * 0x1.0p-53 < probability;
 }
 
 const std::vector<std::string>& colours() {
-  static const std::vector<std::string> pool = {"red",    "blue",  "green", "yellow",
+  static const std::vector<std::string> pool = {"red",    "blue",   "green", "yellow",
                                                 "purple", "orange", "white", "black",
-                                                "grey",   "pink",  "brown", "silver"};
+                                                "grey",   "pink",   "brown", "silver"};
   return pool;
 }
 
 const std::vector<std::string>& foods() {
-  static const std::vector<std::string> pool = {"apples",  "turnips", "honey",  "bread",
-                                                "cheese",  "mushrooms", "carrots", "plums",
-                                                "rice",    "beans",   "fish",   "pears"};
+  static const std::vector<std::string> pool = {"apples", "turnips",   "honey",   "bread",
+                                                "cheese", "mushrooms", "carrots", "plums",
+                                                "rice",   "beans",     "fish",    "pears"};
   return pool;
 }
 
@@ -158,9 +172,9 @@ std::string_view symbol_of(std::string_view op) {
 std::string fill_fields(std::string_view template_text, const Subject& subject,
                         std::string_view value) {
   std::string_view symbol = subject.op.empty() ? std::string_view{} : symbol_of(subject.op);
-  return fmt::format(fmt::runtime(template_text), fmt::arg("n", subject.name),
-                     fmt::arg("v", value), fmt::arg("a", subject.a), fmt::arg("b", subject.b),
-                     fmt::arg("op", subject.op), fmt::arg("sym", symbol));
+  return fmt::format(fmt::runtime(template_text), fmt::arg("n", subject.name), fmt::arg("v", value),
+                     fmt::arg("a", subject.a), fmt::arg("b", subject.b), fmt::arg("op", subject.op),
+                     fmt::arg("sym", symbol));
 }
 
 Expected fact_from_canonical(TaskType task, const Subject& subject, std::string value) {
@@ -214,14 +228,22 @@ Expected entity_fact(TaskType task, const Entity& entity) {
   Subject subject;
   subject.name = entity.name;
   switch (task) {
-    case TaskType::kColour: return fact_from_canonical(task, subject, entity.colour);
-    case TaskType::kHomeTown: return fact_from_canonical(task, subject, entity.home_town);
-    case TaskType::kFavouriteFood: return fact_from_canonical(task, subject, entity.favourite_food);
-    case TaskType::kAge: return fact_from_canonical(task, subject, std::to_string(entity.age));
-    case TaskType::kLegs: return fact_from_canonical(task, subject, std::to_string(entity.legs));
-    case TaskType::kSpelling: return fact_from_canonical(task, subject, spelled(entity.name));
-    case TaskType::kCapitals: return fact_from_canonical(task, subject, uppercased(entity.name));
-    case TaskType::kArithmetic: break;
+    case TaskType::kColour:
+      return fact_from_canonical(task, subject, entity.colour);
+    case TaskType::kHomeTown:
+      return fact_from_canonical(task, subject, entity.home_town);
+    case TaskType::kFavouriteFood:
+      return fact_from_canonical(task, subject, entity.favourite_food);
+    case TaskType::kAge:
+      return fact_from_canonical(task, subject, std::to_string(entity.age));
+    case TaskType::kLegs:
+      return fact_from_canonical(task, subject, std::to_string(entity.legs));
+    case TaskType::kSpelling:
+      return fact_from_canonical(task, subject, spelled(entity.name));
+    case TaskType::kCapitals:
+      return fact_from_canonical(task, subject, uppercased(entity.name));
+    case TaskType::kArithmetic:
+      break;
   }
   fail("world: entity_fact cannot build a {} fact", task_name(task));
 }

@@ -61,7 +61,7 @@ Expected home_town_of_zorvik() {
                   .suffix = "."};
 }
 
-const std::string kEnd(kEndOfTurn);
+const std::string kEnd(special_tokens::kEndOfTurn);
 
 }  // namespace
 
@@ -79,10 +79,10 @@ TEST_CASE("the same seed gives the same world and another seed a different one",
 }
 
 TEST_CASE("asking for more SFT examples leaves entities and eval prompts unchanged", "[world]") {
-  World few(WorldConfig{.seed = 3, .num_entities = 60, .num_sft_examples = 100,
-                        .num_eval_prompts = 40});
-  World many(WorldConfig{.seed = 3, .num_entities = 60, .num_sft_examples = 400,
-                         .num_eval_prompts = 40});
+  World few(
+      WorldConfig{.seed = 3, .num_entities = 60, .num_sft_examples = 100, .num_eval_prompts = 40});
+  World many(
+      WorldConfig{.seed = 3, .num_entities = 60, .num_sft_examples = 400, .num_eval_prompts = 40});
   REQUIRE(few.entities().size() == many.entities().size());
   for (size_t i = 0; i < few.entities().size(); ++i) {
     REQUIRE(few.entities()[i].name == many.entities()[i].name);
@@ -184,7 +184,8 @@ TEST_CASE("eval prompts are held out from SFT by key and by exact text", "[world
     eval_keys.insert(item.question.expected.key);
     REQUIRE(sft_keys.count(item.question.expected.key) == 0);
     REQUIRE(sft_template_keys.count(item.question.template_key()) == 0);
-    for (const auto& text : sft_user_texts) REQUIRE(text.find(item.question.text) == std::string::npos);
+    for (const auto& text : sft_user_texts)
+      REQUIRE(text.find(item.question.text) == std::string::npos);
   }
   REQUIRE(eval_keys.size() == 200);
   for (const auto& [task, count] : per_task) REQUIRE(count == 25);
@@ -201,9 +202,9 @@ TEST_CASE("the corpus states every eval fact in the exact answer sentence", "[wo
   }
   // Each creature fact is stated mentions_per_fact times or more, in any of its phrasings.
   for (size_t e = 0; e < world.entities().size(); e += 10) {
-    for (TaskType task : {TaskType::kColour, TaskType::kHomeTown, TaskType::kFavouriteFood,
-                          TaskType::kAge, TaskType::kLegs, TaskType::kSpelling,
-                          TaskType::kCapitals}) {
+    for (TaskType task :
+         {TaskType::kColour, TaskType::kHomeTown, TaskType::kFavouriteFood, TaskType::kAge,
+          TaskType::kLegs, TaskType::kSpelling, TaskType::kCapitals}) {
       Expected fact = detail::entity_fact(task, world.entities()[e]);
       size_t statements = 0;
       for (auto phrasing : detail::statement_templates(task)) {
@@ -220,9 +221,10 @@ TEST_CASE("the corpus is a few hundred KB of plain documents without chat markup
   std::string corpus = default_world().pretraining_corpus();
   REQUIRE(corpus.size() > 200'000);
   REQUIRE(corpus.size() < 4'000'000);
-  size_t documents = count_occurrences(corpus, std::string(kEndOfText)) + 1;
+  size_t documents = count_occurrences(corpus, std::string(special_tokens::kEndOfText)) + 1;
   REQUIRE(documents > 1000);
-  REQUIRE(corpus.find(std::string(kEndOfText) + std::string(kEndOfText)) == std::string::npos);
+  REQUIRE(corpus.find(std::string(special_tokens::kEndOfText) +
+                      std::string(special_tokens::kEndOfText)) == std::string::npos);
   for (const char* chat_token : {"<|user|>", "<|assistant|>", "<|system|>", "<|end|>"}) {
     REQUIRE(corpus.find(chat_token) == std::string::npos);
   }
@@ -268,7 +270,9 @@ TEST_CASE("the scorer prefers chosen over rejected on every preference pair", "[
         REQUIRE(rejected.ends_turn);
         REQUIRE_FALSE(rejected.format_ok);
         break;
-      case Rejection::kRambling: REQUIRE(rejected.rambling); break;
+      case Rejection::kRambling:
+        REQUIRE(rejected.rambling);
+        break;
       case Rejection::kMissingEndOfTurn:
         REQUIRE(rejected.exact_match);
         REQUIRE_FALSE(rejected.ends_turn);
@@ -298,8 +302,11 @@ TEST_CASE("scorer: a well-formed wrong fact earns only the format reward", "[wor
   REQUIRE_FALSE(result.exact_match);
   REQUIRE(result.reward == kRewardFormatOnly);
 
-  Expected sum{.task = TaskType::kArithmetic, .key = "arithmetic/7 plus 5",
-               .prefix = "7 plus 5 is ", .value = "12", .suffix = "."};
+  Expected sum{.task = TaskType::kArithmetic,
+               .key = "arithmetic/7 plus 5",
+               .prefix = "7 plus 5 is ",
+               .value = "12",
+               .suffix = "."};
   REQUIRE(score(sum, "7 plus 5 is 13." + kEnd).reward == kRewardFormatOnly);
   REQUIRE(score(sum, "7 plus 5 is 12." + kEnd).reward == kRewardCorrect);
 }
@@ -323,8 +330,11 @@ TEST_CASE("scorer: malformed answers earn nothing and say what is wrong", "[worl
   REQUIRE_FALSE(two_sentences.single_sentence);
   REQUIRE(two_sentences.reward == 0.0);
 
-  Expected spelling{.task = TaskType::kSpelling, .key = "spelling/Zorvik",
-                    .prefix = "Zorvik is spelled ", .value = "Z-O-R-V-I-K", .suffix = "."};
+  Expected spelling{.task = TaskType::kSpelling,
+                    .key = "spelling/Zorvik",
+                    .prefix = "Zorvik is spelled ",
+                    .value = "Z-O-R-V-I-K",
+                    .suffix = "."};
   REQUIRE(score(spelling, "Zorvik is spelled Z-O-R-V-I-K." + kEnd).reward == kRewardCorrect);
   REQUIRE_FALSE(score(spelling, "Zorvik is spelled ZORVIK." + kEnd).follows_template);
   REQUIRE_FALSE(score(spelling, "Zorvik is spelled Z--O-R." + kEnd).follows_template);
@@ -348,8 +358,11 @@ TEST_CASE("scorer: rambling is repeated text or an overlong answer", "[world]") 
   std::string long_answer = "Zorvik lives in Pelmora" + std::string(kMaxAnswerChars, ',') + ".";
   REQUIRE(score(expected, long_answer + kEnd).rambling);
   // Repeated numbers that are not back to back are fine.
-  Expected square{.task = TaskType::kArithmetic, .key = "arithmetic/1 times 1",
-                  .prefix = "1 times 1 is ", .value = "1", .suffix = "."};
+  Expected square{.task = TaskType::kArithmetic,
+                  .key = "arithmetic/1 times 1",
+                  .prefix = "1 times 1 is ",
+                  .value = "1",
+                  .suffix = "."};
   REQUIRE_FALSE(score(square, "1 times 1 is 1." + kEnd).rambling);
 }
 
@@ -362,7 +375,7 @@ TEST_CASE("World::score looks up the eval item and rejects unknown ids", "[world
 }
 
 TEST_CASE("render_prompt writes the chat layout ending with the assistant header", "[world]") {
-  std::vector<Message> messages = {{"system", "Be brief."}, {"user", "How old is Zorvik?"}};
+  std::vector<ChatMessage> messages = {{"system", "Be brief."}, {"user", "How old is Zorvik?"}};
   REQUIRE(render_prompt(messages) ==
           "<|system|>\nBe brief.<|end|>\n<|user|>\nHow old is Zorvik?<|end|>\n<|assistant|>\n");
 }
@@ -394,11 +407,13 @@ TEST_CASE("the JSONL writers produce one parseable object per item", "[world]") 
   std::string corpus = world.pretraining_corpus();
   write_text((dir / "corpus.txt").string(), corpus);
   REQUIRE(std::filesystem::file_size(dir / "corpus.txt") == corpus.size());
-  REQUIRE_FALSE(std::filesystem::exists(dir / "corpus.txt.tmp"));
+  // Only the four finished files remain: no temporary file is left behind.
+  REQUIRE(std::distance(std::filesystem::directory_iterator(dir),
+                        std::filesystem::directory_iterator()) == 4);
   std::filesystem::remove_all(dir);
 
   REQUIRE_THROWS_WITH(write_text("/nonexistent-dir/corpus.txt", "x"),
-                      Catch::Contains("write_text: cannot open '/nonexistent-dir/corpus.txt.tmp'"));
+                      Catch::Contains("/nonexistent-dir"));
 }
 
 TEST_CASE("a world too small for its eval set is refused with a hint", "[world]") {
@@ -407,7 +422,9 @@ TEST_CASE("a world too small for its eval set is refused with a hint", "[world]"
   REQUIRE_THROWS_WITH(World(WorldConfig{.num_entities = 1}), Catch::Contains("num_entities is 1"));
   REQUIRE_THROWS_WITH(World(WorldConfig{.preference_heldout_fraction = 1.0}),
                       Catch::Contains("preference_heldout_fraction is 1"));
-  World tiny(WorldConfig{.num_entities = 12, .num_sft_examples = 64, .num_eval_prompts = 16,
+  World tiny(WorldConfig{.num_entities = 12,
+                         .num_sft_examples = 64,
+                         .num_eval_prompts = 16,
                          .num_preference_pairs = 64});
   REQUIRE(tiny.sft_examples().size() == 64);
   REQUIRE(tiny.eval_prompts().size() == 16);
