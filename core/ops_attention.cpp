@@ -36,8 +36,8 @@ void check_key_table(const char* name, const Tensor& table, const Tensor& q, int
                dtype_name(table.dtype()), shape_str(table.shape()));
   check_same_device("attention", q, "q", table, name);
   TILLER_CHECK(table.dim() == 2 && table.size(0) == B && table.size(1) == Tk,
-               "attention: {} is {} but must be (B, Tk) = ({},{})", name,
-               shape_str(table.shape()), B, Tk);
+               "attention: {} is {} but must be (B, Tk) = ({},{})", name, shape_str(table.shape()),
+               B, Tk);
 }
 
 kernels::AttentionShape attention_shape(const Tensor& q, const Tensor& k, const Tensor& v,
@@ -45,18 +45,21 @@ kernels::AttentionShape attention_shape(const Tensor& q, const Tensor& k, const 
   check_pair("attention", q, "q", k, "k");
   check_pair("attention", q, "q", v, "v");
   TILLER_CHECK(q.dim() == 4, "attention: q must be (B, Hq, Tq, D), got {}", shape_str(q.shape()));
-  TILLER_CHECK(k.dim() == 4, "attention: k must be (B, Hkv, Tk, D), got {}",
-               shape_str(k.shape()));
+  TILLER_CHECK(k.dim() == 4, "attention: k must be (B, Hkv, Tk, D), got {}", shape_str(k.shape()));
   TILLER_CHECK(k.shape() == v.shape(), "attention: k is {} but v is {}", shape_str(k.shape()),
                shape_str(v.shape()));
   TILLER_CHECK(q.size(0) == k.size(0) && q.size(3) == k.size(3),
                "attention: q is {} but k is {} (batch and head dim must match)",
                shape_str(q.shape()), shape_str(k.shape()));
-  kernels::AttentionShape s{.B = q.size(0), .Hq = q.size(1), .Hkv = k.size(1), .Tq = q.size(2),
-                            .Tk = k.size(2), .D = q.size(3)};
+  kernels::AttentionShape s{.B = q.size(0),
+                            .Hq = q.size(1),
+                            .Hkv = k.size(1),
+                            .Tq = q.size(2),
+                            .Tk = k.size(2),
+                            .D = q.size(3)};
   TILLER_CHECK(s.Hkv > 0 && s.Hq % s.Hkv == 0,
-               "attention: Hq = {} must be a multiple of Hkv = {} (q is {}, k is {})", s.Hq,
-               s.Hkv, shape_str(q.shape()), shape_str(k.shape()));
+               "attention: Hq = {} must be a multiple of Hkv = {} (q is {}, k is {})", s.Hq, s.Hkv,
+               shape_str(q.shape()), shape_str(k.shape()));
   TILLER_CHECK(std::isfinite(options.scale), "attention: scale must be finite, got {}",
                options.scale);
   s.scale = options.scale != 0.f ? options.scale
@@ -95,9 +98,9 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v,
                   Tensor dq = empty_like(q), dk = empty_like(k), dv = empty_like(v);
                   if (dq.numel() > 0 || dk.numel() > 0)
                     TILLER_DISPATCH(q.device(), kernels::attention_backward, s, q.data_ptr(),
-                                    k.data_ptr(), v.data_ptr(), saved_out.data_ptr(),
-                                    g.data_ptr(), lse.data<float>(), dq.data_ptr(),
-                                    dk.data_ptr(), dv.data_ptr(), q.dtype());
+                                    k.data_ptr(), v.data_ptr(), saved_out.data_ptr(), g.data_ptr(),
+                                    lse.data<float>(), dq.data_ptr(), dk.data_ptr(), dv.data_ptr(),
+                                    q.dtype());
                   return std::vector<Tensor>{dq, dk, dv};
                 });
 }
@@ -127,15 +130,13 @@ Tensor rope(const Tensor& x, const Tensor& positions, float theta) {
   TILLER_CHECK(x.dim() == 4, "rope: x must be (B, H, T, D), got {}", shape_str(x.shape()));
   TILLER_CHECK(x.size(3) % 2 == 0, "rope: head dim D = {} must be even (x is {})", x.size(3),
                shape_str(x.shape()));
-  bool per_batch = positions.dim() == 2 && positions.size(0) == x.size(0) &&
-                   positions.size(1) == x.size(2);
+  bool per_batch =
+      positions.dim() == 2 && positions.size(0) == x.size(0) && positions.size(1) == x.size(2);
   bool shared = positions.dim() == 1 && positions.size(0) == x.size(2);
   TILLER_CHECK(per_batch || shared,
                "rope: positions are {} but x is {}; expected (B, T) = ({},{}) or (T) = ({})",
-               shape_str(positions.shape()), shape_str(x.shape()), x.size(0), x.size(2),
-               x.size(2));
-  TILLER_CHECK(std::isfinite(theta) && theta > 0.f, "rope: theta must be positive, got {}",
-               theta);
+               shape_str(positions.shape()), shape_str(x.shape()), x.size(0), x.size(2), x.size(2));
+  TILLER_CHECK(std::isfinite(theta) && theta > 0.f, "rope: theta must be positive, got {}", theta);
   Tensor out = rope_raw(x, positions, theta, /*inverse=*/false);
   return record(out, "rope", {x}, [positions, theta](const Tensor& g) {
     return std::vector<Tensor>{rope_raw(g, positions, theta, /*inverse=*/true)};

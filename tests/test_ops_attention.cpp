@@ -90,7 +90,9 @@ AttentionOptions with_padding_and_documents(bool causal) {
   return o;
 }
 
-Tensor attend(const Inputs& x, const AttentionOptions& o) { return attention(x.q, x.k, x.v, o); }
+Tensor attend(const Inputs& x, const AttentionOptions& o) {
+  return attention(x.q, x.k, x.v, o);
+}
 
 }  // namespace
 
@@ -119,6 +121,24 @@ TEST_CASE("attention matches matmul + softmax with an additive mask", "[attentio
     Inputs x = random_qkv(c.layout, 11);
     Tensor expected = reference_attention(x.q, x.k, x.v, c.options);
     REQUIRE_CLOSE(attend(x, c.options), expected, 1e-4f, 1e-5f);
+  }
+}
+
+TEST_CASE("attention gradients equal those of the matmul + softmax reference", "[attention]") {
+  // Tighter than finite differences: catches small systematic errors (a biased lse, say).
+  Layout l{2, 4, 2, 5, 7, 6};
+  for (const AttentionOptions& o :
+       {options(true), options(false), with_padding_and_documents(true)}) {
+    INFO("causal " << o.causal << ", masks " << o.document_ids.defined());
+    Inputs x = random_qkv(l, 15);
+    Inputs ref{x.q.detach().requires_grad_(), x.k.detach().requires_grad_(),
+               x.v.detach().requires_grad_()};
+    Tensor weights = testing::random_input({2, 4, 5, 6}, 17, 1.f, false);
+    sum(attend(x, o) * weights).backward();
+    sum(reference_attention(ref.q, ref.k, ref.v, o) * weights).backward();
+    REQUIRE_CLOSE(x.q.grad(), ref.q.grad(), 1e-4f, 1e-5f);
+    REQUIRE_CLOSE(x.k.grad(), ref.k.grad(), 1e-4f, 1e-5f);
+    REQUIRE_CLOSE(x.v.grad(), ref.v.grad(), 1e-4f, 1e-5f);
   }
 }
 
@@ -152,8 +172,7 @@ TEST_CASE("attention gradients match finite differences for q, k and v", "[atten
   }
 }
 
-TEST_CASE("packed documents give the outputs and gradients of separate sequences",
-          "[attention]") {
+TEST_CASE("packed documents give the outputs and gradients of separate sequences", "[attention]") {
   const std::vector<int64_t> starts = {0, 3, 7, 9};  // documents [0,3), [3,7), [7,9)
   Layout l{1, 4, 2, 9, 9, 5};
   for (bool causal : {true, false}) {
@@ -171,8 +190,8 @@ TEST_CASE("packed documents give the outputs and gradients of separate sequences
     std::vector<Tensor> pieces;
     for (size_t d = 0; d + 1 < starts.size(); ++d) {
       auto cut = [&](const Tensor& t) { return slice(t, 2, starts[d], starts[d + 1]); };
-      pieces.push_back(attention(cut(separate.q), cut(separate.k), cut(separate.v),
-                                 options(causal)));
+      pieces.push_back(
+          attention(cut(separate.q), cut(separate.k), cut(separate.v), options(causal)));
     }
     Tensor separate_out = concat(pieces, 2);
     sum(separate_out * weights).backward();
@@ -225,8 +244,7 @@ TEST_CASE("decoding against cached keys equals the last rows of full causal atte
   }
 }
 
-TEST_CASE("a query with no visible key outputs zeros, lse = -inf and no gradient",
-          "[attention]") {
+TEST_CASE("a query with no visible key outputs zeros, lse = -inf and no gradient", "[attention]") {
   Layout l{2, 2, 1, 4, 4, 3};
   Inputs x = random_qkv(l, 61);
   AttentionOptions o;  // causal + left padding: queries 0 and 1 of row 1 see nothing
@@ -238,7 +256,13 @@ TEST_CASE("a query with no visible key outputs zeros, lse = -inf and no gradient
   REQUIRE_CLOSE(slice(slice(x.q.grad(), 0, 1, 2), 2, 0, 2), zero_rows, 0.f, 0.f);
   REQUIRE(std::fabs(slice(slice(out, 0, 1, 2), 2, 2, 3).to_vector()[0]) > 0.f);
 
-  kernels::AttentionShape s{.B = 2, .Hq = 2, .Hkv = 1, .Tq = 4, .Tk = 4, .D = 3, .scale = 0.5f,
+  kernels::AttentionShape s{.B = 2,
+                            .Hq = 2,
+                            .Hkv = 1,
+                            .Tq = 4,
+                            .Tk = 4,
+                            .D = 3,
+                            .scale = 0.5f,
                             .causal = true,
                             .key_padding_mask = o.key_padding_mask.data<int32_t>(),
                             .document_ids = nullptr};
@@ -255,6 +279,16 @@ TEST_CASE("a query with no visible key outputs zeros, lse = -inf and no gradient
     REQUIRE(std::isfinite(lse_values[(1 * 2 + h) * 4 + 2]));
     REQUIRE(std::isfinite(lse_values[(0 * 2 + h) * 4 + 0]));
   }
+  // Batch 0, head 1, query 3 sees keys 0..3 of the single kv head: lse = log sum exp(0.5 q.k).
+  std::vector<float> qv = x.q.to_vector(), kv = x.k.to_vector();
+  const float* q_row = qv.data() + ((0 * 2 + 1) * 4 + 3) * 3;
+  double sum_exp = 0;
+  for (int64_t j = 0; j < 4; ++j) {
+    double score = 0;
+    for (int64_t d = 0; d < 3; ++d) score += double(q_row[d]) * kv[j * 3 + d];
+    sum_exp += std::exp(0.5 * score);
+  }
+  REQUIRE(lse_values[(0 * 2 + 1) * 4 + 3] == Approx(std::log(sum_exp)).epsilon(1e-5));
 }
 
 TEST_CASE("attention results do not depend on the number of threads", "[attention]") {
@@ -281,8 +315,7 @@ TEST_CASE("attention results do not depend on the number of threads", "[attentio
 #endif
 }
 
-TEST_CASE("attention rejects inconsistent inputs with messages naming the shapes",
-          "[attention]") {
+TEST_CASE("attention rejects inconsistent inputs with messages naming the shapes", "[attention]") {
   auto f32 = [](const Shape& s) { return Tensor::zeros(s); };
   REQUIRE_THROWS_WITH(attention(f32({2, 4, 16, 64}), f32({2, 4, 12, 32}), f32({2, 4, 12, 32})),
                       Catch::Contains("attention: q is (2,4,16,64) but k is (2,4,12,32)"));
@@ -294,9 +327,9 @@ TEST_CASE("attention rejects inconsistent inputs with messages naming the shapes
                       Catch::Contains("attention: k is (1,2,5,4) but v is (1,2,6,4)"));
   REQUIRE_THROWS_WITH(attention(f32({1, 2, 6, 4}), f32({1, 2, 5, 4}), f32({1, 2, 5, 4})),
                       Catch::Contains("attention: Tq = 6 > Tk = 5"));
-  REQUIRE_THROWS_WITH(attention(f32({1, 2, 5, 4}).to(DType::bf16), f32({1, 2, 5, 4}),
-                                f32({1, 2, 5, 4})),
-                      Catch::Contains("attention: the CPU backend computes in f32 but q is bf16"));
+  REQUIRE_THROWS_WITH(
+      attention(f32({1, 2, 5, 4}).to(DType::bf16), f32({1, 2, 5, 4}), f32({1, 2, 5, 4})),
+      Catch::Contains("attention: the CPU backend computes in f32 but q is bf16"));
 
   Tensor q = f32({2, 2, 5, 4}), kv = f32({2, 1, 5, 4});
   AttentionOptions float_mask;

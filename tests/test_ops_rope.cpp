@@ -28,8 +28,8 @@ std::vector<double> row_norms(const Tensor& x) {
 Tensor raw_rope(const Tensor& x, const Tensor& positions, float theta, bool inverse) {
   Tensor out = Tensor::empty(x.shape());
   kernels::rope<kernels::Backend::cpu>(x.data_ptr(), positions.data<int32_t>(), out.data_ptr(),
-                                       x.size(0), x.size(1), x.size(2), x.size(3), theta,
-                                       inverse, DType::f32);
+                                       x.size(0), x.size(1), x.size(2), x.size(3), theta, inverse,
+                                       DType::f32);
   return out;
 }
 
@@ -96,6 +96,23 @@ TEST_CASE("rope with shared (T) positions equals (B, T) positions repeated", "[r
   Tensor shared = rope(x, Tensor::from_ints({5, 6, 7, 8}, {4}));
   Tensor per_batch = rope(x, Tensor::from_ints({5, 6, 7, 8, 5, 6, 7, 8, 5, 6, 7, 8}, {3, 4}));
   REQUIRE(shared.to_vector() == per_batch.to_vector());
+}
+
+TEST_CASE("each token turns by its own position, however far apart positions are", "[rope]") {
+  // The kernel tabulates angles per distinct position when positions are dense and per token
+  // when they are sparse; one-token calls always take the dense path.
+  Tensor x = testing::random_input({2, 3, 2, 8}, 8, 1.f, false);
+  std::vector<int32_t> values = {0, 1 << 20, -7, 5};  // (B, T) = (2, 2)
+  Tensor together = rope(x, Tensor::from_ints(values, {2, 2}));
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t t = 0; t < 2; ++t) {
+      INFO("b " << b << " t " << t);
+      auto token = [&](const Tensor& whole) {
+        return slice(slice(whole, 0, b, b + 1), 2, t, t + 1);
+      };
+      Tensor alone = rope(token(x), Tensor::from_ints({values[b * 2 + t]}, {1}));
+      REQUIRE_CLOSE(token(together), alone, 1e-6f, 1e-7f);
+    }
 }
 
 TEST_CASE("rope gradient matches finite differences", "[rope]") {

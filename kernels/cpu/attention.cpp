@@ -55,13 +55,13 @@ struct RowVisibility {
     if (s.document_ids) {
       docs = s.document_ids + b * s.Tk;
       // A query before the first key (only possible when Tq > Tk) belongs to no document.
-      if (query_pos < 0 || query_pos >= s.Tk) end = 0;
-      else query_doc = docs[query_pos];
+      if (query_pos < 0 || query_pos >= s.Tk)
+        end = 0;
+      else
+        query_doc = docs[query_pos];
     }
   }
-  bool sees(int64_t j) const {
-    return (!mask || mask[j] != 0) && (!docs || docs[j] == query_doc);
-  }
+  bool sees(int64_t j) const { return (!mask || mask[j] != 0) && (!docs || docs[j] == query_doc); }
 };
 
 void forward_f32(const AttentionShape& s, const float* q, const float* k, const float* v,
@@ -72,7 +72,7 @@ void forward_f32(const AttentionShape& s, const float* q, const float* k, const 
     std::vector<float> row(static_cast<size_t>(s.Tk));  // (Tk) scores, then probabilities
     for (int64_t bh = begin; bh < end; ++bh) {
       int64_t b = bh / s.Hq, h = bh % s.Hq, kv_head = h / group;
-      const float* q_head = q + bh * s.Tq * D;                 // (Tq, D)
+      const float* q_head = q + bh * s.Tq * D;                     // (Tq, D)
       const float* k_head = k + (b * s.Hkv + kv_head) * s.Tk * D;  // (Tk, D)
       const float* v_head = v + (b * s.Hkv + kv_head) * s.Tk * D;  // (Tk, D)
       float* out_head = out + bh * s.Tq * D;
@@ -171,8 +171,7 @@ void attention_forward<Backend::cpu>(const AttentionShape& shape, const void* q,
 template <>
 void attention_backward<Backend::cpu>(const AttentionShape& shape, const void* q, const void* k,
                                       const void* v, const void* out, const void* dout,
-                                      const float* lse, void* dq, void* dk, void* dv,
-                                      DType dtype) {
+                                      const float* lse, void* dq, void* dk, void* dv, DType dtype) {
   require_f32(dtype, "attention_backward");
   backward_f32(shape, static_cast<const float*>(q), static_cast<const float*>(k),
                static_cast<const float*>(v), static_cast<const float*>(out),

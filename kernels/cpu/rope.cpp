@@ -23,9 +23,9 @@ using cpu::parallel_for;
 using cpu::require_f32;
 
 template <>
-void rope<Backend::cpu>(const void* x_raw, const int32_t* positions, void* out_raw,
-                        int64_t batch, int64_t heads, int64_t T, int64_t D, float theta,
-                        bool inverse, DType dtype) {
+void rope<Backend::cpu>(const void* x_raw, const int32_t* positions, void* out_raw, int64_t batch,
+                        int64_t heads, int64_t T, int64_t D, float theta, bool inverse,
+                        DType dtype) {
   require_f32(dtype, "rope");
   const int64_t half = D / 2, tokens = batch * T;
   if (tokens == 0 || heads == 0 || half == 0) return;
