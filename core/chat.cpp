@@ -110,8 +110,9 @@ std::vector<ChatMessage> parse_chat_record(std::string_view json_line, std::stri
   }
   TILLER_CHECK(record.contains("prompt") || record.contains("completion"),
                "chat: {}: expected \"messages\" or \"prompt\" + \"completion\"", where);
-  return prompt_completion_messages(string_field(record, "prompt", "the record"),
-                                    string_field(record, "completion", "the record"));
+  std::string prompt = string_field(record, "prompt", "the record");
+  std::string completion = string_field(record, "completion", "the record");
+  return prompt_completion_messages(std::move(prompt), std::move(completion));
 }
 
 }  // namespace tiller
