@@ -1,6 +1,7 @@
 // The built-in task world: determinism, the sizes and balance of each data set, the train/eval
 // partition (no eval question leaks into SFT or preferences), corpus coverage of eval facts, the
 // exact scorer's rules and the JSONL writers.
+#include <fmt/format.h>
 #include <catch2/catch.hpp>
 
 #include <cctype>
@@ -390,6 +391,19 @@ TEST_CASE("the JSONL writers produce one parseable object per item", "[world]") 
   REQUIRE(sft.size() == 1000);
   REQUIRE(sft[3]["messages"].back()["role"] == "assistant");
   REQUIRE(sft[3]["messages"].back()["content"] == world.sft_examples()[3].messages.back().content);
+  // The chat template's own reader accepts every line and sees the same conversation.
+  std::ifstream sft_file(dir / "sft.jsonl");
+  size_t line_number = 0;
+  for (std::string line; std::getline(sft_file, line); ++line_number) {
+    auto parsed = parse_chat_record(line, fmt::format("sft.jsonl line {}", line_number + 1));
+    const auto& original = world.sft_examples()[line_number].messages;
+    REQUIRE(parsed.size() == original.size());
+    for (size_t m = 0; m < parsed.size(); ++m) {
+      REQUIRE(parsed[m].role == original[m].role);
+      REQUIRE(parsed[m].content == original[m].content);
+    }
+  }
+  REQUIRE(line_number == 1000);
 
   auto heldout = world.preference_pairs(Split::kHeldOut);
   write_preferences_jsonl((dir / "prefs.jsonl").string(), heldout);
