@@ -206,6 +206,8 @@ TEST_CASE("CUDA sums, means and layout ops match the CPU forward and backward",
   }
 }
 
+// Calls a Backend::cuda kernel directly: compiled only where libtiller has CUDA kernels.
+#if defined(TILLER_HAS_CUDA)
 TEST_CASE("CUDA sum_squares adds into its device result and matches the CPU", "[cuda][reduce]") {
   for (DType dtype : float_dtypes()) {
     for (int64_t n : {int64_t{1}, int64_t{4099}, int64_t{1000003}}) {
@@ -223,6 +225,7 @@ TEST_CASE("CUDA sum_squares adds into its device result and matches the CPU", "[
     }
   }
 }
+#endif  // TILLER_HAS_CUDA
 
 TEST_CASE("CUDA matmul and linear match the CPU forward and backward", "[cuda][matmul]") {
   struct Case {

@@ -79,6 +79,8 @@ TEST_CASE("CUDA caching allocator hands a released block of the same size class 
   cuda::release(second, 0);
 }
 
+// Calls a Backend::cuda kernel directly: compiled only where libtiller has CUDA kernels.
+#if defined(TILLER_HAS_CUDA)
 namespace {
 
 struct AdamWState {
@@ -176,3 +178,4 @@ TEST_CASE("CUDA AdamW rejects an f32 parameter separate from its master", "[cuda
   REQUIRE_THROWS_WITH(kernels::adamw_step<kernels::Backend::cuda>({x}, {}),
                       Catch::Contains("only bf16 params have masters"));
 }
+#endif  // TILLER_HAS_CUDA
