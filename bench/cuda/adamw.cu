@@ -31,45 +31,45 @@ std::vector<int64_t> gpt2_small_sizes() {
 }  // namespace
 
 int main() {
-  bench::Ceilings ceilings = bench::measure_ceilings();
-  const std::vector<int64_t> sizes = gpt2_small_sizes();
-  int64_t total = 0;
-  for (int64_t n : sizes) total += n;
-  const std::string shape = "gpt2-124M n=" + std::to_string(total) +
-                            " tensors=" + std::to_string(sizes.size());
-  bench::guarded("adamw_step", shape, [&] {
-    // One buffer per role, sliced per tensor: 2.2 GB in all, far beyond L2, so no rotation.
-    bench::DeviceBuffer master(total * 4), m(total * 4), v(total * 4), param(total * 2),
-        grad(total * 2);
-    bench::fill_uniform(master.get<float>(), total, 1);
-    bench::fill_uniform(grad.get<__nv_bfloat16>(), total, 2, 1e-2f);
-    TILLER_CUDA_CHECK(cudaMemset(m.get(), 0, total * 4));
-    TILLER_CUDA_CHECK(cudaMemset(v.get(), 0, total * 4));
-    std::vector<AdamWTensor> tensors;
-    int64_t offset = 0;
-    for (int64_t n : sizes) {
-      AdamWTensor t;
-      t.master = master.get<float>() + offset;
-      t.param = param.get<__nv_bfloat16>() + offset;
-      t.grad = grad.get<__nv_bfloat16>() + offset;
-      t.m = m.get<float>() + offset;
-      t.v = v.get<float>() + offset;
-      t.n = n;
-      t.weight_decay = 0.1f;
-      t.param_dtype = tiller::DType::bf16;
-      t.grad_dtype = tiller::DType::bf16;
-      tensors.push_back(t);
-      offset += n;
-    }
-    tiller::kernels::AdamWHyper hyper;
-    hyper.lr = 6e-4f;
-    hyper.beta2 = 0.95f;
-    bench::Timing t = bench::time_it([&](int) {
-      tiller::kernels::adamw_step<Backend::cuda>(tensors, hyper);
-      ++hyper.step;
-    }, 1);
-    bench::report("adamw_step", shape, t, 12.0 * total, 28.0 * total, bench::Bound::memory,
-                  ceilings);
+  return bench::run_program("bench_cuda_adamw", [](const bench::Ceilings& ceilings) {
+    const std::vector<int64_t> sizes = gpt2_small_sizes();
+    int64_t total = 0;
+    for (int64_t n : sizes) total += n;
+    const std::string shape = "gpt2-124M n=" + std::to_string(total) +
+                              " tensors=" + std::to_string(sizes.size());
+    bench::guarded("adamw_step", shape, [&] {
+      // One buffer per role, sliced per tensor: 2.2 GB in all, far beyond L2, so no rotation.
+      bench::DeviceBuffer master(total * 4), m(total * 4), v(total * 4), param(total * 2),
+          grad(total * 2);
+      bench::fill_uniform(master.get<float>(), total, 1);
+      bench::fill_uniform(grad.get<__nv_bfloat16>(), total, 2, 1e-2f);
+      TILLER_CUDA_CHECK(cudaMemset(m.get(), 0, total * 4));
+      TILLER_CUDA_CHECK(cudaMemset(v.get(), 0, total * 4));
+      std::vector<AdamWTensor> tensors;
+      int64_t offset = 0;
+      for (int64_t n : sizes) {
+        AdamWTensor t;
+        t.master = master.get<float>() + offset;
+        t.param = param.get<__nv_bfloat16>() + offset;
+        t.grad = grad.get<__nv_bfloat16>() + offset;
+        t.m = m.get<float>() + offset;
+        t.v = v.get<float>() + offset;
+        t.n = n;
+        t.weight_decay = 0.1f;
+        t.param_dtype = tiller::DType::bf16;
+        t.grad_dtype = tiller::DType::bf16;
+        tensors.push_back(t);
+        offset += n;
+      }
+      tiller::kernels::AdamWHyper hyper;
+      hyper.lr = 6e-4f;
+      hyper.beta2 = 0.95f;
+      bench::Timing t = bench::time_it([&](int) {
+        tiller::kernels::adamw_step<Backend::cuda>(tensors, hyper);
+        ++hyper.step;
+      }, 1);
+      bench::report("adamw_step", shape, t, 12.0 * total, 28.0 * total, bench::Bound::memory,
+                    ceilings);
+    });
   });
-  return 0;
 }

@@ -68,8 +68,8 @@ void run_shape(int64_t T, int64_t D, const bench::Ceilings& ceilings) {
 }  // namespace
 
 int main() {
-  bench::Ceilings ceilings = bench::measure_ceilings();
-  for (int64_t D : {64, 128})
-    for (int64_t T : {1024, 2048, 4096, 8192}) run_shape(T, D, ceilings);
-  return 0;
+  return bench::run_program("bench_cuda_attention", [](const bench::Ceilings& ceilings) {
+    for (int64_t D : {64, 128})
+      for (int64_t T : {1024, 2048, 4096, 8192}) run_shape(T, D, ceilings);
+  });
 }

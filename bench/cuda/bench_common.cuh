@@ -186,6 +186,16 @@ inline void report(const std::string& kernel, const std::string& shape, const Ti
   std::fflush(stdout);
 }
 
+inline void report_error(const std::string& kernel, const std::string& shape,
+                         const std::exception& error) {
+  std::string message = error.what();
+  for (char& ch : message)
+    if (ch == '"' || ch == '\\' || ch == '\n') ch = ' ';  // keep the line valid JSON
+  std::printf("{\"source\":\"tiller\",\"kernel\":\"%s\",\"shape\":\"%s\",\"error\":\"%s\"}\n",
+              kernel.c_str(), shape.c_str(), message.c_str());
+  std::fflush(stdout);
+}
+
 // Runs one benchmark body and turns an exception into a JSON error line, so one failing shape
 // does not hide the others.
 template <typename Body>
@@ -193,13 +203,21 @@ void guarded(const std::string& kernel, const std::string& shape, Body&& body) {
   try {
     body();
   } catch (const std::exception& error) {
-    std::string message = error.what();
-    for (char& ch : message)
-      if (ch == '"' || ch == '\\' || ch == '\n') ch = ' ';  // keep the line valid JSON
-    std::printf("{\"source\":\"tiller\",\"kernel\":\"%s\",\"shape\":\"%s\",\"error\":\"%s\"}\n",
-                kernel.c_str(), shape.c_str(), message.c_str());
-    std::fflush(stdout);
+    report_error(kernel, shape, error);
     cudaGetLastError();  // clear a sticky launch error so later shapes still run
+  }
+}
+
+// The main() of every benchmark: measures the ceilings, then body(ceilings). An error outside a
+// guarded shape (no device, no driver) becomes one JSON error line and exit status 1.
+template <typename Body>
+int run_program(const char* program, Body&& body) {
+  try {
+    body(measure_ceilings());
+    return 0;
+  } catch (const std::exception& error) {
+    report_error(program, "-", error);
+    return 1;
   }
 }
 

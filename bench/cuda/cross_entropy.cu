@@ -56,7 +56,7 @@ void run_shape(int64_t rows, int64_t V, const bench::Ceilings& ceilings) {
 }  // namespace
 
 int main() {
-  bench::Ceilings ceilings = bench::measure_ceilings();
-  for (int64_t rows : {4096, 8192}) run_shape(rows, 50304, ceilings);
-  return 0;
+  return bench::run_program("bench_cuda_cross_entropy", [](const bench::Ceilings& ceilings) {
+    for (int64_t rows : {4096, 8192}) run_shape(rows, 50304, ceilings);
+  });
 }

@@ -43,13 +43,13 @@ void run_shape(int64_t M, int64_t N, int64_t K, const bench::Ceilings& ceilings)
 }  // namespace
 
 int main() {
-  bench::Ceilings ceilings = bench::measure_ceilings();
-  constexpr int64_t kTokens = 16384, C = 768;
-  run_shape(kTokens, 3 * C, C, ceilings);      // qkv projection
-  run_shape(kTokens, C, C, ceilings);          // attention output projection
-  run_shape(kTokens, 4 * C, C, ceilings);      // MLP up
-  run_shape(kTokens, C, 4 * C, ceilings);      // MLP down
-  run_shape(kTokens, 50304, C, ceilings);      // LM head
-  run_shape(8192, 8192, 8192, ceilings);       // square, the ceiling's own shape
-  return 0;
+  return bench::run_program("bench_cuda_gemm", [](const bench::Ceilings& ceilings) {
+    constexpr int64_t kTokens = 16384, C = 768;
+    run_shape(kTokens, 3 * C, C, ceilings);      // qkv projection
+    run_shape(kTokens, C, C, ceilings);          // attention output projection
+    run_shape(kTokens, 4 * C, C, ceilings);      // MLP up
+    run_shape(kTokens, C, 4 * C, ceilings);      // MLP down
+    run_shape(kTokens, 50304, C, ceilings);      // LM head
+    run_shape(8192, 8192, 8192, ceilings);       // square, the ceiling's own shape
+  });
 }

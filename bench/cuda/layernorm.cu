@@ -67,7 +67,7 @@ void run_shape(int64_t C, const bench::Ceilings& ceilings) {
 }  // namespace
 
 int main() {
-  bench::Ceilings ceilings = bench::measure_ceilings();
-  for (int64_t C : {768, 1024, 2048, 4096}) run_shape(C, ceilings);
-  return 0;
+  return bench::run_program("bench_cuda_layernorm", [](const bench::Ceilings& ceilings) {
+    for (int64_t C : {768, 1024, 2048, 4096}) run_shape(C, ceilings);
+  });
 }
