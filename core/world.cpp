@@ -295,16 +295,13 @@ void World::build_preferences() {
   std::vector<size_t> heldout_begin(kNumTaskTypes);
   for (size_t t = 0; t < heldout_begin.size(); ++t) {
     size_t size = training_facts_[t].size();
-    size_t tail = num_heldout == 0
-                      ? 0
-                      : std::clamp<size_t>(
-                            static_cast<size_t>(std::lround(static_cast<double>(size) *
-                                                            config_.preference_heldout_fraction)),
-                            1, size - 1);
-    TILLER_CHECK(num_heldout == 0 || size >= 2,
+    heldout_begin[t] = size;
+    if (num_heldout == 0) continue;
+    TILLER_CHECK(size >= 2,
                  "World: task {} has {} training facts, too few for a held-out preference split",
                  task_name(task_from_index(static_cast<int>(t))), size);
-    heldout_begin[t] = size - tail;
+    double tail = std::round(static_cast<double>(size) * config_.preference_heldout_fraction);
+    heldout_begin[t] = size - std::clamp<size_t>(static_cast<size_t>(tail), 1, size - 1);
   }
   std::vector<size_t> train_cursor(kNumTaskTypes, 0), heldout_cursor(kNumTaskTypes, 0);
   preferences_.clear();
