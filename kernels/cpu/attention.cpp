@@ -1,20 +1,24 @@
-// CPU reference for kernels/attention.h: exact softmax attention, one query row at a time.
+// CPU reference for kernels/attention.h: exact softmax attention over tiles of 4 query rows.
 //
 // Design choices:
-//   - Forward: OpenMP over (b, query head). Each thread keeps one row of Tk scores (the only
-//     score storage on either pass), so memory stays O(Tk) per thread, never O(Tq * Tk).
+//   - Forward: OpenMP over (b, query head). A thread keeps one tile of kQueryTile x Tk scores
+//     (the only score storage on either pass): memory is O(Tk) per thread, never O(Tq * Tk).
 //   - Backward: OpenMP over (b, kv head). A thread owns dk/dv of its kv head and dq of every query
 //     head in the group, so no two threads write the same element and every sum runs in a fixed
 //     order: results are bitwise independent of the thread count. Probabilities are recomputed
 //     from the saved lse (p = exp(scale * q.k - lse)); the output is only read for
 //     delta_i = dout_i . out_i, the softmax-backward correction.
-//   - Inner loops run over D with `omp simd` so dot products and the fused dq/dk/dv updates
-//     vectorise without -ffast-math.
+//   - The kQueryTile rows of a tile share every key and value row they load, and all inner loops
+//     run over D under `omp simd`, so they vectorise without -ffast-math. The per-head functions
+//     are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time (target_clones),
+//     since the library itself is built for baseline x86-64.
+//   - A key that a row cannot see is skipped for that row, never multiplied by p = 0, so
+//     non-finite values in masked cache slots cannot leak into visible outputs.
 // Invariants: lse is in the units of the scaled scores, lse_i = log sum_j exp(scale * q_i . k_j)
 // over visible j; a row with no visible key has out = 0, lse = -inf, and contributes nothing to
 // dq, dk or dv.
-// FLOPs: forward 4 * Tq * Tk * D per (b, head) (two D-length passes per visible key); the
-// backward does 3 dot products and 3 axpys per visible (query, key) pair, about 2.5x forward.
+// FLOPs: forward 4 * Tq * Tk * D per (b, head) (a dot and an axpy per visible pair); the
+// backward does 2 dots and 3 axpys per visible pair, 2.5x forward.
 #include "kernels/attention.h"
 
 #include <algorithm>
@@ -24,6 +28,13 @@
 
 #include "kernels/cpu/parallel.h"
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define TILLER_SIMD_CLONES \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define TILLER_SIMD_CLONES
+#endif
+
 namespace tiller::kernels {
 
 using cpu::parallel_for;
@@ -32,6 +43,8 @@ using cpu::require_f32;
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+// Query rows per tile: 4 rows x (q, accumulator) stay in registers next to one key row.
+constexpr int64_t kQueryTile = 4;
 
 inline float dot(const float* a, const float* b, int64_t n) {
   float acc = 0.f;
@@ -48,6 +61,7 @@ struct RowVisibility {
   const int32_t* docs = nullptr;  // row b of document_ids, or null
   int32_t query_doc = 0;
 
+  RowVisibility() = default;  // sees nothing: the unused rows of a partial tile
   RowVisibility(const AttentionShape& s, int64_t b, int64_t i) {
     int64_t query_pos = s.Tk - s.Tq + i;
     end = s.causal ? std::clamp<int64_t>(query_pos + 1, 0, s.Tk) : s.Tk;
@@ -61,122 +75,235 @@ struct RowVisibility {
         query_doc = docs[query_pos];
     }
   }
-  bool sees(int64_t j) const { return (!mask || mask[j] != 0) && (!docs || docs[j] == query_doc); }
+  bool sees(int64_t j) const {
+    return j < end && (!mask || mask[j] != 0) && (!docs || docs[j] == query_doc);
+  }
 };
 
-void forward_f32(const AttentionShape& s, const float* q, const float* k, const float* v,
-                 float* out, float* lse) {
-  const int64_t D = s.D, group = s.Hq / s.Hkv;
-  int64_t cost = std::max<int64_t>(1, 4 * s.Tq * s.Tk * D);
-  parallel_for(s.B * s.Hq, cost, [&](int64_t begin, int64_t end) {
-    std::vector<float> row(static_cast<size_t>(s.Tk));  // (Tk) scores, then probabilities
-    for (int64_t bh = begin; bh < end; ++bh) {
-      int64_t b = bh / s.Hq, h = bh % s.Hq, kv_head = h / group;
-      const float* q_head = q + bh * s.Tq * D;                     // (Tq, D)
-      const float* k_head = k + (b * s.Hkv + kv_head) * s.Tk * D;  // (Tk, D)
-      const float* v_head = v + (b * s.Hkv + kv_head) * s.Tk * D;  // (Tk, D)
-      float* out_head = out + bh * s.Tq * D;
-      float* lse_head = lse + bh * s.Tq;
-      for (int64_t i = 0; i < s.Tq; ++i) {
-        const float* qi = q_head + i * D;
-        float* oi = out_head + i * D;
-        RowVisibility visible(s, b, i);
-        float row_max = kNegInf;
-        for (int64_t j = 0; j < visible.end; ++j) {
-          row[j] = visible.sees(j) ? s.scale * dot(qi, k_head + j * D, D) : kNegInf;
-          row_max = std::max(row_max, row[j]);
-        }
-        std::fill(oi, oi + D, 0.f);
-        if (row_max == kNegInf) {  // no visible key
-          lse_head[i] = kNegInf;
-          continue;
-        }
-        float row_sum = 0.f;
-        for (int64_t j = 0; j < visible.end; ++j) {
-          float p = row[j] == kNegInf ? 0.f : std::exp(row[j] - row_max);
-          row_sum += p;
-          if (p == 0.f) continue;
-          const float* vj = v_head + j * D;
-#pragma omp simd
-          for (int64_t d = 0; d < D; ++d) oi[d] += p * vj[d];
-        }
-        float inv_sum = 1.f / row_sum;
-#pragma omp simd
-        for (int64_t d = 0; d < D; ++d) oi[d] *= inv_sum;
-        lse_head[i] = row_max + std::log(row_sum);
+// One tile of query rows [i0, i0 + rows) of head (b, h); rows beyond `rows` alias row 0 and see
+// nothing, so every loop can run over a full tile.
+struct QueryTile {
+  int64_t rows = 0;
+  int64_t key_end = 0;  // max over rows of visibility.end
+  RowVisibility visibility[kQueryTile];
+  int64_t row_index[kQueryTile] = {};  // of each row in (B, Hq, Tq): its lse element
+  int64_t offset[kQueryTile] = {};     // of each row's first element in (B, Hq, Tq, D) tensors
+
+  QueryTile(const AttentionShape& s, int64_t b, int64_t h, int64_t i0) {
+    rows = std::min(kQueryTile, s.Tq - i0);
+    for (int64_t r = 0; r < kQueryTile; ++r) {
+      bool real = r < rows;
+      if (real) visibility[r] = RowVisibility(s, b, i0 + r);
+      row_index[r] = (b * s.Hq + h) * s.Tq + i0 + (real ? r : 0);
+      offset[r] = row_index[r] * s.D;
+      key_end = std::max(key_end, visibility[r].end);
+    }
+  }
+};
+
+// Forward for head (b, h). scores: (kQueryTile, Tk) scratch; acc: (kQueryTile, D) scratch.
+TILLER_SIMD_CLONES
+void forward_head(const AttentionShape& s, int64_t b, int64_t h, const float* q, const float* k,
+                  const float* v, float* out, float* lse, float* scores, float* acc) {
+  const int64_t D = s.D, Tk = s.Tk;
+  const int64_t kv_offset = (b * s.Hkv + h / (s.Hq / s.Hkv)) * Tk * D;
+  const float* k_head = k + kv_offset;  // (Tk, D)
+  const float* v_head = v + kv_offset;  // (Tk, D)
+  for (int64_t i0 = 0; i0 < s.Tq; i0 += kQueryTile) {
+    QueryTile tile(s, b, h, i0);
+    const float *q0 = q + tile.offset[0], *q1 = q + tile.offset[1], *q2 = q + tile.offset[2],
+                *q3 = q + tile.offset[3];
+    for (int64_t j = 0; j < tile.key_end; ++j) {
+      const float* kj = k_head + j * D;
+      float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+      for (int64_t d = 0; d < D; ++d) {
+        s0 += q0[d] * kj[d];
+        s1 += q1[d] * kj[d];
+        s2 += q2[d] * kj[d];
+        s3 += q3[d] * kj[d];
+      }
+      scores[0 * Tk + j] = s0;
+      scores[1 * Tk + j] = s1;
+      scores[2 * Tk + j] = s2;
+      scores[3 * Tk + j] = s3;
+    }
+    // Softmax numerators in place; invisible keys become exactly 0.
+    float row_sum[kQueryTile] = {};
+    float row_max[kQueryTile];
+    for (int64_t r = 0; r < kQueryTile; ++r) {
+      float* row = scores + r * Tk;
+      const RowVisibility& visible = tile.visibility[r];
+      row_max[r] = kNegInf;
+      for (int64_t j = 0; j < tile.key_end; ++j) {
+        row[j] = visible.sees(j) ? s.scale * row[j] : kNegInf;
+        row_max[r] = std::max(row_max[r], row[j]);
+      }
+      for (int64_t j = 0; j < tile.key_end; ++j) {
+        row[j] = row[j] == kNegInf ? 0.f : std::exp(row[j] - row_max[r]);
+        row_sum[r] += row[j];
       }
     }
-  });
+    std::fill(acc, acc + kQueryTile * D, 0.f);
+    float *a0 = acc, *a1 = acc + D, *a2 = acc + 2 * D, *a3 = acc + 3 * D;
+    for (int64_t j = 0; j < tile.key_end; ++j) {
+      const float* vj = v_head + j * D;
+      float p0 = scores[j], p1 = scores[Tk + j], p2 = scores[2 * Tk + j], p3 = scores[3 * Tk + j];
+      if (p0 != 0.f && p1 != 0.f && p2 != 0.f && p3 != 0.f) {
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) {
+          a0[d] += p0 * vj[d];
+          a1[d] += p1 * vj[d];
+          a2[d] += p2 * vj[d];
+          a3[d] += p3 * vj[d];
+        }
+        continue;
+      }
+      for (int64_t r = 0; r < kQueryTile; ++r) {
+        float p = scores[r * Tk + j];
+        if (p == 0.f) continue;
+        float* ar = acc + r * D;
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) ar[d] += p * vj[d];
+      }
+    }
+    for (int64_t r = 0; r < tile.rows; ++r) {
+      float* o = out + tile.offset[r];
+      float* lse_row = lse + tile.row_index[r];
+      if (row_max[r] == kNegInf) {  // no visible key
+        std::fill(o, o + D, 0.f);
+        *lse_row = kNegInf;
+        continue;
+      }
+      float inv_sum = 1.f / row_sum[r];
+      const float* ar = acc + r * D;
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) o[d] = ar[d] * inv_sum;
+      *lse_row = row_max[r] + std::log(row_sum[r]);
+    }
+  }
 }
 
-void backward_f32(const AttentionShape& s, const float* q, const float* k, const float* v,
-                  const float* out, const float* dout, const float* lse, float* dq, float* dk,
-                  float* dv) {
+// Backward for kv head (b, kv_head): overwrites dk/dv of that head and dq of the query heads
+// that read it. dq_acc: (kQueryTile, D) scratch.
+TILLER_SIMD_CLONES
+void backward_kv_head(const AttentionShape& s, int64_t b, int64_t kv_head, const float* q,
+                      const float* k, const float* v, const float* out, const float* dout,
+                      const float* lse, float* dq, float* dk, float* dv, float* dq_acc) {
   const int64_t D = s.D, group = s.Hq / s.Hkv;
-  int64_t cost = std::max<int64_t>(1, 10 * group * s.Tq * s.Tk * D);
-  parallel_for(s.B * s.Hkv, cost, [&](int64_t begin, int64_t end) {
-    for (int64_t bg = begin; bg < end; ++bg) {
-      int64_t b = bg / s.Hkv, kv_head = bg % s.Hkv;
-      const float* k_head = k + bg * s.Tk * D;  // (Tk, D)
-      const float* v_head = v + bg * s.Tk * D;
-      float* dk_head = dk + bg * s.Tk * D;
-      float* dv_head = dv + bg * s.Tk * D;
-      std::fill(dk_head, dk_head + s.Tk * D, 0.f);
-      std::fill(dv_head, dv_head + s.Tk * D, 0.f);
-      for (int64_t h = kv_head * group; h < (kv_head + 1) * group; ++h) {
-        int64_t bh = b * s.Hq + h;
-        for (int64_t i = 0; i < s.Tq; ++i) {
-          int64_t row_offset = (bh * s.Tq + i) * D;
-          const float* qi = q + row_offset;
-          const float* oi = out + row_offset;
-          const float* doi = dout + row_offset;
-          float* dqi = dq + row_offset;
-          float lse_i = lse[bh * s.Tq + i];
-          std::fill(dqi, dqi + D, 0.f);
-          if (lse_i == kNegInf) continue;  // no visible key: no gradient anywhere
-          float delta = dot(doi, oi, D);
-          RowVisibility visible(s, b, i);
-          for (int64_t j = 0; j < visible.end; ++j) {
-            if (!visible.sees(j)) continue;
-            const float* kj = k_head + j * D;
-            const float* vj = v_head + j * D;
-            float p = std::exp(s.scale * dot(qi, kj, D) - lse_i);
-            float dscore = p * (dot(doi, vj, D) - delta);  // d loss / d (scaled score)
-            float dscore_scaled = s.scale * dscore;
-            float* dkj = dk_head + j * D;
-            float* dvj = dv_head + j * D;
+  const int64_t kv_offset = (b * s.Hkv + kv_head) * s.Tk * D;
+  const float* k_head = k + kv_offset;  // (Tk, D)
+  const float* v_head = v + kv_offset;
+  float* dk_head = dk + kv_offset;
+  float* dv_head = dv + kv_offset;
+  std::fill(dk_head, dk_head + s.Tk * D, 0.f);
+  std::fill(dv_head, dv_head + s.Tk * D, 0.f);
+  for (int64_t h = kv_head * group; h < (kv_head + 1) * group; ++h) {
+    for (int64_t i0 = 0; i0 < s.Tq; i0 += kQueryTile) {
+      QueryTile tile(s, b, h, i0);
+      const float* qr[kQueryTile];
+      const float* dor[kQueryTile];
+      float lse_r[kQueryTile], delta[kQueryTile];
+      for (int64_t r = 0; r < kQueryTile; ++r) {
+        qr[r] = q + tile.offset[r];
+        dor[r] = dout + tile.offset[r];
+        lse_r[r] = lse[tile.row_index[r]];
+        // A row with no visible key (lse = -inf) gets no gradient: see nothing.
+        if (lse_r[r] == kNegInf) tile.visibility[r] = RowVisibility();
+        delta[r] = dot(dor[r], out + tile.offset[r], D);
+      }
+      std::fill(dq_acc, dq_acc + kQueryTile * D, 0.f);
+      float *g0 = dq_acc, *g1 = dq_acc + D, *g2 = dq_acc + 2 * D, *g3 = dq_acc + 3 * D;
+      for (int64_t j = 0; j < tile.key_end; ++j) {
+        const float* kj = k_head + j * D;
+        const float* vj = v_head + j * D;
+        float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;  // q_r . k_j
+        float t0 = 0.f, t1 = 0.f, t2 = 0.f, t3 = 0.f;  // dout_r . v_j
+#pragma omp simd reduction(+ : s0, s1, s2, s3, t0, t1, t2, t3)
+        for (int64_t d = 0; d < D; ++d) {
+          s0 += qr[0][d] * kj[d];
+          s1 += qr[1][d] * kj[d];
+          s2 += qr[2][d] * kj[d];
+          s3 += qr[3][d] * kj[d];
+          t0 += dor[0][d] * vj[d];
+          t1 += dor[1][d] * vj[d];
+          t2 += dor[2][d] * vj[d];
+          t3 += dor[3][d] * vj[d];
+        }
+        const float qk[kQueryTile] = {s0, s1, s2, s3}, dov[kQueryTile] = {t0, t1, t2, t3};
+        float p[kQueryTile], ds[kQueryTile];  // probability; scale * d loss / d (scaled score)
+        bool all_visible = true;
+        for (int64_t r = 0; r < kQueryTile; ++r) {
+          bool visible = tile.visibility[r].sees(j);
+          all_visible = all_visible && visible;
+          p[r] = visible ? std::exp(s.scale * qk[r] - lse_r[r]) : 0.f;
+          ds[r] = s.scale * p[r] * (dov[r] - delta[r]);
+        }
+        float* dkj = dk_head + j * D;
+        float* dvj = dv_head + j * D;
+        if (all_visible) {
 #pragma omp simd
-            for (int64_t d = 0; d < D; ++d) {
-              dqi[d] += dscore_scaled * kj[d];
-              dkj[d] += dscore_scaled * qi[d];
-              dvj[d] += p * doi[d];
-            }
+          for (int64_t d = 0; d < D; ++d) {
+            g0[d] += ds[0] * kj[d];
+            g1[d] += ds[1] * kj[d];
+            g2[d] += ds[2] * kj[d];
+            g3[d] += ds[3] * kj[d];
+            dkj[d] += ds[0] * qr[0][d] + ds[1] * qr[1][d] + ds[2] * qr[2][d] + ds[3] * qr[3][d];
+            dvj[d] += p[0] * dor[0][d] + p[1] * dor[1][d] + p[2] * dor[2][d] + p[3] * dor[3][d];
+          }
+          continue;
+        }
+        for (int64_t r = 0; r < kQueryTile; ++r) {
+          if (!tile.visibility[r].sees(j)) continue;
+          float* gr = dq_acc + r * D;
+          const float *qrow = qr[r], *dorow = dor[r];
+          float ds_r = ds[r], p_r = p[r];
+#pragma omp simd
+          for (int64_t d = 0; d < D; ++d) {
+            gr[d] += ds_r * kj[d];
+            dkj[d] += ds_r * qrow[d];
+            dvj[d] += p_r * dorow[d];
           }
         }
       }
+      for (int64_t r = 0; r < tile.rows; ++r)
+        std::copy(dq_acc + r * D, dq_acc + (r + 1) * D, dq + tile.offset[r]);
     }
-  });
+  }
 }
 
 }  // namespace
 
 template <>
-void attention_forward<Backend::cpu>(const AttentionShape& shape, const void* q, const void* k,
+void attention_forward<Backend::cpu>(const AttentionShape& s, const void* q, const void* k,
                                      const void* v, void* out, float* lse, DType dtype) {
   require_f32(dtype, "attention_forward");
-  forward_f32(shape, static_cast<const float*>(q), static_cast<const float*>(k),
-              static_cast<const float*>(v), static_cast<float*>(out), lse);
+  int64_t cost = std::max<int64_t>(1, 4 * s.Tq * s.Tk * s.D);
+  parallel_for(s.B * s.Hq, cost, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores(static_cast<size_t>(kQueryTile * s.Tk));  // (kQueryTile, Tk)
+    std::vector<float> acc(static_cast<size_t>(kQueryTile * s.D));      // (kQueryTile, D)
+    for (int64_t bh = begin; bh < end; ++bh)
+      forward_head(s, bh / s.Hq, bh % s.Hq, static_cast<const float*>(q),
+                   static_cast<const float*>(k), static_cast<const float*>(v),
+                   static_cast<float*>(out), lse, scores.data(), acc.data());
+  });
 }
 
 template <>
-void attention_backward<Backend::cpu>(const AttentionShape& shape, const void* q, const void* k,
+void attention_backward<Backend::cpu>(const AttentionShape& s, const void* q, const void* k,
                                       const void* v, const void* out, const void* dout,
                                       const float* lse, void* dq, void* dk, void* dv, DType dtype) {
   require_f32(dtype, "attention_backward");
-  backward_f32(shape, static_cast<const float*>(q), static_cast<const float*>(k),
-               static_cast<const float*>(v), static_cast<const float*>(out),
-               static_cast<const float*>(dout), lse, static_cast<float*>(dq),
-               static_cast<float*>(dk), static_cast<float*>(dv));
+  int64_t cost = std::max<int64_t>(1, 10 * (s.Hq / s.Hkv) * s.Tq * s.Tk * s.D);
+  parallel_for(s.B * s.Hkv, cost, [&](int64_t begin, int64_t end) {
+    std::vector<float> dq_acc(static_cast<size_t>(kQueryTile * s.D));  // (kQueryTile, D)
+    for (int64_t bg = begin; bg < end; ++bg)
+      backward_kv_head(s, bg / s.Hkv, bg % s.Hkv, static_cast<const float*>(q),
+                       static_cast<const float*>(k), static_cast<const float*>(v),
+                       static_cast<const float*>(out), static_cast<const float*>(dout), lse,
+                       static_cast<float*>(dq), static_cast<float*>(dk), static_cast<float*>(dv),
+                       dq_acc.data());
+  });
 }
 
 }  // namespace tiller::kernels
