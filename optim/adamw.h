@@ -14,6 +14,9 @@
 // parameter is its own master. Parameters whose grad is undefined are skipped that step (their
 // moments do not decay), as in PyTorch.
 //
+// The optimizer holds the parameter tensors it is given and copies bf16 masters at construction:
+// build it after loading weights and after Transformer::to().
+//
 // Resume: state() captures step count, moments and masters; load_state() into an optimizer built
 // over the same parameters reproduces later steps bit for bit.
 #pragma once

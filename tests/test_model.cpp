@@ -317,3 +317,34 @@ TEST_CASE("forward validates ids and sequence length", "[model]") {
   REQUIRE_THROWS_WITH(model.loss(token_ids(1, 4, 100, 1), token_ids(1, 5, 100, 1)),
                       Catch::Contains("targets (1,5) must have the shape of ids (1,4)"));
 }
+
+TEST_CASE("left padding masked out leaves the real tokens' logits unchanged", "[model]") {
+  for (const ModelConfig& c : {tiny_gpt2(), tiny_llama()}) {
+    INFO(family_name(c.family));
+    Transformer model(c, 13);
+    NoGradGuard no_grad;
+    Tensor real = token_ids(1, 4, c.vocab_size, 30);
+    Tensor padded_ids = concat({Tensor::from_ints({7, 7, 7}, {1, 3}), real}, 1);
+    Tensor mask = Tensor::from_ints({0, 0, 0, 1, 1, 1, 1}, {1, 7});
+    Tensor positions = Tensor::from_ints({0, 0, 0, 0, 1, 2, 3}, {1, 7});
+    Tensor padded = model.forward(padded_ids, {.positions = positions, .key_padding_mask = mask});
+    REQUIRE_CLOSE(slice(padded, 1, 3, 7), model.forward(real), 1e-4f, 1e-5f);
+  }
+}
+
+TEST_CASE("converting the model's dtype keeps parameters as trainable leaves", "[model]") {
+  Transformer model(tiny_llama(), 14);
+  std::vector<float> before = model.parameter("lm_head.weight").to_vector();
+  model.to(DType::bf16);
+  for (const NamedParameter& p : model.parameters()) {
+    REQUIRE(p.tensor.dtype() == DType::bf16);
+    REQUIRE(p.tensor.is_leaf());
+    REQUIRE(p.tensor.requires_grad());
+  }
+  model.to(DType::f32);
+  std::vector<float> after = model.parameter("lm_head.weight").to_vector();
+  for (size_t i = 0; i < before.size(); ++i)  // bf16 keeps 8 mantissa bits: 2^-9 relative
+    REQUIRE(std::fabs(after[i] - before[i]) <= std::fabs(before[i]) / 256.f);
+  REQUIRE(after != before);
+  REQUIRE(model.forward(token_ids(1, 3, 100, 2)).shape() == Shape{1, 3, 100});
+}
