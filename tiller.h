@@ -4,5 +4,9 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "core/model.h"
 #include "core/ops.h"
 #include "core/tensor.h"
+#include "optim/adamw.h"
+#include "optim/clip.h"
+#include "optim/schedule.h"
