@@ -18,14 +18,17 @@ namespace tiller {
 
 namespace {
 
-constexpr float kInitStd = 0.02f;           // GPT-2 / Llama initializer_range
+constexpr float kInitStd = 0.02f;                    // GPT-2 / Llama initializer_range
 constexpr uint64_t kDropoutSeedSalt = 0x5eedd40b0u;  // keeps dropout draws off the init stream
 
-bool is_llama(const ModelConfig& c) { return c.family == ModelFamily::llama; }
+bool is_llama(const ModelConfig& c) {
+  return c.family == ModelFamily::llama;
+}
 
 Tensor default_positions(int64_t start, int64_t T, Device device) {
   std::vector<int32_t> positions(static_cast<size_t>(T));
-  for (int64_t t = 0; t < T; ++t) positions[static_cast<size_t>(t)] = static_cast<int32_t>(start + t);
+  for (int64_t t = 0; t < T; ++t)
+    positions[static_cast<size_t>(t)] = static_cast<int32_t>(start + t);
   return Tensor::from_ints(positions, {T}).to(device);
 }
 
@@ -176,7 +179,9 @@ int64_t Transformer::num_parameters() const {
   return total - padded_tables * padding_rows * config_.n_embd;
 }
 
-Device Transformer::device() const { return params_.front().tensor.device(); }
+Device Transformer::device() const {
+  return params_.front().tensor.device();
+}
 
 void Transformer::to(Device device) {
   for (NamedParameter& p : params_) {
@@ -208,7 +213,8 @@ KVCache Transformer::make_cache() const {
   return cache;
 }
 
-// ---- forward -------------------------------------------------------------------------------------
+// ---- forward
+// -------------------------------------------------------------------------------------
 
 Tensor Transformer::norm(const Tensor& x, const Tensor& weight, const Tensor& bias) const {
   return is_llama(config_) ? rmsnorm(x, weight, config_.norm_eps)

@@ -10,9 +10,9 @@
 //          model.layers.{i}.post_attention_layernorm.weight,
 //          model.layers.{i}.mlp.{gate,up,down}_proj.weight, model.norm.weight, lm_head.weight
 // Every linear weight is (out, in) — PyTorch's nn.Linear layout. Hugging Face GPT-2 stores its
-// Conv1D weights as (in, out); save_pretrained / from_pretrained transpose them (core/model_io.cpp).
-// With tied embeddings there is no lm_head.weight: wte / embed_tokens is used twice and receives
-// the sum of both gradients.
+// Conv1D weights as (in, out); save_pretrained / from_pretrained transpose them
+// (core/model_io.cpp). With tied embeddings there is no lm_head.weight: wte / embed_tokens is used
+// twice and receives the sum of both gradients.
 //
 // Padded vocabulary: embedding tables have config.padded_vocab_size() rows (a multiple of 64).
 // The LM head runs over all padded rows, then the logits are SLICED to vocab_size, so the
@@ -60,8 +60,8 @@ struct ForwardOptions {
   Tensor key_padding_mask = {};
   // (B, T_cached + T) i32; a token attends only within its document (packing); optional.
   Tensor document_ids = {};
-  bool training = false;      // enables dropout
-  KVCache* cache = nullptr;   // when set, k/v of this call are appended to it
+  bool training = false;     // enables dropout
+  KVCache* cache = nullptr;  // when set, k/v of this call are appended to it
 };
 
 class Transformer {
@@ -108,11 +108,11 @@ class Transformer {
  private:
   struct Layer {  // handles into params_, rebound after to(); undefined where a family has none
     Tensor norm1_weight, norm1_bias;
-    Tensor qkv_weight, qkv_bias;  // gpt2: fused c_attn (3C, C)
+    Tensor qkv_weight, qkv_bias;          // gpt2: fused c_attn (3C, C)
     Tensor q_weight, k_weight, v_weight;  // llama
     Tensor out_weight, out_bias;
     Tensor norm2_weight, norm2_bias;
-    Tensor fc_weight, fc_bias;    // gpt2 c_fc (I, C)
+    Tensor fc_weight, fc_bias;      // gpt2 c_fc (I, C)
     Tensor gate_weight, up_weight;  // llama
     Tensor down_weight, down_bias;  // gpt2 mlp.c_proj / llama down_proj, (C, I)
   };
@@ -122,8 +122,8 @@ class Transformer {
                      float fill_value, Generator& gen, bool initialise);
   void bind();
   Tensor norm(const Tensor& x, const Tensor& weight, const Tensor& bias) const;
-  Tensor attention_block(const Tensor& x, const Layer& layer, size_t index,
-                         const Tensor& positions, const ForwardOptions& options);
+  Tensor attention_block(const Tensor& x, const Layer& layer, size_t index, const Tensor& positions,
+                         const ForwardOptions& options);
   Tensor mlp_block(const Tensor& x, const Layer& layer) const;
   Tensor residual_dropout(const Tensor& x, bool training);
 

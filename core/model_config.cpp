@@ -60,8 +60,8 @@ void ModelConfig::validate() const {
                "ModelConfig ({}): sizes must be positive: vocab_size {} n_layer {} n_head {} "
                "n_kv_head {} n_embd {} intermediate_size {} max_seq_len {}",
                f, vocab_size, n_layer, n_head, n_kv_head, n_embd, intermediate_size, max_seq_len);
-  TILLER_CHECK(n_embd % n_head == 0, "ModelConfig ({}): n_embd {} is not divisible by n_head {}",
-               f, n_embd, n_head);
+  TILLER_CHECK(n_embd % n_head == 0, "ModelConfig ({}): n_embd {} is not divisible by n_head {}", f,
+               n_embd, n_head);
   TILLER_CHECK(n_head % n_kv_head == 0,
                "ModelConfig ({}): n_head {} is not a multiple of n_kv_head {}", f, n_head,
                n_kv_head);
@@ -72,8 +72,8 @@ void ModelConfig::validate() const {
   TILLER_CHECK(family != ModelFamily::llama || head_dim() % 2 == 0,
                "ModelConfig (llama): rotary embeddings need an even head_dim, got {}", head_dim());
   TILLER_CHECK(norm_eps > 0.f, "ModelConfig ({}): norm_eps must be positive, got {}", f, norm_eps);
-  TILLER_CHECK(dropout >= 0.f && dropout < 1.f, "ModelConfig ({}): dropout must be in [0, 1), got {}",
-               f, dropout);
+  TILLER_CHECK(dropout >= 0.f && dropout < 1.f,
+               "ModelConfig ({}): dropout must be in [0, 1), got {}", f, dropout);
   TILLER_CHECK(rope_theta > 0.f, "ModelConfig ({}): rope_theta must be positive, got {}", f,
                rope_theta);
 }
@@ -91,10 +91,10 @@ int64_t ModelConfig::num_parameters() const {
                 + I * C + C;             // mlp.c_proj
     outside += max_seq_len * C + 2 * C;  // wpe, ln_f
   } else {
-    per_layer = 2 * C                    // input / post-attention RMSNorm
+    per_layer = 2 * C                               // input / post-attention RMSNorm
                 + C * C + 2 * C * kv_width + C * C  // q, k, v, o projections
-                + 3 * C * I;             // gate, up, down
-    outside += C;                        // final norm
+                + 3 * C * I;                        // gate, up, down
+    outside += C;                                   // final norm
   }
   if (!tie_embeddings) outside += V * C;  // lm_head
   return n_layer * per_layer + outside;

@@ -19,7 +19,8 @@ namespace tiller {
 namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 bool is_conv1d_weight(const ModelConfig& c, const std::string& name) {
@@ -94,8 +95,9 @@ void Transformer::load_hf_tensors(const std::map<std::string, Tensor>& tensors,
     for (const auto& [name, t] : by_name) {
       bool known = false;
       for (const NamedParameter& p : params_) known = known || p.name == name;
-      TILLER_CHECK(known, "{}: unexpected tensor '{}' {} for a {} model; is this checkpoint of "
-                          "another family or size?",
+      TILLER_CHECK(known,
+                   "{}: unexpected tensor '{}' {} for a {} model; is this checkpoint of "
+                   "another family or size?",
                    source, name, shape_str(t.shape()), family_name(config_.family));
     }
   }

@@ -26,9 +26,9 @@ AdamW::AdamW(const ParameterList& params, AdamWOptions options)
     : AdamW(default_param_groups(params, options.weight_decay), options) {}
 
 AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options) : options_(options) {
-  TILLER_CHECK(options.beta1 >= 0.f && options.beta1 < 1.f && options.beta2 >= 0.f &&
-                   options.beta2 < 1.f,
-               "AdamW: betas must be in [0, 1), got ({}, {})", options.beta1, options.beta2);
+  TILLER_CHECK(
+      options.beta1 >= 0.f && options.beta1 < 1.f && options.beta2 >= 0.f && options.beta2 < 1.f,
+      "AdamW: betas must be in [0, 1), got ({}, {})", options.beta1, options.beta2);
   TILLER_CHECK(options.eps > 0.f, "AdamW: eps must be positive, got {}", options.eps);
   NoGradGuard no_grad;
   for (ParamGroup& group : groups) {

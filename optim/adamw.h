@@ -2,7 +2,8 @@
 //
 //   g = grad * grad_scale
 //   m = beta1 m + (1 - beta1) g            v = beta2 v + (1 - beta2) g^2
-//   w = w (1 - lr wd)                      w -= (lr / (1 - beta1^t)) m / (sqrt(v / (1 - beta2^t)) + eps)
+//   w = w (1 - lr wd)                      w -= (lr / (1 - beta1^t)) m / (sqrt(v / (1 - beta2^t)) +
+//   eps)
 // which is torch.optim.AdamW's update, in the same order, so tiller tracks PyTorch step by step.
 //
 // Parameter groups: each group carries its own weight decay. The convenience constructor builds

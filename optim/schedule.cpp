@@ -35,8 +35,9 @@ float LrSchedule::lr(int64_t step) const {
   double progress =
       static_cast<double>(step - decay_start) / static_cast<double>(total_steps - decay_start);
   double span = static_cast<double>(peak_lr) - min_lr;
-  double lr = kind == Kind::cosine ? min_lr + span * 0.5 * (1.0 + std::cos(std::numbers::pi * progress))
-                                   : peak_lr - span * progress;
+  double lr = kind == Kind::cosine
+                  ? min_lr + span * 0.5 * (1.0 + std::cos(std::numbers::pi * progress))
+                  : peak_lr - span * progress;
   return static_cast<float>(lr);
 }
 

@@ -68,7 +68,7 @@ TEST_CASE("parameter counts follow the Hugging Face formulas", "[model]") {
 TEST_CASE("parameters carry Hugging Face names, tiller layouts and decay flags", "[model]") {
   Transformer gpt2(tiny_gpt2());
   REQUIRE(gpt2.parameters().front().name == "wte.weight");
-  REQUIRE(gpt2.parameter("wte.weight").shape() == Shape{128, 16});  // 100 padded to 128
+  REQUIRE(gpt2.parameter("wte.weight").shape() == Shape{128, 16});             // 100 padded to 128
   REQUIRE(gpt2.parameter("h.1.attn.c_attn.weight").shape() == Shape{48, 16});  // (out, in)
   REQUIRE(gpt2.parameter("h.0.mlp.c_proj.weight").shape() == Shape{16, 64});
   REQUIRE_THROWS_WITH(gpt2.parameter("lm_head.weight"),
@@ -254,7 +254,8 @@ TEST_CASE("save_pretrained and from_pretrained round-trip through Hugging Face l
     Transformer model(c, 11);
     auto hf = model.hf_tensors();
     for (const auto& [name, t] : hf) {
-      if (name == "h.0.attn.c_attn.weight") REQUIRE(t.shape() == Shape{16, 48});  // Conv1D (in, out)
+      if (name == "h.0.attn.c_attn.weight")
+        REQUIRE(t.shape() == Shape{16, 48});  // Conv1D (in, out)
       if (name == "wte.weight" || name == "lm_head.weight") REQUIRE(t.size(0) == 100);
     }
     auto dir = temp_dir(family_name(c.family));
@@ -305,7 +306,8 @@ TEST_CASE("Hugging Face config.json round-trips and bad configs are rejected", "
                       Catch::Contains("missing required field 'vocab_size'"));
   ModelConfig odd = tiny_llama();
   odd.n_kv_head = 3;
-  REQUIRE_THROWS_WITH(Transformer(odd), Catch::Contains("n_head 4 is not a multiple of n_kv_head 3"));
+  REQUIRE_THROWS_WITH(Transformer(odd),
+                      Catch::Contains("n_head 4 is not a multiple of n_kv_head 3"));
 }
 
 TEST_CASE("forward validates ids and sequence length", "[model]") {

@@ -26,7 +26,8 @@ void give_grad(const Tensor& param, const std::vector<float>& grad) {
 
 // ---- AdamW -------------------------------------------------------------------------------------
 
-TEST_CASE("AdamW's first step moves each weight by lr against the sign of its gradient", "[optim]") {
+TEST_CASE("AdamW's first step moves each weight by lr against the sign of its gradient",
+          "[optim]") {
   // m_hat = g and v_hat = g^2 after one step, so the update is lr * g / (|g| + eps).
   Tensor w = leaf({1.f, -2.f, 0.5f});
   AdamW opt({{"w", w, false}}, {.lr = 0.1f, .weight_decay = 0.f});
@@ -61,8 +62,7 @@ TEST_CASE("AdamW's second step matches the bias-corrected moments worked by hand
 TEST_CASE("AdamW decays only the decaying group, multiplicatively by 1 - lr * wd", "[optim]") {
   Tensor matrix = leaf({2.f, -4.f});
   Tensor bias = leaf({2.f, -4.f});
-  AdamW opt({{"matrix", matrix, true}, {"bias", bias, false}},
-            {.lr = 0.5f, .weight_decay = 0.1f});
+  AdamW opt({{"matrix", matrix, true}, {"bias", bias, false}}, {.lr = 0.5f, .weight_decay = 0.1f});
   give_grad(matrix, {0.f, 0.f});  // zero gradient: only the decay moves the weights
   give_grad(bias, {0.f, 0.f});
   opt.step();
@@ -77,9 +77,8 @@ TEST_CASE("explicit parameter groups override the decay flags", "[optim]") {
   give_grad(embedding, {0.f});
   opt.step();
   REQUIRE(embedding.item() == Approx(0.8f));
-  auto groups = default_param_groups({{"a", leaf({1.f}), true}, {"b", leaf({1.f}), false},
-                                      {"c", leaf({1.f}), true}},
-                                     0.1f);
+  auto groups = default_param_groups(
+      {{"a", leaf({1.f}), true}, {"b", leaf({1.f}), false}, {"c", leaf({1.f}), true}}, 0.1f);
   REQUIRE(groups.size() == 2);
   REQUIRE(groups[0].params.size() == 2);
   REQUIRE(groups[0].weight_decay == 0.1f);
@@ -200,14 +199,17 @@ TEST_CASE("warmup rises linearly and reaches the peak on its last step", "[optim
 }
 
 TEST_CASE("cosine and linear decay from the peak to min_lr over total_steps", "[optim]") {
-  LrSchedule cosine{.kind = LrSchedule::Kind::cosine, .peak_lr = 1.f, .min_lr = 0.1f,
-                    .warmup_steps = 10, .total_steps = 110};
+  LrSchedule cosine{.kind = LrSchedule::Kind::cosine,
+                    .peak_lr = 1.f,
+                    .min_lr = 0.1f,
+                    .warmup_steps = 10,
+                    .total_steps = 110};
   LrSchedule linear = cosine;
   linear.kind = LrSchedule::Kind::linear;
   REQUIRE(cosine.lr(0) == Approx(0.1f));
   REQUIRE(cosine.lr(10) == Approx(1.f));
   REQUIRE(cosine.lr(35) == Approx(0.1f + 0.45f * (1.f + std::cos(M_PI / 4))));  // a quarter in
-  REQUIRE(cosine.lr(60) == Approx(0.55f));                                         // halfway
+  REQUIRE(cosine.lr(60) == Approx(0.55f));                                      // halfway
   REQUIRE(cosine.lr(110) == Approx(0.1f));
   REQUIRE(cosine.lr(500) == Approx(0.1f));
   REQUIRE(linear.lr(35) == Approx(0.775f));
@@ -216,8 +218,12 @@ TEST_CASE("cosine and linear decay from the peak to min_lr over total_steps", "[
 }
 
 TEST_CASE("warmup-stable-decay holds the peak until the final decay_steps", "[optim]") {
-  LrSchedule wsd{.kind = LrSchedule::Kind::wsd, .peak_lr = 1.f, .min_lr = 0.1f,
-                 .warmup_steps = 10, .total_steps = 110, .decay_steps = 20};
+  LrSchedule wsd{.kind = LrSchedule::Kind::wsd,
+                 .peak_lr = 1.f,
+                 .min_lr = 0.1f,
+                 .warmup_steps = 10,
+                 .total_steps = 110,
+                 .decay_steps = 20};
   REQUIRE(wsd.lr(4) == Approx(0.5f));
   REQUIRE(wsd.lr(50) == Approx(1.f));
   REQUIRE(wsd.lr(90) == Approx(1.f));

@@ -19,8 +19,12 @@ using namespace tiller;
 
 namespace {
 
-ModelConfig cuda_gpt2() { return ModelConfig::gpt2(300, 2, 4, 64, 64); }  // padded to 320
-ModelConfig cuda_llama() { return ModelConfig::llama(300, 2, 4, 2, 64, 96, 64); }
+ModelConfig cuda_gpt2() {
+  return ModelConfig::gpt2(300, 2, 4, 64, 64);
+}  // padded to 320
+ModelConfig cuda_llama() {
+  return ModelConfig::llama(300, 2, 4, 2, 64, 96, 64);
+}
 
 Tensor token_ids(int64_t B, int64_t T, int64_t vocab, uint64_t seed) {
   Generator gen(seed);
