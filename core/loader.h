@@ -26,10 +26,10 @@
 namespace tiller {
 
 struct TokenLoaderOptions {
-  int64_t batch_size = 8;   // B, per rank
-  int64_t seq_len = 1024;   // T
+  int64_t batch_size = 8;  // B, per rank
+  int64_t seq_len = 1024;  // T
   uint64_t seed = 0;
-  bool shuffle = true;      // false: windows in file order every epoch
+  bool shuffle = true;  // false: windows in file order every epoch
   int rank = 0;
   int world_size = 1;
 };

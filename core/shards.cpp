@@ -45,7 +45,9 @@ std::string printable(const unsigned char* bytes, size_t n) {
 
 }  // namespace
 
-int shard_token_width(int64_t vocab_size) { return vocab_size <= 65536 ? 2 : 4; }
+int shard_token_width(int64_t vocab_size) {
+  return vocab_size <= 65536 ? 2 : 4;
+}
 
 void write_token_shard(const std::filesystem::path& path, std::span<const TokenId> tokens,
                        int token_width) {
@@ -90,8 +92,10 @@ TokenShard::TokenShard(const std::filesystem::path& path) : path_(path.string())
   const auto file_bytes = static_cast<uint64_t>(info.st_size);
   if (file_bytes < kShardHeaderBytes) {
     ::close(fd);
-    fail("TokenShard {}: file is {} bytes, shorter than the {}-byte header; truncated or not a "
-         "token shard", path_, file_bytes, kShardHeaderBytes);
+    fail(
+        "TokenShard {}: file is {} bytes, shorter than the {}-byte header; truncated or not a "
+        "token shard",
+        path_, file_bytes, kShardHeaderBytes);
   }
   mapping_ = ::mmap(nullptr, file_bytes, PROT_READ, MAP_PRIVATE, fd, 0);
   int map_error = errno;
@@ -114,12 +118,14 @@ TokenShard::TokenShard(const std::filesystem::path& path) : path_(path.string())
                  version, kShardVersion);
     uint64_t width = get_le(header + 12, 4);
     TILLER_CHECK(width == 2 || width == 4,
-                 "TokenShard {}: token width {} bytes in the header; expected 2 or 4", path_, width);
+                 "TokenShard {}: token width {} bytes in the header; expected 2 or 4", path_,
+                 width);
     uint64_t count = get_le(header + 16, 8);
     uint64_t payload = file_bytes - kShardHeaderBytes;
     TILLER_CHECK(count <= payload / width && count * width == payload,
                  "TokenShard {}: header says {} tokens of {} bytes ({} bytes with the header) but "
-                 "the file is {} bytes", path_, count, width,
+                 "the file is {} bytes",
+                 path_, count, width,
                  count <= UINT64_MAX / width - kShardHeaderBytes
                      ? fmt::format("{}", count * width + kShardHeaderBytes)
                      : std::string("too many"),
@@ -133,9 +139,13 @@ TokenShard::TokenShard(const std::filesystem::path& path) : path_(path.string())
   }
 }
 
-TokenShard::~TokenShard() { release(); }
+TokenShard::~TokenShard() {
+  release();
+}
 
-TokenShard::TokenShard(TokenShard&& other) noexcept { *this = std::move(other); }
+TokenShard::TokenShard(TokenShard&& other) noexcept {
+  *this = std::move(other);
+}
 
 TokenShard& TokenShard::operator=(TokenShard&& other) noexcept {
   if (this != &other) {

@@ -81,16 +81,16 @@ void Tokenizer::build_indexes() {
   merge_by_pair_.reserve(merges_.size());
   for (size_t rank = 0; rank < merges_.size(); ++rank) {
     auto [left, right] = merges_[rank];
-    TILLER_CHECK(left >= 0 && left < n && right >= 0 && right < n && !is_added_[left] &&
-                     !is_added_[right],
-                 "Tokenizer: merge {} ({}, {}) does not name two ordinary tokens", rank, left,
-                 right);
+    TILLER_CHECK(
+        left >= 0 && left < n && right >= 0 && right < n && !is_added_[left] && !is_added_[right],
+        "Tokenizer: merge {} ({}, {}) does not name two ordinary tokens", rank, left, right);
     auto result = ordinary_by_bytes_.find(token_bytes_[left] + token_bytes_[right]);
     TILLER_CHECK(result != ordinary_by_bytes_.end(),
                  "Tokenizer: merge {} ('{}' '{}') produces a token that is not in the vocabulary",
                  rank, bytes_to_unicode(token_bytes_[left]), bytes_to_unicode(token_bytes_[right]));
     // A repeated pair keeps its first (lowest) rank, as in GPT-2's dict of ranks.
-    merge_by_pair_.emplace(pair_key(left, right), Merge{static_cast<int32_t>(rank), result->second});
+    merge_by_pair_.emplace(pair_key(left, right),
+                           Merge{static_cast<int32_t>(rank), result->second});
   }
   cache_ = std::make_shared<PieceCache>();
 }
@@ -111,9 +111,10 @@ TokenId Tokenizer::token_id(std::string_view added_token) const {
   for (const AddedToken& added : added_tokens_) {
     if (added.content == added_token) return added.id;
   }
-  fail("Tokenizer: no added token '{}' (the tokenizer has {} added tokens); add it with "
-       "add_special_token or train with it in BpeTrainOptions::special_tokens",
-       added_token, added_tokens_.size());
+  fail(
+      "Tokenizer: no added token '{}' (the tokenizer has {} added tokens); add it with "
+      "add_special_token or train with it in BpeTrainOptions::special_tokens",
+      added_token, added_tokens_.size());
 }
 
 TokenId Tokenizer::add_special_token(std::string_view content) {

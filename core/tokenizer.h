@@ -106,7 +106,7 @@ class Tokenizer {
   void encode_ordinary(std::string_view text, std::vector<TokenId>& out) const;
 
   // Primary data.
-  std::vector<std::string> token_bytes_;  // id -> bytes (added tokens: their content)
+  std::vector<std::string> token_bytes_;             // id -> bytes (added tokens: their content)
   std::vector<std::pair<TokenId, TokenId>> merges_;  // rank -> (left, right)
   std::vector<AddedToken> added_tokens_;
 

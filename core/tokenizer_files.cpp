@@ -77,8 +77,10 @@ class VocabBuilder {
   // Ids of ordinary tokens by their byte-level text; call after all vocab entries are in.
   void finish_vocab() {
     for (size_t id = 0; id < present_.size(); ++id) {
-      TILLER_CHECK(present_[id], "Tokenizer: '{}': token ids are not contiguous: id {} is missing "
-                   "(largest id {})", file_, id, present_.size() - 1);
+      TILLER_CHECK(present_[id],
+                   "Tokenizer: '{}': token ids are not contiguous: id {} is missing "
+                   "(largest id {})",
+                   file_, id, present_.size() - 1);
     }
     std::vector<bool> is_added(present_.size(), false);
     for (const AddedToken& added : added_) is_added[added.id] = true;
@@ -88,7 +90,8 @@ class VocabBuilder {
     for (int b = 0; b < 256; ++b) {
       TILLER_CHECK(ordinary_by_bytes_.count(std::string(1, static_cast<char>(b))),
                    "Tokenizer: '{}': no token for byte 0x{:02X} ('{}'); a byte-level BPE vocab "
-                   "needs all 256", file_, b, byte_to_unicode(static_cast<uint8_t>(b)));
+                   "needs all 256",
+                   file_, b, byte_to_unicode(static_cast<uint8_t>(b)));
     }
   }
 
@@ -114,8 +117,10 @@ class VocabBuilder {
       present_.resize(id + 1, false);
       token_bytes_.resize(id + 1);
     }
-    TILLER_CHECK(!present_[id], "Tokenizer: '{}': id {} is given to two tokens (the second is "
-                 "'{}')", file_, id, text);
+    TILLER_CHECK(!present_[id],
+                 "Tokenizer: '{}': id {} is given to two tokens (the second is "
+                 "'{}')",
+                 file_, id, text);
     present_[id] = true;
   }
 
@@ -135,8 +140,8 @@ class VocabBuilder {
 
   TokenId ordinary_id(const std::string& text, const std::string& where) {
     std::string bytes;
-    TILLER_CHECK(unicode_to_bytes(text, bytes),
-                 "Tokenizer: {}: '{}' is not byte-level BPE text", where, text);
+    TILLER_CHECK(unicode_to_bytes(text, bytes), "Tokenizer: {}: '{}' is not byte-level BPE text",
+                 where, text);
     auto it = ordinary_by_bytes_.find(bytes);
     TILLER_CHECK(it != ordinary_by_bytes_.end(),
                  "Tokenizer: {}: token '{}' is not in the vocabulary", where, text);
@@ -176,7 +181,8 @@ std::vector<std::string> file_texts(const Tokenizer& tokenizer, const std::strin
   }
   std::vector<std::string> texts(tokenizer.vocab_size());
   for (TokenId id = 0; id < tokenizer.vocab_size(); ++id) {
-    texts[id] = is_added[id] ? tokenizer.token_bytes(id) : bytes_to_unicode(tokenizer.token_bytes(id));
+    texts[id] =
+        is_added[id] ? tokenizer.token_bytes(id) : bytes_to_unicode(tokenizer.token_bytes(id));
   }
   return texts;
 }
@@ -222,7 +228,8 @@ Tokenizer Tokenizer::load_tokenizer_json(const std::string& path) {
                type);
   TILLER_CHECK(!model.value("byte_fallback", false),
                "Tokenizer: '{}': byte_fallback BPE (SentencePiece style) is not supported; "
-               "tiller reads byte-level BPE (GPT-2 family)", path);
+               "tiller reads byte-level BPE (GPT-2 family)",
+               path);
   for (const char* affix : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     TILLER_CHECK(!model.contains(affix) || model[affix].is_null() || model[affix] == "",
                  "Tokenizer: '{}': model.{} is {}; byte-level BPE uses none", path, affix,
@@ -231,7 +238,8 @@ Tokenizer Tokenizer::load_tokenizer_json(const std::string& path) {
   if (root.contains("pre_tokenizer") && !root["pre_tokenizer"].is_null()) {
     TILLER_CHECK(has_byte_level_step(root["pre_tokenizer"]),
                  "Tokenizer: '{}': pre_tokenizer {} has no ByteLevel step; tiller reads "
-                 "byte-level BPE (GPT-2 family)", path, root["pre_tokenizer"].dump());
+                 "byte-level BPE (GPT-2 family)",
+                 path, root["pre_tokenizer"].dump());
   }
   TILLER_CHECK(model.contains("vocab") && model["vocab"].is_object() && model.contains("merges") &&
                    model["merges"].is_array(),
@@ -256,10 +264,10 @@ Tokenizer Tokenizer::load_tokenizer_json(const std::string& path) {
                    "Tokenizer: {}: expected \"left right\", got '{}'", where, line);
       builder.add_merge(line.substr(0, space), line.substr(space + 1), where);
     } else {
-      TILLER_CHECK(merge.is_array() && merge.size() == 2 && merge[0].is_string() &&
-                       merge[1].is_string(),
-                   "Tokenizer: {}: expected \"left right\" or [\"left\", \"right\"], got {}",
-                   where, merge.dump());
+      TILLER_CHECK(
+          merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string(),
+          "Tokenizer: {}: expected \"left right\" or [\"left\", \"right\"], got {}", where,
+          merge.dump());
       builder.add_merge(merge[0].get<std::string>(), merge[1].get<std::string>(), where);
     }
   }
@@ -280,7 +288,8 @@ Tokenizer Tokenizer::load(const std::string& path) {
   TILLER_CHECK(fs::exists(path), "Tokenizer::load: '{}' does not exist", path);
   TILLER_CHECK(fs::path(path).extension() == ".json",
                "Tokenizer::load: '{}' is not a .json file; pass tokenizer.json or a directory "
-               "with vocab.json + merges.txt (or call load_vocab_merges)", path);
+               "with vocab.json + merges.txt (or call load_vocab_merges)",
+               path);
   return load_tokenizer_json(path);
 }
 
@@ -311,9 +320,12 @@ void Tokenizer::save_tokenizer_json(const std::string& path) const {
   std::vector<std::string> texts = file_texts(*this, path);
   OrderedJson added = OrderedJson::array();
   for (const AddedToken& token : added_tokens_) {
-    added.push_back({{"id", token.id},         {"content", token.content},
-                     {"single_word", false},   {"lstrip", false},
-                     {"rstrip", false},        {"normalized", false},
+    added.push_back({{"id", token.id},
+                     {"content", token.content},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", false},
                      {"special", token.special}});
   }
   OrderedJson vocab = OrderedJson::object();

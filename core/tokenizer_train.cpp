@@ -24,8 +24,12 @@ namespace {
 uint64_t pair_key(TokenId left, TokenId right) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
 }
-TokenId pair_left(uint64_t key) { return static_cast<TokenId>(key >> 32); }
-TokenId pair_right(uint64_t key) { return static_cast<TokenId>(key & 0xFFFFFFFFu); }
+TokenId pair_left(uint64_t key) {
+  return static_cast<TokenId>(key >> 32);
+}
+TokenId pair_right(uint64_t key) {
+  return static_cast<TokenId>(key & 0xFFFFFFFFu);
+}
 
 struct Word {
   std::vector<TokenId> symbols;
@@ -153,7 +157,8 @@ Tokenizer BpeTrainer::train(const BpeTrainOptions& options) const {
       }
     }
     ++progress.merges_done;
-    if (options.progress && progress.merges_done % std::max<int64_t>(1, options.progress_every) == 0) {
+    if (options.progress &&
+        progress.merges_done % std::max<int64_t>(1, options.progress_every) == 0) {
       options.progress(progress);
     }
   }

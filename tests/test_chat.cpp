@@ -99,7 +99,8 @@ TEST_CASE("special-token text inside content cannot forge a turn boundary", "[ch
 }
 
 TEST_CASE("prompt/completion records are one user and one assistant turn", "[chat]") {
-  auto from_pair = parse_chat_record(R"({"prompt": "2+2?", "completion": "4"})", "sft.jsonl line 1");
+  auto from_pair =
+      parse_chat_record(R"({"prompt": "2+2?", "completion": "4"})", "sft.jsonl line 1");
   REQUIRE(from_pair.size() == 2);
   REQUIRE(from_pair[0].role == "user");
   REQUIRE(from_pair[0].content == "2+2?");

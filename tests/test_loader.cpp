@@ -73,8 +73,7 @@ TEST_CASE("batches are (B, T) windows with targets shifted by one token", "[load
   REQUIRE(row_starts(loader.next()) == std::vector<int32_t>{10000, 10008, 10016, 10024});
 }
 
-TEST_CASE("the shuffle is fixed by the seed and each epoch visits every window once",
-          "[loader]") {
+TEST_CASE("the shuffle is fixed by the seed and each epoch visits every window once", "[loader]") {
   TempDir dir;
   auto paths = make_shards(dir);
   TokenLoader a(paths, options(4, 7)), b(paths, options(4, 7)), c(paths, options(4, 8));
@@ -156,9 +155,9 @@ TEST_CASE("restoring a saved state continues with identical batches, across epoc
 TEST_CASE("the loader rejects data too small for one global batch and bad ranks", "[loader]") {
   TempDir dir;
   auto paths = make_shards(dir);
-  REQUIRE_THROWS_WITH(TokenLoader(paths, options(17, 0, 0, 2)),
-                      Catch::Contains("32 windows of 9 tokens") &&
-                          Catch::Contains("global batch of 34"));
+  REQUIRE_THROWS_WITH(
+      TokenLoader(paths, options(17, 0, 0, 2)),
+      Catch::Contains("32 windows of 9 tokens") && Catch::Contains("global batch of 34"));
   REQUIRE_THROWS_WITH(TokenLoader(paths, options(2, 0, 2, 2)),
                       Catch::Contains("rank 2 is not in [0, world_size 2)"));
   REQUIRE_THROWS_WITH(TokenLoader({(dir / "missing.bin").string()}, options(2)),

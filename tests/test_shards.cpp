@@ -100,8 +100,8 @@ TEST_CASE("opening a damaged shard fails with a message naming the file and the 
     std::string bad = good;
     bad.replace(0, 8, "GPT2DATA");
     write_bytes(path, bad);
-    REQUIRE_THROWS_WITH(TokenShard(path), Catch::Contains(path.string()) &&
-                                              Catch::Contains("bad magic 'GPT2DATA'"));
+    REQUIRE_THROWS_WITH(TokenShard(path),
+                        Catch::Contains(path.string()) && Catch::Contains("bad magic 'GPT2DATA'"));
   }
   SECTION("unknown version") {
     std::string bad = good;
@@ -113,8 +113,8 @@ TEST_CASE("opening a damaged shard fails with a message naming the file and the 
     std::string bad = good;
     bad[12] = 3;
     write_bytes(path, bad);
-    REQUIRE_THROWS_WITH(TokenShard(path), Catch::Contains(path.string()) &&
-                                              Catch::Contains("token width 3 bytes"));
+    REQUIRE_THROWS_WITH(TokenShard(path),
+                        Catch::Contains(path.string()) && Catch::Contains("token width 3 bytes"));
   }
   SECTION("truncated token data") {
     write_bytes(path, good.substr(0, good.size() - 1));

@@ -55,9 +55,9 @@ Tokenizer tiny_tokenizer(const TempDir& dir, const std::vector<std::string>& mer
 // are frequent (worth a token) and the long tail keeps offering new pairs to merge.
 std::string english_like_corpus(size_t bytes, uint32_t seed) {
   const std::vector<std::string> syllables = {
-      "the", "an", "er", "in", "on", "at", "es", "or", "ti", "re", "ed", "al", "st", "ar",
-      "ou", "ing", "ion", "ly", "ma", "de", "co", "pro", "ver", "ca", "mi", "tu", "lo", "ne",
-      "sa", "ki", "po", "ru", "ge", "bi", "fa", "wo", "zy", "qu", "ex", "ph"};
+      "the", "an",  "er",  "in", "on", "at", "es", "or",  "ti",  "re", "ed", "al", "st", "ar",
+      "ou",  "ing", "ion", "ly", "ma", "de", "co", "pro", "ver", "ca", "mi", "tu", "lo", "ne",
+      "sa",  "ki",  "po",  "ru", "ge", "bi", "fa", "wo",  "zy",  "qu", "ex", "ph"};
   std::mt19937 rng(seed);
   auto skewed = [&](size_t n) {  // index in [0, n), small indices far more likely
     double u = std::uniform_real_distribution<double>(0, 1)(rng);
@@ -106,18 +106,20 @@ TEST_CASE("the pre-tokeniser splits text exactly as GPT-2's regex does", "[token
   REQUIRE(pretokenize("") == Pieces{});
 }
 
-TEST_CASE("the pre-tokeniser classifies non-ASCII letters, digits, spaces and symbols", "[tokenizer]") {
+TEST_CASE("the pre-tokeniser classifies non-ASCII letters, digits, spaces and symbols",
+          "[tokenizer]") {
   REQUIRE(pretokenize("h\xC3\xA9llo w\xC3\xB6rld") == Pieces{"h\xC3\xA9llo", " w\xC3\xB6rld"});
   REQUIRE(pretokenize("\xE4\xBD\xA0\xE5\xA5\xBD \xF0\x9F\x98\x80!") ==  // 你好 😀!
           Pieces{"\xE4\xBD\xA0\xE5\xA5\xBD", " \xF0\x9F\x98\x80!"});
   REQUIRE(pretokenize("x\xC2\xB2 \xD9\xA3\xD9\xA4") ==  // x² ٣٤ (Arabic-Indic digits)
           Pieces{"x", "\xC2\xB2", " \xD9\xA3\xD9\xA4"});
-  REQUIRE(pretokenize("a\xE3\x80\x80\xE3\x80\x80" "b") ==  // two ideographic spaces
+  REQUIRE(pretokenize("a\xE3\x80\x80\xE3\x80\x80"
+                      "b") ==                                 // two ideographic spaces
           Pieces{"a", "\xE3\x80\x80", "\xE3\x80\x80", "b"});  // only ASCII ' ' joins a word
   REQUIRE(classify_code_point(U'\u00A0') == CharClass::space);
-  REQUIRE(classify_code_point(U'\u0416') == CharClass::letter);   // Cyrillic Zhe
-  REQUIRE(classify_code_point(U'\u2014') == CharClass::other);    // em dash
-  REQUIRE(classify_code_point(U'\uFF15') == CharClass::number);   // fullwidth 5
+  REQUIRE(classify_code_point(U'\u0416') == CharClass::letter);  // Cyrillic Zhe
+  REQUIRE(classify_code_point(U'\u2014') == CharClass::other);   // em dash
+  REQUIRE(classify_code_point(U'\uFF15') == CharClass::number);  // fullwidth 5
   // Invalid bytes are one "other" piece each, merged with neighbouring punctuation.
   REQUIRE(pretokenize("a\xFF\xFE!b") == Pieces{"a", "\xFF\xFE!", "b"});
 }
@@ -147,8 +149,7 @@ TEST_CASE("BPE applies merges lowest rank first, leftmost on ties, over a hand-w
   REQUIRE(tokenizer.encode("hello") == std::vector<TokenId>{259});
   // "hellhe": both "h e" merge first, then "l l", then "he ll"; "hell he" has no merge.
   REQUIRE(tokenizer.encode("hellhe") == std::vector<TokenId>{258, 256});
-  REQUIRE(tokenizer.encode("hello world") ==
-          std::vector<TokenId>{259, 260, 'o', 'r', 'l', 'd'});
+  REQUIRE(tokenizer.encode("hello world") == std::vector<TokenId>{259, 260, 'o', 'r', 'l', 'd'});
   REQUIRE(tokenizer.encode("lll") == std::vector<TokenId>{257, 'l'});
 
   // The same pairs in the opposite rank order give a different segmentation.
