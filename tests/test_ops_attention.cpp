@@ -229,6 +229,33 @@ TEST_CASE("a padded batch gives the unpadded outputs on real tokens and no gradi
   REQUIRE_CLOSE(slice(slice(padded.v.grad(), 0, 1, 2), 2, 0, 3), zeros, 0.f, 0.f);
 }
 
+TEST_CASE("non-finite values in masked key slots never reach visible outputs or gradients",
+          "[attention]") {
+  // A KV cache may hold garbage (even NaN) in slots the mask hides.
+  Layout l{1, 4, 2, 6, 6, 5};
+  Inputs clean = random_qkv(l, 81);
+  AttentionOptions o = options(false);
+  o.key_padding_mask = Tensor::from_ints({1, 1, 0, 1, 1, 0}, {1, 6});
+  auto poisoned = [](const Tensor& t) {
+    std::vector<float> values = t.to_vector();
+    int64_t D = t.size(3), T = t.size(2);
+    for (int64_t head = 0; head < t.size(1); ++head)
+      for (int64_t j : {2, 5})
+        for (int64_t d = 0; d < D; ++d) values[(head * T + j) * D + d] = std::nanf("");
+    return Tensor::from_vector(values, t.shape(), TensorOptions{}.grad());
+  };
+  Inputs dirty{clean.q.detach().requires_grad_(), poisoned(clean.k), poisoned(clean.v)};
+  Tensor weights = testing::random_input({1, 4, 6, 5}, 83, 1.f, false);
+  Tensor expected = attend(clean, o);
+  Tensor out = attend(dirty, o);
+  sum(expected * weights).backward();
+  sum(out * weights).backward();
+  REQUIRE_CLOSE(out, expected, 0.f, 0.f);
+  REQUIRE_CLOSE(dirty.q.grad(), clean.q.grad(), 0.f, 0.f);
+  REQUIRE_CLOSE(slice(dirty.k.grad(), 2, 0, 2), slice(clean.k.grad(), 2, 0, 2), 0.f, 0.f);
+  REQUIRE_CLOSE(slice(dirty.v.grad(), 2, 3, 5), slice(clean.v.grad(), 2, 3, 5), 0.f, 0.f);
+}
+
 TEST_CASE("decoding against cached keys equals the last rows of full causal attention",
           "[attention]") {
   Layout l{2, 4, 2, 7, 7, 6};

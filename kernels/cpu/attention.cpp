@@ -101,33 +101,58 @@ struct QueryTile {
   }
 };
 
-// Forward for head (b, h). scores: (kQueryTile, Tk) scratch; acc: (kQueryTile, D) scratch.
+// Keys per block of tile_dots: one 512-bit vector of f32 accumulators per query row.
+constexpr int64_t kKeyBlock = 16;
+
+int64_t padded_keys(int64_t Tk) {
+  return (Tk + kKeyBlock - 1) / kKeyBlock * kKeyBlock;
+}
+
+// rows_t (D, ld) = rows (Tk, D) transposed, zero beyond Tk so whole key blocks can be read.
+inline void transpose_rows(const float* rows, int64_t Tk, int64_t D, int64_t ld, float* rows_t) {
+  for (int64_t d = 0; d < D; ++d) {
+    float* dst = rows_t + d * ld;
+    for (int64_t j = 0; j < Tk; ++j) dst[j] = rows[j * D + d];
+    std::fill(dst + Tk, dst + ld, 0.f);
+  }
+}
+
+// out[r * ld_out + j] = a[r] . key_j for the kQueryTile rows a[r] and keys j < n, with keys_t the
+// (D, ld_keys) transposed keys. Vectorised over keys, so no horizontal sums: per d, each row
+// broadcasts one element against a block of kKeyBlock keys.
+inline void tile_dots(const float* const* a, const float* keys_t, int64_t ld_keys, int64_t n,
+                      int64_t D, float* out, int64_t ld_out) {
+  for (int64_t j0 = 0; j0 < n; j0 += kKeyBlock) {
+    float acc[kQueryTile][kKeyBlock] = {};
+    for (int64_t d = 0; d < D; ++d) {
+      const float* key_block = keys_t + d * ld_keys + j0;
+      for (int64_t r = 0; r < kQueryTile; ++r) {
+        float a_rd = a[r][d];
+#pragma omp simd
+        for (int64_t jj = 0; jj < kKeyBlock; ++jj) acc[r][jj] += a_rd * key_block[jj];
+      }
+    }
+    int64_t count = std::min(kKeyBlock, n - j0);
+    for (int64_t r = 0; r < kQueryTile; ++r)
+      std::copy(acc[r], acc[r] + count, out + r * ld_out + j0);
+  }
+}
+
+// Forward for head (b, h). Scratch: scores (kQueryTile, Tk), acc (kQueryTile, D),
+// k_t (D, padded_keys(Tk)).
 TILLER_SIMD_CLONES
 void forward_head(const AttentionShape& s, int64_t b, int64_t h, const float* q, const float* k,
-                  const float* v, float* out, float* lse, float* scores, float* acc) {
-  const int64_t D = s.D, Tk = s.Tk;
+                  const float* v, float* out, float* lse, float* scores, float* acc, float* k_t) {
+  const int64_t D = s.D, Tk = s.Tk, ld = padded_keys(Tk);
   const int64_t kv_offset = (b * s.Hkv + h / (s.Hq / s.Hkv)) * Tk * D;
   const float* k_head = k + kv_offset;  // (Tk, D)
   const float* v_head = v + kv_offset;  // (Tk, D)
+  transpose_rows(k_head, Tk, D, ld, k_t);
   for (int64_t i0 = 0; i0 < s.Tq; i0 += kQueryTile) {
     QueryTile tile(s, b, h, i0);
-    const float *q0 = q + tile.offset[0], *q1 = q + tile.offset[1], *q2 = q + tile.offset[2],
-                *q3 = q + tile.offset[3];
-    for (int64_t j = 0; j < tile.key_end; ++j) {
-      const float* kj = k_head + j * D;
-      float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-      for (int64_t d = 0; d < D; ++d) {
-        s0 += q0[d] * kj[d];
-        s1 += q1[d] * kj[d];
-        s2 += q2[d] * kj[d];
-        s3 += q3[d] * kj[d];
-      }
-      scores[0 * Tk + j] = s0;
-      scores[1 * Tk + j] = s1;
-      scores[2 * Tk + j] = s2;
-      scores[3 * Tk + j] = s3;
-    }
+    const float* q_rows[kQueryTile];
+    for (int64_t r = 0; r < kQueryTile; ++r) q_rows[r] = q + tile.offset[r];
+    tile_dots(q_rows, k_t, ld, tile.key_end, D, scores, Tk);
     // Softmax numerators in place; invisible keys become exactly 0.
     float row_sum[kQueryTile] = {};
     float row_max[kQueryTile];
@@ -185,15 +210,19 @@ void forward_head(const AttentionShape& s, int64_t b, int64_t h, const float* q,
 }
 
 // Backward for kv head (b, kv_head): overwrites dk/dv of that head and dq of the query heads
-// that read it. dq_acc: (kQueryTile, D) scratch.
+// that read it. Scratch: dq_acc (kQueryTile, D), qk and dout_v (kQueryTile, Tk), k_t and v_t
+// (D, padded_keys(Tk)).
 TILLER_SIMD_CLONES
 void backward_kv_head(const AttentionShape& s, int64_t b, int64_t kv_head, const float* q,
                       const float* k, const float* v, const float* out, const float* dout,
-                      const float* lse, float* dq, float* dk, float* dv, float* dq_acc) {
-  const int64_t D = s.D, group = s.Hq / s.Hkv;
+                      const float* lse, float* dq, float* dk, float* dv, float* dq_acc, float* qk,
+                      float* dout_v, float* k_t, float* v_t) {
+  const int64_t D = s.D, Tk = s.Tk, group = s.Hq / s.Hkv, ld = padded_keys(Tk);
   const int64_t kv_offset = (b * s.Hkv + kv_head) * s.Tk * D;
   const float* k_head = k + kv_offset;  // (Tk, D)
   const float* v_head = v + kv_offset;
+  transpose_rows(k_head, Tk, D, ld, k_t);
+  transpose_rows(v_head, Tk, D, ld, v_t);
   float* dk_head = dk + kv_offset;
   float* dv_head = dv + kv_offset;
   std::fill(dk_head, dk_head + s.Tk * D, 0.f);
@@ -208,36 +237,21 @@ void backward_kv_head(const AttentionShape& s, int64_t b, int64_t kv_head, const
         qr[r] = q + tile.offset[r];
         dor[r] = dout + tile.offset[r];
         lse_r[r] = lse[tile.row_index[r]];
-        // A row with no visible key (lse = -inf) gets no gradient: see nothing.
-        if (lse_r[r] == kNegInf) tile.visibility[r] = RowVisibility();
         delta[r] = dot(dor[r], out + tile.offset[r], D);
       }
+      tile_dots(qr, k_t, ld, tile.key_end, D, qk, Tk);       // q_r . k_j
+      tile_dots(dor, v_t, ld, tile.key_end, D, dout_v, Tk);  // dout_r . v_j
       std::fill(dq_acc, dq_acc + kQueryTile * D, 0.f);
       float *g0 = dq_acc, *g1 = dq_acc + D, *g2 = dq_acc + 2 * D, *g3 = dq_acc + 3 * D;
       for (int64_t j = 0; j < tile.key_end; ++j) {
         const float* kj = k_head + j * D;
-        const float* vj = v_head + j * D;
-        float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;  // q_r . k_j
-        float t0 = 0.f, t1 = 0.f, t2 = 0.f, t3 = 0.f;  // dout_r . v_j
-#pragma omp simd reduction(+ : s0, s1, s2, s3, t0, t1, t2, t3)
-        for (int64_t d = 0; d < D; ++d) {
-          s0 += qr[0][d] * kj[d];
-          s1 += qr[1][d] * kj[d];
-          s2 += qr[2][d] * kj[d];
-          s3 += qr[3][d] * kj[d];
-          t0 += dor[0][d] * vj[d];
-          t1 += dor[1][d] * vj[d];
-          t2 += dor[2][d] * vj[d];
-          t3 += dor[3][d] * vj[d];
-        }
-        const float qk[kQueryTile] = {s0, s1, s2, s3}, dov[kQueryTile] = {t0, t1, t2, t3};
         float p[kQueryTile], ds[kQueryTile];  // probability; scale * d loss / d (scaled score)
         bool all_visible = true;
         for (int64_t r = 0; r < kQueryTile; ++r) {
           bool visible = tile.visibility[r].sees(j);
           all_visible = all_visible && visible;
-          p[r] = visible ? std::exp(s.scale * qk[r] - lse_r[r]) : 0.f;
-          ds[r] = s.scale * p[r] * (dov[r] - delta[r]);
+          p[r] = visible ? std::exp(s.scale * qk[r * Tk + j] - lse_r[r]) : 0.f;
+          ds[r] = s.scale * p[r] * (dout_v[r * Tk + j] - delta[r]);
         }
         float* dkj = dk_head + j * D;
         float* dvj = dv_head + j * D;
@@ -282,10 +296,11 @@ void attention_forward<Backend::cpu>(const AttentionShape& s, const void* q, con
   parallel_for(s.B * s.Hq, cost, [&](int64_t begin, int64_t end) {
     std::vector<float> scores(static_cast<size_t>(kQueryTile * s.Tk));  // (kQueryTile, Tk)
     std::vector<float> acc(static_cast<size_t>(kQueryTile * s.D));      // (kQueryTile, D)
+    std::vector<float> k_t(static_cast<size_t>(s.D * padded_keys(s.Tk)));
     for (int64_t bh = begin; bh < end; ++bh)
       forward_head(s, bh / s.Hq, bh % s.Hq, static_cast<const float*>(q),
                    static_cast<const float*>(k), static_cast<const float*>(v),
-                   static_cast<float*>(out), lse, scores.data(), acc.data());
+                   static_cast<float*>(out), lse, scores.data(), acc.data(), k_t.data());
   });
 }
 
@@ -297,12 +312,16 @@ void attention_backward<Backend::cpu>(const AttentionShape& s, const void* q, co
   int64_t cost = std::max<int64_t>(1, 10 * (s.Hq / s.Hkv) * s.Tq * s.Tk * s.D);
   parallel_for(s.B * s.Hkv, cost, [&](int64_t begin, int64_t end) {
     std::vector<float> dq_acc(static_cast<size_t>(kQueryTile * s.D));  // (kQueryTile, D)
+    std::vector<float> qk(static_cast<size_t>(kQueryTile * s.Tk));     // (kQueryTile, Tk)
+    std::vector<float> dout_v(qk.size());
+    std::vector<float> k_t(static_cast<size_t>(s.D * padded_keys(s.Tk)));  // (D, padded Tk)
+    std::vector<float> v_t(k_t.size());
     for (int64_t bg = begin; bg < end; ++bg)
       backward_kv_head(s, bg / s.Hkv, bg % s.Hkv, static_cast<const float*>(q),
                        static_cast<const float*>(k), static_cast<const float*>(v),
                        static_cast<const float*>(out), static_cast<const float*>(dout), lse,
                        static_cast<float*>(dq), static_cast<float*>(dk), static_cast<float*>(dv),
-                       dq_acc.data());
+                       dq_acc.data(), qk.data(), dout_v.data(), k_t.data(), v_t.data());
   });
 }
 
