@@ -220,7 +220,7 @@ Tensor Tensor::clone() const {
   return out;
 }
 
-void Tensor::copy_(const Tensor& src) {
+void Tensor::copy_(const Tensor& src) const {
   TILLER_CHECK(src.shape() == shape(), "Tensor::copy_: source {} but destination {}",
                shape_str(src.shape()), shape_str(shape()));
   Tensor s = src.to(device()).to(dtype());
@@ -232,9 +232,9 @@ void Tensor::copy_(const Tensor& src) {
   }
 }
 
-void Tensor::zero_() { fill_(0.f); }
+void Tensor::zero_() const { fill_(0.f); }
 
-void Tensor::fill_(float value) {
+void Tensor::fill_(float value) const {
   TILLER_DISPATCH(device(), kernels::fill, data_ptr(), numel(), value, dtype());
 }
 

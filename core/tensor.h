@@ -122,9 +122,9 @@ class Tensor {
   Tensor to(Device device) const;
   Tensor to(DType dtype) const;
   Tensor clone() const;  // a contiguous copy on the same device, not recorded
-  void copy_(const Tensor& src);  // in-place copy of same shape (any dtype/device), not recorded
-  void zero_();
-  void fill_(float value);
+  void copy_(const Tensor& src) const;  // in-place copy of same shape (any dtype/device), not recorded
+  void zero_() const;
+  void fill_(float value) const;
 
   // Views sharing storage (recorded by autograd like any op).
   Tensor reshape(const Shape& shape) const;  // one entry may be -1
