@@ -19,7 +19,9 @@
 namespace tiller {
 namespace {
 
-std::string errno_text(int error) { return fmt::format("{} (errno {})", std::strerror(error), error); }
+std::string errno_text(int error) {
+  return fmt::format("{} (errno {})", std::strerror(error), error);
+}
 
 // Closes and unlinks the temporary file unless released: the cleanup path when anything throws.
 class TemporaryFile {
@@ -110,9 +112,12 @@ void write_file_atomic(const std::filesystem::path& path,
   FileSink sink(file, path);
   writer(sink);
 
-  if (std::fflush(file) != 0) fail("write_file_atomic {}: fflush failed: {}", shown, errno_text(errno));
-  if (::fsync(descriptor) != 0) fail("write_file_atomic {}: fsync failed: {}", shown, errno_text(errno));
-  if (temporary.close() != 0) fail("write_file_atomic {}: fclose failed: {}", shown, errno_text(errno));
+  if (std::fflush(file) != 0)
+    fail("write_file_atomic {}: fflush failed: {}", shown, errno_text(errno));
+  if (::fsync(descriptor) != 0)
+    fail("write_file_atomic {}: fsync failed: {}", shown, errno_text(errno));
+  if (temporary.close() != 0)
+    fail("write_file_atomic {}: fclose failed: {}", shown, errno_text(errno));
   if (std::rename(temporary.path().c_str(), shown.c_str()) != 0) {
     fail("write_file_atomic {}: rename from {} failed: {}", shown, temporary.path(),
          errno_text(errno));

@@ -29,7 +29,8 @@ class FileSink {
 
  private:
   std::FILE* file_;
-  std::filesystem::path shown_path_;  // the destination path, so errors name what the user asked for
+  std::filesystem::path
+      shown_path_;  // the destination path, so errors name what the user asked for
   size_t bytes_written_ = 0;
 };
 

@@ -84,8 +84,8 @@ void check_replaceable(const std::filesystem::path& dir) {
 void rename_or_fail(const std::filesystem::path& from, const std::filesystem::path& to,
                     const std::filesystem::path& dir) {
   if (std::rename(from.c_str(), to.c_str()) != 0) {
-    fail("save_checkpoint {}: rename {} -> {} failed: {}", dir.string(), from.string(),
-         to.string(), std::strerror(errno));
+    fail("save_checkpoint {}: rename {} -> {} failed: {}", dir.string(), from.string(), to.string(),
+         std::strerror(errno));
   }
 }
 
@@ -180,7 +180,8 @@ Checkpoint load_checkpoint(const std::filesystem::path& requested_dir, Device de
   Checkpoint checkpoint;
   checkpoint.dir = dir;
   const std::string source = fmt::format("checkpoint {}", dir.string());
-  checkpoint.tensors = CheckpointTensors(source, safetensors::load(dir / kModelFile, device).tensors);
+  checkpoint.tensors =
+      CheckpointTensors(source, safetensors::load(dir / kModelFile, device).tensors);
   checkpoint.config_json = read_json_object(dir, kConfigFile);
   if (has_trainer_tensors) {
     checkpoint.has_trainer_state = true;

@@ -1,6 +1,6 @@
-// Checkpoint directories: the model as Hugging Face lays it out, plus what a bit-exact resume needs.
+// Checkpoint directories: the model as Hugging Face lays it out, plus what an exact resume needs.
 //
-//   <dir>/model.safetensors          model tensors (names are chosen by the model code, e.g. HF names)
+//   <dir>/model.safetensors          model tensors (names chosen by the model code, e.g. HF's)
 //   <dir>/config.json                model configuration (JSON object)
 //   <dir>/trainer_state.safetensors  optional: optimizer moments, master weights, ...
 //   <dir>/trainer_state.json         optional: step, RNG seed and offset, data-loader position, ...

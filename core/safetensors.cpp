@@ -47,19 +47,24 @@ struct FileDType {
 
 // Every dtype the format defines, so an unsupported one is told apart from garbage.
 constexpr FileDType kFileDTypes[] = {
-    {"F32", 4, DType::f32, true},   {"BF16", 2, DType::bf16, true}, {"I32", 4, DType::i32, true},
-    {"F16", 2, DType::f32, true},   {"F64", 8, DType::f32, true},   {"BOOL", 1, DType::f32, false},
-    {"U8", 1, DType::f32, false},   {"I8", 1, DType::f32, false},   {"I16", 2, DType::f32, false},
-    {"U16", 2, DType::f32, false},  {"U32", 4, DType::f32, false},  {"I64", 8, DType::f32, false},
-    {"U64", 8, DType::f32, false},  {"F8_E4M3", 1, DType::f32, false},
+    {"F32", 4, DType::f32, true},      {"BF16", 2, DType::bf16, true},
+    {"I32", 4, DType::i32, true},      {"F16", 2, DType::f32, true},
+    {"F64", 8, DType::f32, true},      {"BOOL", 1, DType::f32, false},
+    {"U8", 1, DType::f32, false},      {"I8", 1, DType::f32, false},
+    {"I16", 2, DType::f32, false},     {"U16", 2, DType::f32, false},
+    {"U32", 4, DType::f32, false},     {"I64", 8, DType::f32, false},
+    {"U64", 8, DType::f32, false},     {"F8_E4M3", 1, DType::f32, false},
     {"F8_E5M2", 1, DType::f32, false},
 };
 
 const char* file_dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::f32: return "F32";
-    case DType::bf16: return "BF16";
-    case DType::i32: return "I32";
+    case DType::f32:
+      return "F32";
+    case DType::bf16:
+      return "BF16";
+    case DType::i32:
+      return "I32";
   }
   fail("safetensors: unknown tiller dtype {}", static_cast<int>(dtype));
 }
@@ -141,32 +146,42 @@ class HeaderParser {
     } catch (const json::exception& error) {
       problem("header is not valid JSON: {}", error.what());
     }
-    if (!duplicate.empty()) problem("tensor name '{}' appears more than once in the header", duplicate);
+    if (!duplicate.empty())
+      problem("tensor name '{}' appears more than once in the header", duplicate);
     return header;
   }
 
   void read_metadata(const json& value, Metadata& metadata) const {
-    if (!value.is_object()) problem("__metadata__ is a JSON {}, expected an object", value.type_name());
+    if (!value.is_object())
+      problem("__metadata__ is a JSON {}, expected an object", value.type_name());
     for (auto& [key, text] : value.items()) {
       if (!text.is_string()) {
-        problem("__metadata__ value for '{}' is a JSON {}, expected a string", key, text.type_name());
+        problem("__metadata__ value for '{}' is a JSON {}, expected a string", key,
+                text.type_name());
       }
       metadata[key] = text.get<std::string>();
     }
   }
 
   Entry read_entry(const std::string& name, const json& value) const {
-    if (!value.is_object()) problem("tensor {} is a JSON {}, expected an object", name, value.type_name());
+    if (!value.is_object())
+      problem("tensor {} is a JSON {}, expected an object", name, value.type_name());
     for (const char* field : {"dtype", "shape", "data_offsets"}) {
       if (!value.contains(field)) problem("tensor {} has no '{}'", name, field);
     }
-    Entry entry{.name = name, .dtype = lookup_dtype(name, value["dtype"]), .shape = {}, .begin = 0, .end = 0};
+    Entry entry{.name = name,
+                .dtype = lookup_dtype(name, value["dtype"]),
+                .shape = {},
+                .begin = 0,
+                .end = 0};
 
     const json& shape = value["shape"];
-    if (!shape.is_array()) problem("tensor {}: shape is a JSON {}, expected an array", name, shape.type_name());
+    if (!shape.is_array())
+      problem("tensor {}: shape is a JSON {}, expected an array", name, shape.type_name());
     uint64_t numel = 1;
     for (const json& extent : shape) {
-      if (!extent.is_number_integer()) problem("tensor {}: shape {} holds a non-integer", name, shape.dump());
+      if (!extent.is_number_integer())
+        problem("tensor {}: shape {} holds a non-integer", name, shape.dump());
       if (!extent.is_number_unsigned()) {  // nlohmann stores every non-negative integer unsigned
         problem("tensor {}: shape {} has a negative extent", name, shape.dump());
       }
@@ -201,7 +216,8 @@ class HeaderParser {
   }
 
   const FileDType* lookup_dtype(const std::string& name, const json& dtype) const {
-    if (!dtype.is_string()) problem("tensor {}: dtype is a JSON {}, expected a string", name, dtype.type_name());
+    if (!dtype.is_string())
+      problem("tensor {}: dtype is a JSON {}, expected a string", name, dtype.type_name());
     const std::string& text = dtype.get_ref<const std::string&>();
     for (const FileDType& candidate : kFileDTypes) {
       if (text != candidate.name) continue;
@@ -230,7 +246,8 @@ class HeaderParser {
                 previous->end, entry->name, entry->begin, entry->end);
       }
       if (entry->begin > covered) {
-        problem("bytes [{},{}) before tensor {} belong to no tensor", covered, entry->begin, entry->name);
+        problem("bytes [{},{}) before tensor {} belong to no tensor", covered, entry->begin,
+                entry->name);
       }
       covered = entry->end;
       previous = entry;
@@ -274,7 +291,8 @@ void check_names(const NamedTensors& tensors) {
   for (const auto& [name, tensor] : tensors) {
     TILLER_CHECK(!name.empty(), "safetensors save: a tensor has an empty name");
     TILLER_CHECK(name != kMetadataKey, "safetensors save: '{}' is reserved for metadata", name);
-    TILLER_CHECK(seen.insert(name).second, "safetensors save: tensor name '{}' appears twice", name);
+    TILLER_CHECK(seen.insert(name).second, "safetensors save: tensor name '{}' appears twice",
+                 name);
     TILLER_CHECK(tensor.defined(), "safetensors save: tensor {} is undefined", name);
   }
 }
@@ -322,7 +340,7 @@ class MappedFile {
     const std::string shown = path.string();
     int descriptor = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (descriptor < 0) fail("safetensors {}: cannot open: {}", shown, std::strerror(errno));
-    struct stat info{};
+    struct stat info {};
     if (::fstat(descriptor, &info) != 0) {
       int error = errno;
       ::close(descriptor);
@@ -337,7 +355,8 @@ class MappedFile {
       void* mapping = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, descriptor, 0);
       int error = errno;
       ::close(descriptor);
-      if (mapping == MAP_FAILED) fail("safetensors {}: mmap failed: {}", shown, std::strerror(error));
+      if (mapping == MAP_FAILED)
+        fail("safetensors {}: mmap failed: {}", shown, std::strerror(error));
       data_ = mapping;
     } else {
       ::close(descriptor);
@@ -367,7 +386,8 @@ std::string serialize(const NamedTensors& tensors, const Metadata& metadata) {
   return bytes;
 }
 
-void save(const std::filesystem::path& path, const NamedTensors& tensors, const Metadata& metadata) {
+void save(const std::filesystem::path& path, const NamedTensors& tensors,
+          const Metadata& metadata) {
   write_file_atomic(path, [&](FileSink& sink) {
     write_all(tensors, metadata, [&](const void* data, size_t size) { sink.write(data, size); });
   });

@@ -41,8 +41,9 @@ void save(const std::filesystem::path& path, const NamedTensors& tensors,
 // A name-ordered map saves in name order. A template only so that a braced list
 // `save(path, {{"w", w}})` is never ambiguous: it cannot deduce TensorMap and picks the list above.
 template <typename TensorMap>
-  requires std::same_as<TensorMap, std::map<std::string, Tensor>>
-void save(const std::filesystem::path& path, const TensorMap& tensors, const Metadata& metadata = {}) {
+requires std::same_as<TensorMap, std::map<std::string, Tensor>>
+void save(const std::filesystem::path& path, const TensorMap& tensors,
+          const Metadata& metadata = {}) {
   save(path, NamedTensors(tensors.begin(), tensors.end()), metadata);
 }
 

@@ -15,7 +15,9 @@ using tiller::testing::TempDir;
 
 namespace {
 
-std::string read_text(const std::filesystem::path& path) { return read_file_bytes(path); }
+std::string read_text(const std::filesystem::path& path) {
+  return read_file_bytes(path);
+}
 
 // Every entry of a directory, so a test can assert that no temporary file or directory is left.
 std::vector<std::string> entries(const std::filesystem::path& dir) {
@@ -69,9 +71,9 @@ TEST_CASE("write_file_atomic names the file and the system error when it cannot 
   REQUIRE_THROWS_WITH(write_file_atomic(target, "x"),
                       Catch::Contains(target.string()) &&
                           Catch::Contains("No such file or directory") && Catch::Contains("errno"));
-  REQUIRE_THROWS_WITH(read_file_bytes(dir / "absent"),
-                      Catch::Contains((dir / "absent").string()) &&
-                          Catch::Contains("No such file or directory"));
+  REQUIRE_THROWS_WITH(
+      read_file_bytes(dir / "absent"),
+      Catch::Contains((dir / "absent").string()) && Catch::Contains("No such file or directory"));
 }
 
 TEST_CASE("a checkpoint directory round-trips model tensors, config and trainer state",
@@ -82,8 +84,9 @@ TEST_CASE("a checkpoint directory round-trips model tensors, config and trainer 
   Tensor ln_bias = Tensor::randn({8}, gen, 0.f, 1.f, {.dtype = DType::bf16});
   Tensor moment = Tensor::randn({16, 8}, gen);
   Tensor data_order = Tensor::from_ints({3, 0, 2, 1}, {4});
-  TrainerState state{.tensors = {{"adamw.m.wte.weight", moment}, {"loader.order", data_order}},
-                     .json = R"({"step": 1200, "rng": {"seed": 18446744073709551615, "offset": 77}})"};
+  TrainerState state{
+      .tensors = {{"adamw.m.wte.weight", moment}, {"loader.order", data_order}},
+      .json = R"({"step": 1200, "rng": {"seed": 18446744073709551615, "offset": 77}})"};
   auto dir = root / "step-1200";
   save_checkpoint(dir, {{"wte.weight", wte}, {"ln_f.bias", ln_bias}},
                   R"({"model_type": "gpt2", "n_layer": 2, "n_embd": 8})", state);
@@ -129,8 +132,9 @@ TEST_CASE("a failed save keeps the previous checkpoint and removes its staging d
   auto dir = root / "ckpt";
   save_checkpoint(dir, {{"w", Tensor::ones({2})}}, R"({"version": 1})");
 
-  REQUIRE_THROWS_WITH(save_checkpoint(dir, {{"w", Tensor::ones({2})}}, R"({"version": )"),
-                      Catch::Contains(dir.string()) && Catch::Contains("config.json is not valid JSON"));
+  REQUIRE_THROWS_WITH(
+      save_checkpoint(dir, {{"w", Tensor::ones({2})}}, R"({"version": )"),
+      Catch::Contains(dir.string()) && Catch::Contains("config.json is not valid JSON"));
   REQUIRE_THROWS_WITH(save_checkpoint(dir, {{"w", Tensor::ones({2})}}, "[1, 2]"),
                       Catch::Contains("config.json is a JSON array, expected an object"));
   // Fails while writing model.safetensors, after the staging directory exists.
@@ -150,9 +154,10 @@ TEST_CASE("save_checkpoint refuses to replace a directory that is not a checkpoi
   auto precious = root / "home";
   std::filesystem::create_directories(precious);
   write_file_atomic(precious / "thesis.tex", "years of work");
-  REQUIRE_THROWS_WITH(save_checkpoint(precious, {{"w", Tensor::ones({1})}}, "{}"),
-                      Catch::Contains(precious.string()) &&
-                          Catch::Contains("refusing to replace a directory that is not a checkpoint"));
+  REQUIRE_THROWS_WITH(
+      save_checkpoint(precious, {{"w", Tensor::ones({1})}}, "{}"),
+      Catch::Contains(precious.string()) &&
+          Catch::Contains("refusing to replace a directory that is not a checkpoint"));
   REQUIRE(read_text(precious / "thesis.tex") == "years of work");
 
   write_file_atomic(root / "plain-file", "not a directory");
@@ -200,7 +205,8 @@ TEST_CASE("load_checkpoint names the directory and the file that is missing or b
           "[checkpoint]") {
   TempDir root;
   auto dir = root / "ckpt";
-  REQUIRE_THROWS_WITH(load_checkpoint(dir), fmt::format("checkpoint {}: not a directory", dir.string()));
+  REQUIRE_THROWS_WITH(load_checkpoint(dir),
+                      fmt::format("checkpoint {}: not a directory", dir.string()));
 
   save_checkpoint(dir, {{"w", Tensor::ones({1})}}, "{}",
                   TrainerState{.tensors = {{"m", Tensor::ones({1})}}, .json = "{}"});
@@ -210,9 +216,9 @@ TEST_CASE("load_checkpoint names the directory and the file that is missing or b
 
   std::filesystem::remove(dir / "trainer_state.safetensors");
   write_file_atomic(dir / "config.json", "{\"n_layer\": ");
-  REQUIRE_THROWS_WITH(load_checkpoint(dir),
-                      Catch::StartsWith(fmt::format("checkpoint {}: config.json is not valid JSON",
-                                                    dir.string())));
+  REQUIRE_THROWS_WITH(
+      load_checkpoint(dir),
+      Catch::StartsWith(fmt::format("checkpoint {}: config.json is not valid JSON", dir.string())));
 
   std::filesystem::remove(dir / "config.json");
   REQUIRE_THROWS_WITH(load_checkpoint(dir),

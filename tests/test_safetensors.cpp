@@ -33,7 +33,8 @@ std::string file_bytes(const std::string& header, const std::string& data) {
 }
 
 void write_bytes(const std::filesystem::path& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(path, std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 // Writes `bytes` to a file and returns the message load() throws for it.
@@ -117,13 +118,13 @@ TEST_CASE("the writer produces the byte layout of the specification", "[safetens
   // spaces so the data starts at a multiple of 8, then each tensor's little-endian bytes.
   std::vector<float> a_values{1.5f, -2.f};
   std::vector<int32_t> b_values{7};
-  std::string header =
-      R"({"__metadata__":{"format":"pt"},)"
-      R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-      R"("b":{"dtype":"I32","shape":[],"data_offsets":[8,12]}})";
+  std::string header = R"({"__metadata__":{"format":"pt"},)"
+                       R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                       R"("b":{"dtype":"I32","shape":[],"data_offsets":[8,12]}})";
   size_t padded = (header.size() + 7) / 8 * 8;
   header.append(padded - header.size(), ' ');
-  std::string expected = little_endian_u64(padded) + header + raw_bytes(a_values) + raw_bytes(b_values);
+  std::string expected =
+      little_endian_u64(padded) + header + raw_bytes(a_values) + raw_bytes(b_values);
 
   safetensors::NamedTensors tensors{{"a", Tensor::from_vector(a_values, {2})},
                                     {"b", Tensor::from_ints(b_values, {})}};
@@ -141,9 +142,8 @@ TEST_CASE("a file written by another tool, unpadded and out of offset order, loa
           "[safetensors]") {
   std::vector<uint16_t> bf16_values{0x3f80, 0xc000};  // 1.0, -2.0
   std::vector<float> f32_values{0.25f};
-  std::string header =
-      R"({"late":{"dtype":"BF16","shape":[2],"data_offsets":[4,8]},)"
-      R"("early":{"data_offsets":[0,4],"shape":[1,1],"dtype":"F32"}})";
+  std::string header = R"({"late":{"dtype":"BF16","shape":[2],"data_offsets":[4,8]},)"
+                       R"("early":{"data_offsets":[0,4],"shape":[1,1],"dtype":"F32"}})";
   std::string bytes = file_bytes(header, raw_bytes(f32_values) + raw_bytes(bf16_values));
   auto loaded = safetensors::parse(bytes.data(), bytes.size(), "external").tensors;
   REQUIRE(loaded.at("early").shape() == Shape{1, 1});
@@ -161,12 +161,12 @@ TEST_CASE("F16 tensors load as f32 with every class of half value converted exac
                               -2.f,
                               0.5f,
                               65504.f,
-                              std::ldexp(1.f, -24),          // smallest subnormal
-                              std::ldexp(1023.f, -24),       // largest subnormal
+                              std::ldexp(1.f, -24),     // smallest subnormal
+                              std::ldexp(1023.f, -24),  // largest subnormal
                               -0.f,
                               std::numeric_limits<float>::infinity(),
                               -std::numeric_limits<float>::infinity(),
-                              0.333251953125f};              // 0x3555 = 1365/4096
+                              0.333251953125f};  // 0x3555 = 1365/4096
   std::string header = R"({"h":{"dtype":"F16","shape":[11],"data_offsets":[0,22]}})";
   std::string bytes = file_bytes(header, raw_bytes(halves));
   Tensor loaded = safetensors::parse(bytes.data(), bytes.size(), "halves").tensors.at("h");
@@ -184,7 +184,8 @@ TEST_CASE("F64 tensors load as f32 rounded to nearest, overflowing to infinity",
   std::vector<double> doubles{0.1, -3.0, 1e300, -1e300, 1e-50};
   std::string header = R"({"d":{"dtype":"F64","shape":[5],"data_offsets":[0,40]}})";
   std::string bytes = file_bytes(header, raw_bytes(doubles));
-  auto values = safetensors::parse(bytes.data(), bytes.size(), "doubles").tensors.at("d").to_vector();
+  auto values =
+      safetensors::parse(bytes.data(), bytes.size(), "doubles").tensors.at("d").to_vector();
   REQUIRE(values[0] == 0.1f);
   REQUIRE(values[1] == -3.f);
   REQUIRE(values[2] == std::numeric_limits<float>::infinity());
@@ -210,19 +211,24 @@ TEST_CASE("a malformed file is rejected with an error naming the file and the pr
   std::vector<Case> cases{
       {"empty file", "", "file is 0 bytes, shorter than the 8-byte header length"},
       {"shorter than 8 bytes", std::string("\x10\x00\x00", 3), "file is 3 bytes"},
-      {"header length past the end", little_endian_u64(64) + "{}", "header length 64 is larger than the file"},
-      {"header length beyond the limit", little_endian_u64(1ull << 40), "exceeds the 100000000-byte limit"},
+      {"header length past the end", little_endian_u64(64) + "{}",
+       "header length 64 is larger than the file"},
+      {"header length beyond the limit", little_endian_u64(1ull << 40),
+       "exceeds the 100000000-byte limit"},
       {"header not JSON", file_bytes("{\"a\":", ""), "header is not valid JSON"},
-      {"header not an object", file_bytes("[1,2]", ""), "header is a JSON array, expected an object"},
+      {"header not an object", file_bytes("[1,2]", ""),
+       "header is a JSON array, expected an object"},
       {"offsets past the data", file_bytes("{" + tensor("w", "F32", "[2]", 0, 12) + "}", f32x2),
        "tensor w: data_offsets [0,12] are out of range of the 8-byte data section"},
       {"offsets reversed", file_bytes("{" + tensor("w", "F32", "[0]", 8, 0) + "}", f32x2),
        "tensor w: data_offsets [8,0] are out of range"},
       {"overlapping tensors",
-       file_bytes("{" + tensor("a", "F32", "[2]", 0, 8) + "," + tensor("b", "F32", "[1]", 4, 8) + "}", f32x2),
+       file_bytes(
+           "{" + tensor("a", "F32", "[2]", 0, 8) + "," + tensor("b", "F32", "[1]", 4, 8) + "}",
+           f32x2),
        "tensors a [0,8] and b [4,8] overlap"},
-      {"bytes between tensors",
-       file_bytes("{" + tensor("a", "F32", "[1]", 4, 8) + "}", f32x2), "bytes [0,4) before tensor a belong to no tensor"},
+      {"bytes between tensors", file_bytes("{" + tensor("a", "F32", "[1]", 4, 8) + "}", f32x2),
+       "bytes [0,4) before tensor a belong to no tensor"},
       {"trailing bytes", file_bytes("{" + tensor("a", "F32", "[1]", 0, 4) + "}", f32x2),
        "data section has 8 bytes but the tensors cover 4"},
       {"size not dtype x shape", file_bytes("{" + tensor("w", "BF16", "[2]", 0, 8) + "}", f32x2),
@@ -241,7 +247,9 @@ TEST_CASE("a malformed file is rejected with an error naming the file and the pr
       {"missing field", file_bytes(R"({"w":{"dtype":"F32","shape":[2]}})", f32x2),
        "tensor w has no 'data_offsets'"},
       {"duplicate names",
-       file_bytes("{" + tensor("w", "F32", "[1]", 0, 4) + "," + tensor("w", "F32", "[1]", 4, 8) + "}", f32x2),
+       file_bytes(
+           "{" + tensor("w", "F32", "[1]", 0, 4) + "," + tensor("w", "F32", "[1]", 4, 8) + "}",
+           f32x2),
        "tensor name 'w' appears more than once"},
       {"non-string metadata",
        file_bytes(R"({"__metadata__":{"step":3},)" + tensor("w", "F32", "[2]", 0, 8) + "}", f32x2),
@@ -257,11 +265,11 @@ TEST_CASE("a malformed file is rejected with an error naming the file and the pr
 
 TEST_CASE("loading a missing file or a directory names the path", "[safetensors]") {
   TempDir dir;
-  REQUIRE_THROWS_WITH(safetensors::load(dir / "absent.safetensors"),
-                      Catch::Contains((dir / "absent.safetensors").string()) &&
-                          Catch::Contains("cannot open"));
-  REQUIRE_THROWS_WITH(safetensors::load(dir.path()),
-                      Catch::Contains(dir.path().string()) && Catch::Contains("not a regular file"));
+  REQUIRE_THROWS_WITH(
+      safetensors::load(dir / "absent.safetensors"),
+      Catch::Contains((dir / "absent.safetensors").string()) && Catch::Contains("cannot open"));
+  REQUIRE_THROWS_WITH(safetensors::load(dir.path()), Catch::Contains(dir.path().string()) &&
+                                                         Catch::Contains("not a regular file"));
 }
 
 TEST_CASE("save rejects duplicate, empty and reserved tensor names", "[safetensors]") {
