@@ -3,9 +3,11 @@
 #pragma once
 
 #include "core/autograd.h"
+#include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/model.h"
 #include "core/ops.h"
+#include "core/safetensors.h"
 #include "core/tensor.h"
 #include "optim/adamw.h"
 #include "optim/clip.h"
