@@ -8,10 +8,12 @@
 //     order: results are bitwise independent of the thread count. Probabilities are recomputed
 //     from the saved lse (p = exp(scale * q.k - lse)); the output is only read for
 //     delta_i = dout_i . out_i, the softmax-backward correction.
-//   - The kQueryTile rows of a tile share every key and value row they load, and all inner loops
-//     run over D under `omp simd`, so they vectorise without -ffast-math. The per-head functions
-//     are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time (target_clones),
-//     since the library itself is built for baseline x86-64.
+//   - Dot products (q.k, and dout.v in the backward) read a transposed copy of the head's keys
+//     or values, (D, Tk) per thread, so they vectorise over keys with no horizontal sums; the
+//     axpys (p v, ds k, ds q, p dout) vectorise over D. The kQueryTile rows of a tile share every
+//     key and value load. All of it uses `omp simd`, so no -ffast-math is needed. The per-head
+//     functions are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time
+//     (target_clones), since the library itself is built for baseline x86-64.
 //   - A key that a row cannot see is skipped for that row, never multiplied by p = 0, so
 //     non-finite values in masked cache slots cannot leak into visible outputs.
 // Invariants: lse is in the units of the scaled scores, lse_i = log sum_j exp(scale * q_i . k_j)
