@@ -1,0 +1,379 @@
+// The pretraining loop, its checkpoints and its exact resume (see rl/pretrain.h).
+//
+// Bit-exact resume rests on three facts: every input of an update is either in the checkpoint
+// (weights, AdamW moments and step, dropout generator, loader position) or a pure function of the
+// step (the learning rate); validation and sampling draw no random numbers and record no graph;
+// and the CPU kernels are deterministic for a fixed thread count. Keep it that way: anything new
+// that an update reads must go into trainer_state.json or trainer_state.safetensors.
+#include "rl/pretrain.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+
+#include "core/atomic_file.h"
+#include "core/checkpoint.h"
+#include "core/error.h"
+#include "core/ops.h"
+#include "core/special_tokens.h"
+#include "optim/clip.h"
+
+namespace tiller::rl {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr const char* kOptimizerPrefix = "optimizer.";
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+PretrainConfig checked(PretrainConfig config) {
+  if (config.schedule.total_steps == 0) config.schedule.total_steps = config.steps;
+  config.validate();
+  return config;
+}
+
+// Keeps the records before `step` and the train record of `step` itself: a resumed run rewrites
+// what came after its checkpoint (and re-evaluates at `step`), so the file never holds two
+// histories for one step.
+void truncate_metrics(const std::filesystem::path& path, int64_t step) {
+  if (!std::filesystem::exists(path)) return;
+  std::ifstream in(path);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    auto record = nlohmann::json::parse(line, nullptr, false);
+    if (record.is_discarded() || !record.contains("step")) continue;  // a torn last line
+    const auto record_step = record["step"].get<int64_t>();
+    if (record_step < step || (record_step == step && !record.contains("val_loss")))
+      kept += line + "\n";
+  }
+  write_file_atomic(path, kept);
+}
+
+int64_t argmax(const std::vector<float>& values) {
+  return std::max_element(values.begin(), values.end()) - values.begin();
+}
+
+}  // namespace
+
+NonFinitePolicy parse_nonfinite_policy(const std::string& name) {
+  if (name == "stop") return NonFinitePolicy::stop;
+  if (name == "skip") return NonFinitePolicy::skip;
+  fail("pretrain: on_nonfinite must be 'stop' or 'skip', got '{}'", name);
+}
+
+void PretrainConfig::validate() const {
+  model.validate();
+  TILLER_CHECK(batch_size > 0, "pretrain: batch_size must be positive, got {}", batch_size);
+  TILLER_CHECK(seq_len > 0 && seq_len <= model.max_seq_len,
+               "pretrain: seq_len {} must be in [1, max_seq_len = {}]", seq_len,
+               model.max_seq_len);
+  TILLER_CHECK(steps >= 0, "pretrain: steps must be >= 0, got {}", steps);
+  TILLER_CHECK(grad_accumulation > 0, "pretrain: grad_accumulation must be positive, got {}",
+               grad_accumulation);
+  TILLER_CHECK(eval_every >= 0 && eval_batches > 0,
+               "pretrain: eval_every {} must be >= 0 and eval_batches {} positive", eval_every,
+               eval_batches);
+  TILLER_CHECK(sample_every >= 0 && checkpoint_every >= 0 && log_every >= 0,
+               "pretrain: sample_every {}, checkpoint_every {} and log_every {} must be >= 0",
+               sample_every, checkpoint_every, log_every);
+  TILLER_CHECK(clip_norm >= 0.f, "pretrain: clip_norm must be >= 0, got {}", clip_norm);
+  TILLER_CHECK(device.is_cpu() || dtype == DType::f32 || dtype == DType::bf16,
+               "pretrain: dtype must be f32 or bf16");
+  TILLER_CHECK(device.is_cuda() || dtype == DType::f32,
+               "pretrain: the CPU backend trains in f32; bf16 needs device cuda");
+  schedule.validate();
+}
+
+double flops_per_token(const ModelConfig& model, int64_t seq_len) {
+  return 6.0 * static_cast<double>(model.num_parameters()) +
+         12.0 * static_cast<double>(model.n_layer * model.n_embd * seq_len);
+}
+
+Pretrainer::Pretrainer(PretrainConfig config, std::vector<std::string> train_shards,
+                       std::vector<std::string> val_shards, std::optional<Tokenizer> tokenizer)
+    : config_(checked(std::move(config))),
+      val_shards_(std::move(val_shards)),
+      tokenizer_(std::move(tokenizer)),
+      model_(config_.model, config_.seed),
+      train_loader_(train_shards, {.batch_size = config_.batch_size,
+                                   .seq_len = config_.seq_len,
+                                   .seed = config_.seed}) {
+  if (tokenizer_) {
+    TILLER_CHECK(tokenizer_->vocab_size() <= config_.model.vocab_size,
+                 "pretrain: the tokenizer has {} ids but the model's vocab_size is {}",
+                 tokenizer_->vocab_size(), config_.model.vocab_size);
+  }
+  if (!config_.device.is_cpu()) model_.to(config_.device);
+  if (config_.dtype != DType::f32) model_.to(config_.dtype);
+  optimizer_ = std::make_unique<optim::AdamW>(
+      optim::default_param_groups(model_.parameters(), config_.weight_decay),
+      optim::AdamWOptions{.lr = config_.schedule.lr(0),
+                          .beta1 = config_.beta1,
+                          .beta2 = config_.beta2,
+                          .weight_decay = config_.weight_decay,
+                          .seed = config_.seed});
+}
+
+StepReport Pretrainer::train_step() {
+  StepReport report;
+  report.step = step_ + 1;
+  report.lr = config_.schedule.lr(step_);
+  optimizer_->zero_grad();
+
+  ForwardOptions forward;
+  forward.training = config_.model.dropout > 0.f;
+  double loss_sum = 0.0;
+  for (int64_t micro = 0; micro < config_.grad_accumulation; ++micro) {
+    TokenBatch batch = train_loader_.next();
+    Tensor loss = model_.loss(batch.inputs.to(config_.device), batch.targets.to(config_.device),
+                              -100, forward);
+    loss_sum += loss.item();
+    if (config_.grad_accumulation > 1)
+      loss = scale(loss, 1.f / static_cast<float>(config_.grad_accumulation));
+    loss.backward();
+  }
+  report.loss = static_cast<float>(loss_sum / static_cast<double>(config_.grad_accumulation));
+  tokens_seen_ += config_.tokens_per_step();
+  if (after_backward_) after_backward_(report.step, report.loss, model_);
+
+  report.grad_norm = optim::global_grad_norm(model_.parameters());
+  if (!std::isfinite(report.loss) || !std::isfinite(report.grad_norm)) {
+    if (config_.on_nonfinite == NonFinitePolicy::stop) {
+      fail("pretrain: non-finite {} at step {} (loss {}, grad norm {}); set on_nonfinite = skip "
+           "to skip such updates",
+           std::isfinite(report.loss) ? "gradient norm" : "loss", report.step, report.loss,
+           report.grad_norm);
+    }
+    optimizer_->zero_grad();
+    report.skipped = true;
+    ++skipped_steps_;
+    ++step_;
+    return report;
+  }
+  optimizer_->set_lr(report.lr);
+  float factor =
+      config_.clip_norm > 0.f ? optim::clip_factor(report.grad_norm, config_.clip_norm) : 1.f;
+  optimizer_->step(factor);
+  optimizer_->zero_grad();  // frees the gradients before the next forward
+  ++step_;
+  return report;
+}
+
+float Pretrainer::evaluate() {
+  if (val_shards_.empty()) return std::numeric_limits<float>::quiet_NaN();
+  NoGradGuard no_grad;
+  // A fresh unshuffled loader: the same first eval_batches windows every time.
+  TokenLoader loader(val_shards_,
+                     {.batch_size = config_.batch_size, .seq_len = config_.seq_len, .shuffle = false});
+  TILLER_CHECK(loader.steps_per_epoch() > 0,
+               "pretrain: the validation shards hold {} windows of {} tokens, fewer than one "
+               "batch of {}",
+               loader.windows_per_epoch(), config_.seq_len + 1, config_.batch_size);
+  int64_t batches = std::min(config_.eval_batches, loader.steps_per_epoch());
+  double total = 0.0;
+  for (int64_t i = 0; i < batches; ++i) {
+    TokenBatch batch = loader.next();
+    total += model_.loss(batch.inputs.to(config_.device), batch.targets.to(config_.device)).item();
+  }
+  return static_cast<float>(total / static_cast<double>(batches));
+}
+
+std::string Pretrainer::sample(const std::string& prompt, int64_t new_tokens) {
+  TILLER_CHECK(tokenizer_.has_value(), "pretrain: sample needs a tokenizer");
+  NoGradGuard no_grad;
+  const TokenId end_of_text = tokenizer_->token_id(special_tokens::kEndOfText);
+  std::vector<TokenId> ids =
+      prompt.empty() ? std::vector<TokenId>{end_of_text} : tokenizer_->encode(prompt, true);
+  const size_t prompt_length = ids.size();
+  for (int64_t i = 0; i < new_tokens; ++i) {
+    const size_t context = std::min(ids.size(), static_cast<size_t>(config_.model.max_seq_len));
+    std::vector<TokenId> window(ids.end() - static_cast<std::ptrdiff_t>(context), ids.end());
+    const auto n = static_cast<int64_t>(context);
+    Tensor logits = model_.forward(Tensor::from_ints(window, {1, n}).to(config_.device));
+    Tensor last = slice(logits, 1, n - 1, n);  // (1, 1, V)
+    auto next = static_cast<TokenId>(argmax(last.to(DType::f32).to_vector()));
+    if (next == end_of_text) break;
+    ids.push_back(next);
+  }
+  return tokenizer_->decode(std::span(ids).subspan(prompt_length));
+}
+
+void Pretrainer::save_checkpoint(const std::filesystem::path& dir) {
+  optim::AdamWState optimizer_state = optimizer_->state();
+  const Generator& dropout = model_.dropout_generator();
+  TokenLoaderState loader = train_loader_.state();
+  nlohmann::json state = {
+      {"step", step_},
+      {"tokens_seen", tokens_seen_},
+      {"skipped_steps", skipped_steps_},
+      {"optimizer_step", optimizer_state.step},
+      {"dropout_generator", {{"seed", dropout.seed}, {"offset", dropout.offset}}},
+      {"loader", {{"epoch", loader.epoch}, {"cursor", loader.cursor}, {"seed", loader.seed}}},
+      {"batch_size", config_.batch_size},
+      {"seq_len", config_.seq_len}};
+  TrainerState trainer;
+  trainer.json = state.dump(2);
+  for (auto& [name, tensor] : optimizer_state.tensors)
+    trainer.tensors.emplace_back(kOptimizerPrefix + name, tensor);
+  tiller::save_checkpoint(dir, model_.hf_tensors(), model_.config().to_hf_json(), trainer);
+  // Beside the model so the directory loads like a Hugging Face model repository.
+  if (tokenizer_) tokenizer_->save_tokenizer_json((dir / "tokenizer.json").string());
+}
+
+void Pretrainer::resume(const std::filesystem::path& dir) {
+  Checkpoint checkpoint = load_checkpoint(dir, Device::cpu());
+  TILLER_CHECK(checkpoint.has_trainer_state,
+               "pretrain: {} is a model directory without trainer state; it cannot be resumed",
+               dir.string());
+  ModelConfig saved = ModelConfig::from_hf_json(checkpoint.config_json);
+  TILLER_CHECK(saved.to_hf_json() == config_.model.to_hf_json(),
+               "pretrain: {} holds a different model configuration:\n{}\nthan this run's:\n{}",
+               dir.string(), saved.to_hf_json(), config_.model.to_hf_json());
+  auto state = nlohmann::json::parse(checkpoint.trainer_json);
+  TILLER_CHECK(state.at("batch_size").get<int64_t>() == config_.batch_size &&
+                   state.at("seq_len").get<int64_t>() == config_.seq_len,
+               "pretrain: {} was trained with batch {} x {} tokens but this run uses {} x {}",
+               dir.string(), state.at("batch_size").get<int64_t>(),
+               state.at("seq_len").get<int64_t>(), config_.batch_size, config_.seq_len);
+
+  model_.load_hf_tensors(checkpoint.tensors.all(), "checkpoint " + dir.string());
+  optim::AdamWState optimizer_state;
+  optimizer_state.step = state.at("optimizer_step").get<int64_t>();
+  const std::string prefix = kOptimizerPrefix;
+  for (const auto& [name, tensor] : checkpoint.trainer_tensors.all()) {
+    if (name.rfind(prefix, 0) == 0)
+      optimizer_state.tensors[name.substr(prefix.size())] = tensor.to(config_.device);
+  }
+  optimizer_->load_state(optimizer_state);
+
+  Generator& dropout = model_.dropout_generator();
+  dropout.seed = state.at("dropout_generator").at("seed").get<uint64_t>();
+  dropout.offset = state.at("dropout_generator").at("offset").get<uint64_t>();
+  const auto& loader = state.at("loader");
+  train_loader_.restore({.epoch = loader.at("epoch").get<int64_t>(),
+                         .cursor = loader.at("cursor").get<int64_t>(),
+                         .seed = loader.at("seed").get<uint64_t>()});
+  step_ = state.at("step").get<int64_t>();
+  tokens_seen_ = state.at("tokens_seen").get<int64_t>();
+  skipped_steps_ = state.at("skipped_steps").get<int64_t>();
+}
+
+void Pretrainer::log_validation(MetricsLog& log, float val_loss) {
+  Metrics metrics;
+  metrics.add("val_loss", val_loss);
+  log.write(step_, metrics);
+  if (config_.log_every > 0) log.print(step_, config_.steps, metrics);
+}
+
+void Pretrainer::write_sample(int64_t step) {
+  std::string text = sample(config_.sample_prompt, config_.sample_tokens);
+  std::string shown = config_.sample_prompt + text;
+  if (config_.log_every > 0) std::printf("[pretrain] sample @%lld: %s\n",
+                                         static_cast<long long>(step), shown.c_str());
+  if (config_.output_dir.empty()) return;
+  std::ofstream out(std::filesystem::path(config_.output_dir) / "samples.txt", std::ios::app);
+  out << "step " << step << ": " << shown << "\n";
+}
+
+PretrainSummary Pretrainer::train() {
+  const std::filesystem::path out = config_.output_dir;
+  std::string metrics_path;
+  if (!out.empty()) {
+    std::filesystem::create_directories(out);
+    write_file_atomic(out / "pretrain_config.json", pretrain_config_to_json(config_) + "\n");
+    metrics_path = (out / "metrics.jsonl").string();
+    if (step_ > 0) truncate_metrics(metrics_path, step_);
+  }
+  MetricsLog log("pretrain", metrics_path, /*append=*/step_ > 0);
+
+  PretrainSummary summary;
+  summary.initial_val_loss = evaluate();
+  if (!val_shards_.empty()) log_validation(log, summary.initial_val_loss);
+
+  const auto start = Clock::now();
+  auto window_start = start;
+  int64_t window_steps = 0;
+  const double flops = flops_per_token(config_.model, config_.seq_len);
+  while (step_ < config_.steps) {
+    const auto step_start = Clock::now();
+    StepReport report = train_step();
+    const double step_seconds = seconds_since(step_start);
+    ++window_steps;
+    summary.final_train_loss = report.loss;
+
+    Metrics metrics;
+    metrics.add("loss", report.loss)
+        .add("lr", report.lr)
+        .add("grad_norm", report.grad_norm)
+        .add("tokens_per_sec", static_cast<double>(config_.tokens_per_step()) / step_seconds)
+        .add("tokens", static_cast<double>(tokens_seen_));
+    if (report.skipped) metrics.add("skipped", 1);
+    log.write(step_, metrics);
+
+    if (config_.log_every > 0 && (step_ % config_.log_every == 0 || step_ == 1)) {
+      // The progress line averages tokens/s over the steps since the last line.
+      Metrics shown;
+      double tokens_per_sec = static_cast<double>(window_steps * config_.tokens_per_step()) /
+                              seconds_since(window_start);
+      shown.add("loss", report.loss).add("lr", report.lr).add("gnorm", report.grad_norm);
+      shown.add("tok/s", tokens_per_sec);
+      if (config_.device.is_cuda() && config_.peak_flops > 0)
+        shown.add("mfu%", 100.0 * flops * tokens_per_sec / config_.peak_flops);
+      if (skipped_steps_ > 0) shown.add("skipped", static_cast<double>(skipped_steps_));
+      log.print(step_, config_.steps, shown);
+      window_start = Clock::now();
+      window_steps = 0;
+    }
+    const bool last = step_ == config_.steps;
+    if (!last && !val_shards_.empty() && config_.eval_every > 0 &&
+        step_ % config_.eval_every == 0)
+      log_validation(log, evaluate());
+    if (config_.sample_every > 0 && tokenizer_ && step_ % config_.sample_every == 0)
+      write_sample(step_);
+    if (!last && !out.empty() && config_.checkpoint_every > 0 &&
+        step_ % config_.checkpoint_every == 0)
+      save_checkpoint(out / "checkpoints" / fmt::format("step_{:06d}", step_));
+  }
+
+  summary.final_val_loss = evaluate();
+  if (!val_shards_.empty()) log_validation(log, summary.final_val_loss);
+  if (!out.empty()) {
+    summary.final_checkpoint = out / "model";
+    save_checkpoint(summary.final_checkpoint);
+  }
+  summary.steps = step_;
+  summary.skipped_steps = skipped_steps_;
+  summary.seconds = seconds_since(start);
+  return summary;
+}
+
+std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& output_dir) {
+  std::vector<std::filesystem::path> candidates = {output_dir / "model"};
+  std::error_code error;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(output_dir / "checkpoints", error)) {
+    if (entry.is_directory() && entry.path().filename().string().rfind("step_", 0) == 0)
+      candidates.push_back(entry.path());
+  }
+  std::optional<std::filesystem::path> best;
+  int64_t best_step = -1;
+  for (const auto& dir : candidates) {
+    const auto state_path = dir / "trainer_state.json";
+    if (!std::filesystem::exists(state_path)) continue;
+    auto state = nlohmann::json::parse(read_file_bytes(state_path), nullptr, false);
+    if (state.is_discarded() || !state.contains("step")) continue;
+    auto step = state["step"].get<int64_t>();
+    if (step > best_step) best_step = step, best = dir;
+  }
+  return best;
+}
+
+}  // namespace tiller::rl
