@@ -270,7 +270,7 @@ Tensor Transformer::mlp_block(const Tensor& x, const Layer& layer) const {
                 layer.down_weight);
 }
 
-Tensor Transformer::forward(const Tensor& ids, const ForwardOptions& options) {
+Tensor Transformer::hidden_states(const Tensor& ids, const ForwardOptions& options) {
   TILLER_CHECK(ids.defined() && ids.dtype() == DType::i32 && ids.dim() == 2,
                "Transformer::forward: ids must be (B, T) i32, got {}",
                ids.defined() ? ids.str() : "undefined");
@@ -302,8 +302,11 @@ Tensor Transformer::forward(const Tensor& ids, const ForwardOptions& options) {
     h = norm(x, layer.norm2_weight, layer.norm2_bias);
     x = x + residual_dropout(mlp_block(h, layer), options.training);
   }
-  x = norm(x, final_norm_weight_, final_norm_bias_);
-  Tensor logits = linear(x, lm_head_);  // (B, T, Vp)
+  return norm(x, final_norm_weight_, final_norm_bias_);
+}
+
+Tensor Transformer::forward(const Tensor& ids, const ForwardOptions& options) {
+  Tensor logits = linear(hidden_states(ids, options), lm_head_);  // (B, T, Vp)
   if (config_.padded_vocab_size() != config_.vocab_size)
     logits = slice(logits, 2, 0, config_.vocab_size);
   if (logits.dtype() != DType::f32) logits = logits.to(DType::f32);

@@ -82,8 +82,12 @@ class Transformer {
   // The parameters as Hugging Face names and layouts them (what save_pretrained writes).
   std::vector<std::pair<std::string, Tensor>> hf_tensors() const;
 
-  // ids (B, T) i32 -> logits (B, T, vocab_size) f32.
+  // ids (B, T) i32 -> logits (B, T, vocab_size) f32; forward = lm_head(hidden_states).
   Tensor forward(const Tensor& ids, const ForwardOptions& options = {});
+  // ids (B, T) i32 -> the final-norm output (B, T, n_embd) in the parameters' dtype, before the
+  // LM head: what a scalar head (rl/reward.h) or a value head reads. Same options as forward; a
+  // cache is appended to exactly as forward would.
+  Tensor hidden_states(const Tensor& ids, const ForwardOptions& options = {});
   // Mean next-token cross entropy of forward(ids) against targets (B, T) over non-ignored tokens.
   Tensor loss(const Tensor& ids, const Tensor& targets, int32_t ignore_index = -100,
               const ForwardOptions& options = {});
