@@ -35,8 +35,8 @@ int main() {
     const std::vector<int64_t> sizes = gpt2_small_sizes();
     int64_t total = 0;
     for (int64_t n : sizes) total += n;
-    const std::string shape = "gpt2-124M n=" + std::to_string(total) +
-                              " tensors=" + std::to_string(sizes.size());
+    const std::string shape =
+        "gpt2-124M n=" + std::to_string(total) + " tensors=" + std::to_string(sizes.size());
     bench::guarded("adamw_step", shape, [&] {
       // One buffer per role, sliced per tensor: 2.2 GB in all, far beyond L2, so no rotation.
       bench::DeviceBuffer master(total * 4), m(total * 4), v(total * 4), param(total * 2),
@@ -64,10 +64,12 @@ int main() {
       tiller::kernels::AdamWHyper hyper;
       hyper.lr = 6e-4f;
       hyper.beta2 = 0.95f;
-      bench::Timing t = bench::time_it([&](int) {
-        tiller::kernels::adamw_step<Backend::cuda>(tensors, hyper);
-        ++hyper.step;
-      }, 1);
+      bench::Timing t = bench::time_it(
+          [&](int) {
+            tiller::kernels::adamw_step<Backend::cuda>(tensors, hyper);
+            ++hyper.step;
+          },
+          1);
       bench::report("adamw_step", shape, t, 12.0 * total, 28.0 * total, bench::Bound::memory,
                     ceilings);
     });

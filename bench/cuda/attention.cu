@@ -59,7 +59,12 @@ void run_shape(int64_t T, int64_t D, const bench::Ceilings& ceilings) {
                   bench::Bound::compute, ceilings);
   });
   bench::guarded("attention_fwd+bwd", shape, [&] {
-    bench::Timing t = bench::time_it([&](int r) { forward(r); backward(r); }, rotations);
+    bench::Timing t = bench::time_it(
+        [&](int r) {
+          forward(r);
+          backward(r);
+        },
+        rotations);
     bench::report("attention_fwd+bwd", shape, t, 3.5 * forward_flops,
                   12.0 * tensor_bytes + 2 * lse_bytes, bench::Bound::compute, ceilings);
   });

@@ -41,7 +41,9 @@ class DeviceBuffer {
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
   template <typename T = void>
-  T* get() const { return static_cast<T*>(ptr_); }
+  T* get() const {
+    return static_cast<T*>(ptr_);
+  }
   size_t bytes() const { return bytes_; }
 
  private:
@@ -136,10 +138,12 @@ inline Ceilings measure_ceilings() {
     constexpr size_t kCopyBytes = size_t{1} << 30;
     DeviceBuffer src(kCopyBytes), dst(kCopyBytes);
     TILLER_CUDA_CHECK(cudaMemset(src.get(), 1, kCopyBytes));
-    Timing t = time_it([&](int) {
-      TILLER_CUDA_CHECK(cudaMemcpyAsync(dst.get(), src.get(), kCopyBytes,
-                                        cudaMemcpyDeviceToDevice));
-    }, 1, 200.0);
+    Timing t = time_it(
+        [&](int) {
+          TILLER_CUDA_CHECK(
+              cudaMemcpyAsync(dst.get(), src.get(), kCopyBytes, cudaMemcpyDeviceToDevice));
+        },
+        1, 200.0);
     c.copy_gbps = 2.0 * kCopyBytes / (t.median_ms * 1e-3) / 1e9;  // read + write
   }
   {
@@ -151,12 +155,14 @@ inline Ceilings measure_ceilings() {
     cublasHandle_t handle;
     TILLER_CUBLAS_CHECK(cublasCreate(&handle));
     const float alpha = 1.f, beta = 0.f;
-    Timing t = time_it([&](int) {
-      TILLER_CUBLAS_CHECK(cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, kN, kN, kN, &alpha,
-                                       a.get(), CUDA_R_16BF, kN, b.get(), CUDA_R_16BF, kN, &beta,
-                                       out.get(), CUDA_R_16BF, kN, CUBLAS_COMPUTE_32F,
-                                       CUBLAS_GEMM_DEFAULT));
-    }, 1, 300.0);
+    Timing t = time_it(
+        [&](int) {
+          TILLER_CUBLAS_CHECK(cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, kN, kN, kN, &alpha,
+                                           a.get(), CUDA_R_16BF, kN, b.get(), CUDA_R_16BF, kN,
+                                           &beta, out.get(), CUDA_R_16BF, kN, CUBLAS_COMPUTE_32F,
+                                           CUBLAS_GEMM_DEFAULT));
+        },
+        1, 300.0);
     cublasDestroy(handle);
     c.gemm_tflops = 2.0 * kN * kN * kN / (t.median_ms * 1e-3) / 1e12;
   }
@@ -175,8 +181,8 @@ inline void report(const std::string& kernel, const std::string& shape, const Ti
                    double flops, double bytes, Bound bound, const Ceilings& c) {
   double seconds = t.median_ms * 1e-3;
   double tflops = flops / seconds / 1e12, gbps = bytes / seconds / 1e9;
-  double pct = bound == Bound::compute ? 100.0 * tflops / c.gemm_tflops
-                                       : 100.0 * gbps / c.copy_gbps;
+  double pct =
+      bound == Bound::compute ? 100.0 * tflops / c.gemm_tflops : 100.0 * gbps / c.copy_gbps;
   std::printf(
       "{\"source\":\"tiller\",\"impl\":\"tiller\",\"kernel\":\"%s\",\"shape\":\"%s\","
       "\"median_ms\":%.4f,\"min_ms\":%.4f,\"runs\":%d,\"tflops\":%.2f,\"gbps\":%.1f,"

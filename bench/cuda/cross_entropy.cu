@@ -32,9 +32,9 @@ void run_shape(int64_t rows, int64_t V, const bench::Ceilings& ceilings) {
   bench::fill_uniform(dloss.get<float>(), rows, 7, 1.f / static_cast<float>(rows));
 
   auto forward = [&](int r) {
-    tiller::kernels::cross_entropy_forward<Backend::cuda>(
-        logits[r].get(), targets.get<int32_t>(), loss.get<float>(), lse.get<float>(), rows, V,
-        kIgnoreIndex, tiller::DType::bf16);
+    tiller::kernels::cross_entropy_forward<Backend::cuda>(logits[r].get(), targets.get<int32_t>(),
+                                                          loss.get<float>(), lse.get<float>(), rows,
+                                                          V, kIgnoreIndex, tiller::DType::bf16);
   };
   auto backward = [&](int r) {
     tiller::kernels::cross_entropy_backward<Backend::cuda>(
@@ -47,7 +47,12 @@ void run_shape(int64_t rows, int64_t V, const bench::Ceilings& ceilings) {
                   bench::Bound::memory, ceilings);
   });
   bench::guarded("cross_entropy_fwd+bwd", shape, [&] {
-    bench::Timing t = bench::time_it([&](int r) { forward(r); backward(r); }, rotations);
+    bench::Timing t = bench::time_it(
+        [&](int r) {
+          forward(r);
+          backward(r);
+        },
+        rotations);
     bench::report("cross_entropy_fwd+bwd", shape, t, 8.0 * rows * V,
                   3.0 * logits_bytes + 6.0 * row_bytes, bench::Bound::memory, ceilings);
   });

@@ -16,8 +16,8 @@ using tiller::kernels::Backend;
 using tiller::kernels::GemmShape;
 
 void run_shape(int64_t M, int64_t N, int64_t K, const bench::Ceilings& ceilings) {
-  const std::string shape = "M=" + std::to_string(M) + " N=" + std::to_string(N) +
-                            " K=" + std::to_string(K) + " bf16";
+  const std::string shape =
+      "M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K) + " bf16";
   const size_t a_bytes = M * K * 2, b_bytes = K * N * 2, c_bytes = M * N * 2;
   const int rotations = bench::rotation_count(a_bytes + b_bytes + c_bytes);
   std::vector<bench::DeviceBuffer> buffers;
@@ -31,10 +31,12 @@ void run_shape(int64_t M, int64_t N, int64_t K, const bench::Ceilings& ceilings)
   GemmShape s;
   s.M = M, s.N = N, s.K = K;
   bench::guarded("gemm", shape, [&] {
-    bench::Timing t = bench::time_it([&](int r) {
-      tiller::kernels::gemm<Backend::cuda>(s, buffers[3 * r].get(), buffers[3 * r + 1].get(),
-                                           buffers[3 * r + 2].get(), tiller::DType::bf16);
-    }, rotations);
+    bench::Timing t = bench::time_it(
+        [&](int r) {
+          tiller::kernels::gemm<Backend::cuda>(s, buffers[3 * r].get(), buffers[3 * r + 1].get(),
+                                               buffers[3 * r + 2].get(), tiller::DType::bf16);
+        },
+        rotations);
     bench::report("gemm", shape, t, 2.0 * M * N * K, double(a_bytes + b_bytes + c_bytes),
                   bench::Bound::compute, ceilings);
   });
@@ -45,11 +47,11 @@ void run_shape(int64_t M, int64_t N, int64_t K, const bench::Ceilings& ceilings)
 int main() {
   return bench::run_program("bench_cuda_gemm", [](const bench::Ceilings& ceilings) {
     constexpr int64_t kTokens = 16384, C = 768;
-    run_shape(kTokens, 3 * C, C, ceilings);      // qkv projection
-    run_shape(kTokens, C, C, ceilings);          // attention output projection
-    run_shape(kTokens, 4 * C, C, ceilings);      // MLP up
-    run_shape(kTokens, C, 4 * C, ceilings);      // MLP down
-    run_shape(kTokens, 50304, C, ceilings);      // LM head
-    run_shape(8192, 8192, 8192, ceilings);       // square, the ceiling's own shape
+    run_shape(kTokens, 3 * C, C, ceilings);  // qkv projection
+    run_shape(kTokens, C, C, ceilings);      // attention output projection
+    run_shape(kTokens, 4 * C, C, ceilings);  // MLP up
+    run_shape(kTokens, C, 4 * C, ceilings);  // MLP down
+    run_shape(kTokens, 50304, C, ceilings);  // LM head
+    run_shape(8192, 8192, 8192, ceilings);   // square, the ceiling's own shape
   });
 }

@@ -46,9 +46,8 @@ void run_shape(int64_t C, const bench::Ceilings& ceilings) {
   };
   auto backward = [&](int r) {
     tiller::kernels::layernorm_backward<Backend::cuda>(act(r, kDy), act(r, kX), weight.get(),
-                                                       mean(r), rstd(r), act(r, kDx),
-                                                       dweight.get(), dbias.get(), N, C,
-                                                       tiller::DType::bf16);
+                                                       mean(r), rstd(r), act(r, kDx), dweight.get(),
+                                                       dbias.get(), N, C, tiller::DType::bf16);
   };
   const double forward_bytes = 2.0 * activation_bytes + 2.0 * vector_bytes + 2.0 * stats_bytes;
   const double backward_bytes = 3.0 * activation_bytes + 3.0 * vector_bytes + 2.0 * stats_bytes;
@@ -58,7 +57,12 @@ void run_shape(int64_t C, const bench::Ceilings& ceilings) {
                   ceilings);
   });
   bench::guarded("layernorm_fwd+bwd", shape, [&] {
-    bench::Timing t = bench::time_it([&](int r) { forward(r); backward(r); }, rotations);
+    bench::Timing t = bench::time_it(
+        [&](int r) {
+          forward(r);
+          backward(r);
+        },
+        rotations);
     bench::report("layernorm_fwd+bwd", shape, t, 20.0 * N * C, forward_bytes + backward_bytes,
                   bench::Bound::memory, ceilings);
   });

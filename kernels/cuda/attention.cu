@@ -1,7 +1,8 @@
 // CUDA flash attention, forward (kernels/attention.h): three paths, one visibility rule.
 //
-//   1. bf16, D in {64, 128}, Tq > 16, compute capability >= 8.0: tensor cores (mma.sync
-//      m16n8k16, f32 accumulation), 64 query rows x 64 keys per tile — kernels/cuda/attention_mma.cuh.
+//   1. bf16, D in {64, 128}, Tq > 16, 16-byte aligned buffers, compute capability >= 8.0: tensor
+//      cores (mma.sync m16n8k16, f32 accumulation), 64 query rows x 64 keys per tile —
+//      kernels/cuda/attention_mma.cuh.
 //   2. everything else with Tq > 16 (f32 for parity tests, other head dims up to 256): FMA tiles of
 //      16 query rows x 32 keys, K/V staged in f32 in shared memory with rows padded to D + 1 so
 //      the 32 lanes of a warp, one key each, hit 32 different banks.
@@ -35,9 +36,9 @@ struct Partials {
 };
 
 size_t fma_forward_smem_bytes(int64_t D) {
-  return sizeof(float) * static_cast<size_t>(kFmaQueryRows * D + 2 * kFmaKeys * (D + 1) +
-                                             kFmaQueryRows * kFmaKeys + kFmaQueryRows * D +
-                                             3 * kFmaQueryRows);
+  return sizeof(float) *
+         static_cast<size_t>(kFmaQueryRows * D + 2 * kFmaKeys * (D + 1) + kFmaQueryRows * kFmaKeys +
+                             kFmaQueryRows * D + 3 * kFmaQueryRows);
 }
 
 template <typename T>
@@ -78,8 +79,8 @@ __global__ void __launch_bounds__(kFmaThreads)
     row_sum[tid] = 0.f;
   }
   const int64_t key_begin = blockIdx.y * keys_per_split;
-  const int64_t key_end = min(min(p.Tk, key_begin + keys_per_split),
-                              key_end_for_query(p, q0 + rows - 1));
+  const int64_t key_end =
+      min(min(p.Tk, key_begin + keys_per_split), key_end_for_query(p, q0 + rows - 1));
   __syncthreads();
 
   for (int64_t k0 = key_begin; k0 < key_end; k0 += kFmaKeys) {
@@ -201,12 +202,13 @@ void launch_forward_fma(const Params& p, const T* q, const T* k, const T* v, T* 
   int64_t splits = p.Tq <= kDecodeMaxQueries ? decode_splits(p, blocks) : 1;
   // Each split's range is a whole number of key tiles so no tile straddles two splits.
   int64_t keys_per_split = (p.Tk + splits - 1) / splits;
-  keys_per_split = std::max<int64_t>(kFmaKeys, (keys_per_split + kFmaKeys - 1) / kFmaKeys * kFmaKeys);
+  keys_per_split =
+      std::max<int64_t>(kFmaKeys, (keys_per_split + kFmaKeys - 1) / kFmaKeys * kFmaKeys);
   splits = std::max<int64_t>(1, (p.Tk + keys_per_split - 1) / keys_per_split);
   dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(splits));
   if (splits == 1) {
-    attention_forward_fma_kernel<T><<<grid, kFmaThreads, smem>>>(p, q, k, v, out, lse, Partials{},
-                                                                  keys_per_split);
+    attention_forward_fma_kernel<T>
+        <<<grid, kFmaThreads, smem>>>(p, q, k, v, out, lse, Partials{}, keys_per_split);
     TILLER_CUDA_CHECK_LAUNCH();
     return;
   }
@@ -214,12 +216,13 @@ void launch_forward_fma(const Params& p, const T* q, const T* k, const T* v, T* 
   ScratchBuffer scratch(sizeof(float) * static_cast<size_t>(splits * rows_total * (p.D + 2)));
   Partials partials{scratch.as<float>(), scratch.as<float>() + splits * rows_total * p.D,
                     scratch.as<float>() + splits * rows_total * (p.D + 1)};
-  attention_forward_fma_kernel<T><<<grid, kFmaThreads, smem>>>(p, q, k, v, out, lse, partials,
-                                                                keys_per_split);
+  attention_forward_fma_kernel<T>
+      <<<grid, kFmaThreads, smem>>>(p, q, k, v, out, lse, partials, keys_per_split);
   TILLER_CUDA_CHECK_LAUNCH();
   constexpr int kCombineThreads = 256;  // 8 rows per block
-  attention_combine_kernel<T><<<cuda_detail::blocks_for(rows_total * 32, kCombineThreads),
-                                kCombineThreads>>>(partials, splits, rows_total, p.D, out, lse);
+  attention_combine_kernel<T>
+      <<<cuda_detail::blocks_for(rows_total * 32, kCombineThreads), kCombineThreads>>>(
+          partials, splits, rows_total, p.D, out, lse);
   TILLER_CUDA_CHECK_LAUNCH();
 }
 
@@ -229,9 +232,10 @@ void launch_forward_mma(const Params& p, const void* q, const void* k, const voi
   const int64_t q_tiles = (p.Tq + kMmaQueryRows - 1) / kMmaQueryRows;
   constexpr size_t smem = mma_forward_smem_bytes<D>();
   allow_shared_memory(attention_forward_mma_kernel<D>, smem);
-  attention_forward_mma_kernel<D><<<static_cast<unsigned>(p.B * p.Hq * q_tiles), kMmaThreads, smem>>>(
-      p, static_cast<const __nv_bfloat16*>(q), static_cast<const __nv_bfloat16*>(k),
-      static_cast<const __nv_bfloat16*>(v), static_cast<__nv_bfloat16*>(out), lse);
+  attention_forward_mma_kernel<D>
+      <<<static_cast<unsigned>(p.B * p.Hq * q_tiles), kMmaThreads, smem>>>(
+          p, static_cast<const __nv_bfloat16*>(q), static_cast<const __nv_bfloat16*>(k),
+          static_cast<const __nv_bfloat16*>(v), static_cast<__nv_bfloat16*>(out), lse);
   TILLER_CUDA_CHECK_LAUNCH();
 }
 
@@ -249,17 +253,21 @@ void attention_forward<Backend::cuda>(const AttentionShape& shape, const void* q
                kMaxHeadDim, shape.D);
   if (shape.B * shape.Hq * shape.Tq == 0) return;
   const Params p = make_params(shape);
-  const bool tensor_cores = dtype == DType::bf16 && (p.D == 64 || p.D == 128) &&
+  // The mma kernel moves rows as 16-byte vectors; a view at an odd offset takes the FMA path.
+  const bool aligned = cuda_detail::aligned16(q) && cuda_detail::aligned16(k) &&
+                       cuda_detail::aligned16(v) && cuda_detail::aligned16(out);
+  const bool tensor_cores = dtype == DType::bf16 && (p.D == 64 || p.D == 128) && aligned &&
                             p.Tq > kDecodeMaxQueries && compute_capability_major() >= 8;
   if (tensor_cores) {
-    if (p.D == 64) launch_forward_mma<64>(p, q, k, v, out, lse);
-    else launch_forward_mma<128>(p, q, k, v, out, lse);
+    if (p.D == 64)
+      launch_forward_mma<64>(p, q, k, v, out, lse);
+    else
+      launch_forward_mma<128>(p, q, k, v, out, lse);
     return;
   }
   TILLER_DISPATCH_FLOAT(dtype, "attention_forward",
-                        launch_forward_fma<T>(p, static_cast<const T*>(q),
-                                              static_cast<const T*>(k), static_cast<const T*>(v),
-                                              static_cast<T*>(out), lse));
+                        launch_forward_fma<T>(p, static_cast<const T*>(q), static_cast<const T*>(k),
+                                              static_cast<const T*>(v), static_cast<T*>(out), lse));
 }
 
 }  // namespace tiller::kernels

@@ -8,8 +8,8 @@
 // zero gradient — the "-inf minus -inf" case is always steered away from exp().
 #pragma once
 
-#include <cstdint>
 #include <math_constants.h>
+#include <cstdint>
 
 #include "kernels/attention.h"
 #include "kernels/cuda/common.cuh"
@@ -37,8 +37,9 @@ struct Params {
 };
 
 inline Params make_params(const AttentionShape& s) {
-  return Params{s.B, s.Hq, s.Hkv, s.Tq, s.Tk, s.D, s.Hq / s.Hkv, s.scale, s.causal,
-                s.key_padding_mask, s.document_ids};
+  return Params{s.B,           s.Hq,         s.Hkv,   s.Tq,     s.Tk,
+                s.D,           s.Hq / s.Hkv, s.scale, s.causal, s.key_padding_mask,
+                s.document_ids};
 }
 
 // First key index a query row may never see: causal limit (or Tk), clamped to [0, Tk].

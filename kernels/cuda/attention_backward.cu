@@ -110,12 +110,14 @@ __device__ void load_key_tile(const Params& p, const T* k, const T* v, int64_t k
   }
 }
 
-int dkdv_tile_keys(int64_t D) { return D > 128 ? kFmaKeys / 2 : kFmaKeys; }
+int dkdv_tile_keys(int64_t D) {
+  return D > 128 ? kFmaKeys / 2 : kFmaKeys;
+}
 
 size_t dkdv_smem_bytes(int64_t D, int tile_keys) {
   return sizeof(float) *
-         static_cast<size_t>(2 * tile_keys * (D + 1) + 2 * kFmaQueryRows * D +
-                             2 * kFmaQueryRows + 2 * kFmaQueryRows * tile_keys + 2 * tile_keys * D);
+         static_cast<size_t>(2 * tile_keys * (D + 1) + 2 * kFmaQueryRows * D + 2 * kFmaQueryRows +
+                             2 * kFmaQueryRows * tile_keys + 2 * tile_keys * D);
 }
 
 size_t dq_smem_bytes(int64_t D) {
@@ -220,8 +222,8 @@ __global__ void __launch_bounds__(kFmaThreads)
     __syncthreads();  // the previous key tile is fully consumed
     load_key_tile(p, k, v, kv_row0 + k0, keys, kFmaKeys, ks, vs);
     __syncthreads();
-    probability_and_score_gradient(p, Tile{qs, douts, lse_s, delta_s, ks, vs, ps, dss}, b, q0,
-                                   rows, k0, keys, kFmaKeys);
+    probability_and_score_gradient(p, Tile{qs, douts, lse_s, delta_s, ks, vs, ps, dss}, b, q0, rows,
+                                   k0, keys, kFmaKeys);
     __syncthreads();
     for (int e = threadIdx.x; e < kFmaQueryRows * D; e += kFmaThreads) {
       int i = e / D, d = e % D;
@@ -243,8 +245,9 @@ void launch_backward(const Params& p, const T* q, const T* k, const T* v, const 
   ScratchBuffer delta(sizeof(float) * static_cast<size_t>(std::max<int64_t>(query_rows, 1)));
   if (query_rows > 0) {
     constexpr int kDeltaThreads = 256;  // 8 rows per block
-    attention_delta_kernel<T><<<cuda_detail::blocks_for(query_rows * 32, kDeltaThreads),
-                                kDeltaThreads>>>(out, dout, delta.as<float>(), query_rows, p.D);
+    attention_delta_kernel<T>
+        <<<cuda_detail::blocks_for(query_rows * 32, kDeltaThreads), kDeltaThreads>>>(
+            out, dout, delta.as<float>(), query_rows, p.D);
     TILLER_CUDA_CHECK_LAUNCH();
   }
 
@@ -283,12 +286,11 @@ void attention_backward<Backend::cuda>(const AttentionShape& shape, const void* 
                "attention_backward: the CUDA backend supports head dims 1..{}, got D = {}",
                kMaxHeadDim, shape.D);
   const Params p = make_params(shape);
-  TILLER_DISPATCH_FLOAT(
-      dtype, "attention_backward",
-      launch_backward<T>(p, static_cast<const T*>(q), static_cast<const T*>(k),
-                         static_cast<const T*>(v), static_cast<const T*>(out),
-                         static_cast<const T*>(dout), lse, static_cast<T*>(dq),
-                         static_cast<T*>(dk), static_cast<T*>(dv)));
+  TILLER_DISPATCH_FLOAT(dtype, "attention_backward",
+                        launch_backward<T>(p, static_cast<const T*>(q), static_cast<const T*>(k),
+                                           static_cast<const T*>(v), static_cast<const T*>(out),
+                                           static_cast<const T*>(dout), lse, static_cast<T*>(dq),
+                                           static_cast<T*>(dk), static_cast<T*>(dv)));
 }
 
 }  // namespace tiller::kernels

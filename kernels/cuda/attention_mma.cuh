@@ -26,8 +26,7 @@ constexpr int kMmaPad = 8;  // bf16 elements per padded row (16 bytes)
 
 template <int D>
 constexpr size_t mma_forward_smem_bytes() {
-  return (2 * kMmaQueryRows * (D + kMmaPad) + D * (kMmaKeys + kMmaPad)) *
-             sizeof(__nv_bfloat16) +
+  return (2 * kMmaQueryRows * (D + kMmaPad) + D * (kMmaKeys + kMmaPad)) * sizeof(__nv_bfloat16) +
          2 * kMmaKeys * sizeof(int32_t);
 }
 
@@ -68,9 +67,9 @@ __global__ void __launch_bounds__(kMmaThreads)
   constexpr float kLn2 = 0.6931471805599453f;
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  auto* qs = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // (64, D+8)
-  __nv_bfloat16* ks = qs + kMmaQueryRows * kLdQK;            // (64, D+8)
-  __nv_bfloat16* vt = ks + kMmaKeys * kLdQK;                 // (D, 64+8): V transposed
+  auto* qs = reinterpret_cast<__nv_bfloat16*>(smem_raw);        // (64, D+8)
+  __nv_bfloat16* ks = qs + kMmaQueryRows * kLdQK;               // (64, D+8)
+  __nv_bfloat16* vt = ks + kMmaKeys * kLdQK;                    // (D, 64+8): V transposed
   auto* key_ok_s = reinterpret_cast<int32_t*>(vt + D * kLdVt);  // in range and not padding
   int32_t* key_doc_s = key_ok_s + kMmaKeys;
 
@@ -81,9 +80,9 @@ __global__ void __launch_bounds__(kMmaThreads)
   const int64_t tile = q_tiles - 1 - blockIdx.x % q_tiles;  // longest causal tiles start first
   const int64_t b = bh / p.Hq, kv_head = (bh % p.Hq) / p.group;
   const int64_t q0 = tile * kMmaQueryRows;
-  const __nv_bfloat16* q_head = q + bh * p.Tq * D;                         // (Tq, D)
-  const __nv_bfloat16* k_head = k + (b * p.Hkv + kv_head) * p.Tk * D;      // (Tk, D)
-  const __nv_bfloat16* v_head = v + (b * p.Hkv + kv_head) * p.Tk * D;      // (Tk, D)
+  const __nv_bfloat16* q_head = q + bh * p.Tq * D;                     // (Tq, D)
+  const __nv_bfloat16* k_head = k + (b * p.Hkv + kv_head) * p.Tk * D;  // (Tk, D)
+  const __nv_bfloat16* v_head = v + (b * p.Hkv + kv_head) * p.Tk * D;  // (Tk, D)
 
   for (int e = tid; e < kMmaQueryRows * kChunks; e += kMmaThreads) {
     int r = e / kChunks, c = e % kChunks;
@@ -100,8 +99,10 @@ __global__ void __launch_bounds__(kMmaThreads)
     row_key_end[r] = row_query[r] < p.Tq ? key_end_for_query(p, row_query[r]) : 0;
     if (p.docs && row_query[r] < p.Tq) {
       int64_t pos = p.Tk - p.Tq + row_query[r];
-      if (pos >= 0 && pos < p.Tk) row_doc[r] = p.docs[b * p.Tk + pos];
-      else row_key_end[r] = 0;  // before the first key: belongs to no document
+      if (pos >= 0 && pos < p.Tk)
+        row_doc[r] = p.docs[b * p.Tk + pos];
+      else
+        row_key_end[r] = 0;  // before the first key: belongs to no document
     }
   }
   const int64_t last_query = (q0 + kMmaQueryRows < p.Tq ? q0 + kMmaQueryRows : p.Tq) - 1;
@@ -111,7 +112,8 @@ __global__ void __launch_bounds__(kMmaThreads)
   uint32_t q_frag[D / 16][4];
 #pragma unroll
   for (int kstep = 0; kstep < D / 16; ++kstep) {
-    const __nv_bfloat16* base = qs + (warp * 16 + group_id) * kLdQK + kstep * 16 + 2 * thread_in_group;
+    const __nv_bfloat16* base =
+        qs + (warp * 16 + group_id) * kLdQK + kstep * 16 + 2 * thread_in_group;
     q_frag[kstep][0] = load_pair(base);
     q_frag[kstep][1] = load_pair(base + 8 * kLdQK);
     q_frag[kstep][2] = load_pair(base + 8);
@@ -154,7 +156,8 @@ __global__ void __launch_bounds__(kMmaThreads)
     for (int kstep = 0; kstep < D / 16; ++kstep) {
 #pragma unroll
       for (int n = 0; n < kMmaKeys / 8; ++n) {
-        const __nv_bfloat16* base = ks + (n * 8 + group_id) * kLdQK + kstep * 16 + 2 * thread_in_group;
+        const __nv_bfloat16* base =
+            ks + (n * 8 + group_id) * kLdQK + kstep * 16 + 2 * thread_in_group;
         mma_bf16_16816(s[n], q_frag[kstep], load_pair(base), load_pair(base + 8));
       }
     }
@@ -166,8 +169,8 @@ __global__ void __launch_bounds__(kMmaThreads)
       for (int e = 0; e < 4; ++e) {
         int r = e / 2, col = n * 8 + 2 * thread_in_group + e % 2;
         int64_t key = k0 + col;
-        bool visible = key < row_key_end[r] && key_ok_s[col] &&
-                       (!p.docs || key_doc_s[col] == row_doc[r]);
+        bool visible =
+            key < row_key_end[r] && key_ok_s[col] && (!p.docs || key_doc_s[col] == row_doc[r]);
         s[n][e] = visible ? s[n][e] * scale_log2 : -CUDART_INF_F;
       }
     }
@@ -204,10 +207,9 @@ __global__ void __launch_bounds__(kMmaThreads)
     // P's accumulator layout for n-tiles 2j and 2j+1 is exactly the A layout of k-step j.
 #pragma unroll
     for (int j = 0; j < kMmaKeys / 16; ++j) {
-      uint32_t p_frag[4] = {pack_bf16(s[2 * j][0], s[2 * j][1]),
-                            pack_bf16(s[2 * j][2], s[2 * j][3]),
-                            pack_bf16(s[2 * j + 1][0], s[2 * j + 1][1]),
-                            pack_bf16(s[2 * j + 1][2], s[2 * j + 1][3])};
+      uint32_t p_frag[4] = {
+          pack_bf16(s[2 * j][0], s[2 * j][1]), pack_bf16(s[2 * j][2], s[2 * j][3]),
+          pack_bf16(s[2 * j + 1][0], s[2 * j + 1][1]), pack_bf16(s[2 * j + 1][2], s[2 * j + 1][3])};
 #pragma unroll
       for (int n = 0; n < D / 8; ++n) {
         const __nv_bfloat16* base = vt + (n * 8 + group_id) * kLdVt + j * 16 + 2 * thread_in_group;
@@ -229,8 +231,7 @@ __global__ void __launch_bounds__(kMmaThreads)
       *reinterpret_cast<uint32_t*>(out_row + n * 8 + 2 * thread_in_group) =
           pack_bf16(o_acc[n][2 * r] * inverse, o_acc[n][2 * r + 1] * inverse);
     if (thread_in_group == 0)
-      lse[bh * p.Tq + row_query[r]] =
-          total > 0.f ? row_max[r] * kLn2 + logf(total) : -CUDART_INF_F;
+      lse[bh * p.Tq + row_query[r]] = total > 0.f ? row_max[r] * kLn2 + logf(total) : -CUDART_INF_F;
   }
 }
 

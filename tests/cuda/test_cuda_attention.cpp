@@ -65,9 +65,12 @@ Inputs make_inputs(const Problem& p, DType dtype, uint64_t seed) {
   auto exact = [&](const Shape& shape, uint64_t s) {
     return testing::random_input(shape, s, 1.f, false).to(dtype).to(DType::f32);
   };
-  Inputs in{exact({p.B, p.Hq, p.Tq, p.D}, seed), exact({p.B, p.Hkv, p.Tk, p.D}, seed + 1),
-            exact({p.B, p.Hkv, p.Tk, p.D}, seed + 2), exact({p.B, p.Hq, p.Tq, p.D}, seed + 3),
-            Tensor(), Tensor()};
+  Inputs in{exact({p.B, p.Hq, p.Tq, p.D}, seed),
+            exact({p.B, p.Hkv, p.Tk, p.D}, seed + 1),
+            exact({p.B, p.Hkv, p.Tk, p.D}, seed + 2),
+            exact({p.B, p.Hq, p.Tq, p.D}, seed + 3),
+            Tensor(),
+            Tensor()};
   if (p.padding) in.mask = padding_mask(p);
   if (p.documents) in.docs = document_ids(p);
   return in;
@@ -98,9 +101,8 @@ Outputs run_kernels(const Problem& p, const Inputs& in, Device device, DType dty
   s.key_padding_mask = mask.defined() ? mask.data<int32_t>() : nullptr;
   s.document_ids = docs.defined() ? docs.data<int32_t>() : nullptr;
   if (device.is_cuda()) {
-    kernels::attention_forward<kernels::Backend::cuda>(s, q.data_ptr(), k.data_ptr(),
-                                                       v.data_ptr(), out.data_ptr(),
-                                                       lse.data<float>(), dtype);
+    kernels::attention_forward<kernels::Backend::cuda>(s, q.data_ptr(), k.data_ptr(), v.data_ptr(),
+                                                       out.data_ptr(), lse.data<float>(), dtype);
     kernels::attention_backward<kernels::Backend::cuda>(
         s, q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), dout.data_ptr(),
         lse.data<float>(), dq.data_ptr(), dk.data_ptr(), dv.data_ptr(), dtype);
@@ -122,7 +124,8 @@ int64_t lse_mismatches(const Tensor& got, const Tensor& want, float rtol, float 
   std::vector<float> g = got.to_vector(), w = want.to_vector();
   int64_t bad = 0;
   for (size_t i = 0; i < g.size(); ++i) {
-    bool ok = std::isinf(w[i]) ? g[i] == w[i] : std::fabs(g[i] - w[i]) <= atol + rtol * std::fabs(w[i]);
+    bool ok =
+        std::isinf(w[i]) ? g[i] == w[i] : std::fabs(g[i] - w[i]) <= atol + rtol * std::fabs(w[i]);
     if (!ok && bad++ == 0) first = fmt::format("lse[{}]: {} vs {}", i, g[i], w[i]);
   }
   return bad;
@@ -163,14 +166,18 @@ const std::vector<Problem>& problems() {
 TEST_CASE("CUDA attention forward and backward match the CPU reference in f32",
           "[cuda][attention]") {
   for (const Problem& p : problems()) {
-    DYNAMIC_SECTION(p.name) { require_parity(p, DType::f32, 1e-4f, 1e-4f); }
+    DYNAMIC_SECTION(p.name) {
+      require_parity(p, DType::f32, 1e-4f, 1e-4f);
+    }
   }
 }
 
 TEST_CASE("CUDA attention matches the CPU reference in bf16 (tensor cores at D = 64 and 128)",
           "[cuda][attention]") {
   for (const Problem& p : problems()) {
-    DYNAMIC_SECTION(p.name) { require_parity(p, DType::bf16, 3e-2f, 3e-2f); }
+    DYNAMIC_SECTION(p.name) {
+      require_parity(p, DType::bf16, 3e-2f, 3e-2f);
+    }
   }
 }
 
@@ -236,6 +243,6 @@ TEST_CASE("CUDA attention rejects head dims above 256 with the supported range",
   Generator gen(3);
   TensorOptions options{.dtype = DType::f32, .device = Device::cuda()};
   Tensor q = Tensor::randn({1, 1, 4, 264}, gen, 0.f, 1.f, options);
-  REQUIRE_THROWS_WITH(attention(q, q, q), Catch::Contains("head dims 1..256") &&
-                                              Catch::Contains("D = 264"));
+  REQUIRE_THROWS_WITH(attention(q, q, q),
+                      Catch::Contains("head dims 1..256") && Catch::Contains("D = 264"));
 }
