@@ -23,7 +23,7 @@ try:
     import torch.nn.functional as F
 except ImportError as error:  # device-check reports this line and moves on
     print(json.dumps({"source": "torch", "kernel": "setup", "shape": "-", "error": str(error)}))
-    sys.exit(0)
+    sys.exit(1)
 
 BUDGET_MS = 300.0
 
@@ -257,7 +257,7 @@ def main():
     if not torch.cuda.is_available():
         print(json.dumps({"source": "torch", "kernel": "setup", "shape": "-",
                           "error": "torch.cuda.is_available() is False"}))
-        return
+        return 1
     print(json.dumps({"source": "torch", "kernel": "versions", "shape": "-",
                       "torch": torch.__version__, "cuda": torch.version.cuda,
                       "cudnn": torch.backends.cudnn.version(),
@@ -265,7 +265,8 @@ def main():
     ceilings = measure_ceilings()
     for name in args.only.split(","):
         BENCHES[name](ceilings)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
