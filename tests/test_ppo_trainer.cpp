@@ -1,0 +1,254 @@
+// PPO trainer: it learns a verifiable reward while staying near the reference, its recomputed
+// log-probs are the sampler's, rollouts end at the end token and unfinished ones are penalised,
+// the critic and frozen copies are what they claim, and a run writes metrics and a policy.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <string>
+
+#include "core/ops.h"
+#include "rl/ppo.h"
+
+using namespace tiller;
+using namespace tiller::rl;
+
+namespace {
+
+constexpr int64_t kVocab = 16;
+constexpr int32_t kEndToken = 1;
+constexpr int32_t kTargetToken = 5;
+
+Transformer tiny_policy(uint64_t seed = 3) {
+  return Transformer(ModelConfig::gpt2(kVocab, 2, 2, 32, 32), seed);
+}
+
+// Prompts of 1 to 4 ordinary tokens (ids 2..15), so batches need padding.
+std::vector<std::vector<int32_t>> tiny_prompts(size_t count) {
+  std::vector<std::vector<int32_t>> prompts;
+  for (size_t i = 0; i < count; ++i) {
+    std::vector<int32_t> prompt;
+    for (size_t t = 0; t <= i % 4; ++t)
+      prompt.push_back(static_cast<int32_t>(2 + (i * 7 + t * 3) % (kVocab - 2)));
+    prompts.push_back(prompt);
+  }
+  return prompts;
+}
+
+float first_token_is_target(const std::vector<int32_t>&, const std::vector<int32_t>& response) {
+  return !response.empty() && response.front() == kTargetToken ? 1.f : 0.f;
+}
+
+PPOConfig small_config() {
+  return PPOConfig{.rollout_batch_size = 16,
+                   .minibatch_size = 8,
+                   .micro_batch_size = 4,
+                   .ppo_epochs = 2,
+                   .max_new_tokens = 4,
+                   .temperature = 1.f,
+                   .end_token = kEndToken,
+                   .log_every = 0,
+                   .seed = 7};
+}
+
+}  // namespace
+
+TEST_CASE("PPO with a callable reward raises the mean reward while the KL to the reference "
+          "stays bounded",
+          "[ppo_trainer]") {
+  PPOConfig config = small_config();
+  config.iterations = 12;
+  config.rollout_batch_size = 32;
+  config.minibatch_size = 16;
+  config.micro_batch_size = 8;
+  config.ppo_epochs = 4;
+  config.missing_end_penalty = 0.f;
+  config.kl_coef = 0.05f;
+  config.policy_lr = 3e-3f;
+  config.value_lr = 3e-3f;
+  PPOTrainer trainer(config, tiny_policy(), batch_reward(first_token_is_target),
+                     tiny_prompts(24));
+
+  std::vector<double> scores, kls;
+  for (int64_t i = 0; i < config.iterations; ++i) {
+    Metrics metrics = trainer.train_iteration();
+    scores.push_back(metrics.get("objective/raw_scores"));
+    kls.push_back(metrics.get("objective/kl"));
+  }
+  INFO("first score " << scores.front() << ", last score " << scores.back() << ", last KL "
+                      << kls.back());
+  // A near-uniform policy over 16 tokens picks the target first about 1 time in 16.
+  REQUIRE(scores.front() < 0.25);
+  REQUIRE((scores[scores.size() - 1] + scores[scores.size() - 2]) / 2 > 0.6);
+  // Moving the first token to the target costs at most log 16 ~ 2.8 nats of KL for that token;
+  // the penalty keeps the later tokens close, so the whole sequence stays below 4 nats.
+  REQUIRE(kls.back() > 0.0);
+  REQUIRE(kls.back() < 4.0);
+  REQUIRE(trainer.iteration() == config.iterations);
+}
+
+TEST_CASE("the trainer's recomputed log-probs equal the sampler's at the sampling temperature, "
+          "so the first PPO ratio is 1",
+          "[ppo_trainer]") {
+  PPOConfig config = small_config();
+  config.temperature = 0.7f;
+  config.max_new_tokens = 6;
+  Transformer policy = tiny_policy(11);
+  {
+    // Larger weights make the distributions peaked, so a temperature mismatch would show.
+    NoGradGuard no_grad;
+    for (const auto& p : policy.parameters())
+      if (p.tensor.dim() == 2) p.tensor.copy_(scale(p.tensor, 5.f));
+  }
+  PPOTrainer trainer(config, std::move(policy), batch_reward(first_token_is_target),
+                     tiny_prompts(16));
+  Rollout rollout = trainer.collect_rollout();
+
+  std::vector<float> mask = rollout.mask.to_vector();
+  std::vector<float> sampled = rollout.sampler_logprobs.to_vector();
+  std::vector<float> recomputed = rollout.logprobs.to_vector();
+  std::vector<float> reference = rollout.ref_logprobs.to_vector();
+  std::vector<float> kl = rollout.kl.to_vector();
+  int64_t tokens = 0;
+  for (size_t i = 0; i < mask.size(); ++i) {
+    if (mask[i] == 0.f) continue;
+    ++tokens;
+    REQUIRE(std::exp(recomputed[i] - sampled[i]) == Approx(1.0).margin(1e-4));
+    REQUIRE(reference[i] == recomputed[i]);  // the reference is an exact copy before any update
+    REQUIRE(kl[i] == 0.f);
+  }
+  REQUIRE(tokens >= static_cast<int64_t>(rollout.prompts.size()));
+  REQUIRE(rollout.prompt_columns == 4);  // prompts of 1..4 tokens were left-padded together
+}
+
+TEST_CASE("rollouts stop right after the end token and a response that never ends loses the "
+          "missing-end penalty",
+          "[ppo_trainer]") {
+  PPOConfig config = small_config();
+  config.rollout_batch_size = 32;
+  config.max_new_tokens = 5;
+  config.missing_end_penalty = 0.5f;
+  auto constant = [](const std::vector<int32_t>&, const std::vector<int32_t>&) { return 2.f; };
+  PPOTrainer trainer(config, tiny_policy(), batch_reward(constant), tiny_prompts(32));
+  Rollout rollout = trainer.collect_rollout();
+
+  int ended = 0, unfinished = 0;
+  for (size_t b = 0; b < rollout.responses.size(); ++b) {
+    const auto& response = rollout.responses[b];
+    auto end = std::find(response.begin(), response.end(), kEndToken);
+    REQUIRE(rollout.raw_scores[b] == 2.f);
+    if (rollout.ended[b]) {
+      ++ended;
+      REQUIRE(end == response.end() - 1);  // the end token is kept, and nothing follows it
+      REQUIRE(rollout.scores[b] == 2.f);
+    } else {
+      ++unfinished;
+      REQUIRE(end == response.end());
+      REQUIRE(static_cast<int64_t>(response.size()) == config.max_new_tokens);
+      REQUIRE(rollout.scores[b] == 1.5f);
+    }
+  }
+  // A near-uniform policy ends within 5 tokens with probability ~0.28: both kinds occur.
+  REQUIRE(ended > 0);
+  REQUIRE(unfinished > 0);
+  // The mask covers exactly the response tokens, end token included.
+  REQUIRE(sum(rollout.mask).item() ==
+          Approx(static_cast<double>(std::accumulate(
+              rollout.responses.begin(), rollout.responses.end(), size_t{0},
+              [](size_t total, const auto& r) { return total + r.size(); }))));
+}
+
+TEST_CASE("the critic reads a scalar head at every token and copies share no weights with their "
+          "source",
+          "[ppo_trainer]") {
+  Transformer backbone = tiny_policy();
+  Tensor ids = Tensor::from_ints({3, 4, 5, 6, 7, 8}, {2, 3});
+  NoGradGuard no_grad;
+
+  ValueModel fresh = ValueModel::from_backbone(backbone);
+  for (float v : fresh.values(ids).to_vector()) REQUIRE(v == 0.f);
+
+  Generator gen(5);
+  Tensor weight = Tensor::randn({1, 32}, gen);
+  Tensor bias = Tensor::from_vector({0.25f}, {1});
+  ValueModel critic(backbone, weight, bias);
+  Tensor values = critic.values(ids);
+  REQUIRE(values.shape() == Shape({2, 3}));
+  std::vector<float> expected =
+      add_scalar(sum(mul(backbone.hidden_states(ids), weight.reshape({1, 1, 32})), 2), 0.25f)
+          .to_vector();
+  std::vector<float> got = values.to_vector();
+  for (size_t i = 0; i < got.size(); ++i) REQUIRE(got[i] == Approx(expected[i]).margin(1e-5));
+  REQUIRE(critic.parameters().size() == backbone.parameters().size() + 2);
+
+  Transformer copy = copy_transformer(backbone);
+  std::vector<float> before = backbone.forward(ids).to_vector();
+  REQUIRE(copy.forward(ids).to_vector() == before);
+  for (const auto& p : copy.parameters()) p.tensor.fill_(0.f);
+  critic.backbone().parameters().front().tensor.fill_(0.f);
+  REQUIRE(backbone.forward(ids).to_vector() == before);
+}
+
+TEST_CASE("a PPO run writes one metrics line per iteration and a loadable policy", "[ppo_trainer]") {
+  auto out = std::filesystem::temp_directory_path() / "tiller_test_ppo_run";
+  std::filesystem::remove_all(out);
+  PPOConfig config = small_config();
+  config.iterations = 2;
+  config.checkpoint_every = 1;
+  config.output_dir = out.string();
+  PPOTrainer trainer(config, tiny_policy(), batch_reward(first_token_is_target),
+                     tiny_prompts(8));
+  Metrics last = trainer.train();
+
+  for (const char* name :
+       {"objective/kl", "objective/entropy", "objective/scores", "objective/rlhf_reward",
+        "objective/non_score_reward", "policy/approxkl", "policy/clipfrac", "policy/entropy",
+        "loss/policy", "loss/value", "val/clipfrac", "val/ratio", "val/mean", "response/length",
+        "tokens_per_s/rollout", "tokens_per_s/train"})
+    REQUIRE(std::isfinite(last.get(name)));
+  std::ifstream metrics(out / "metrics.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(metrics, line)) {
+    ++lines;
+    REQUIRE(line.find("\"stage\": \"ppo\"") != std::string::npos);
+    REQUIRE(line.find("\"objective/rlhf_reward\"") != std::string::npos);
+  }
+  REQUIRE(lines == 2);
+  REQUIRE(std::filesystem::exists(out / "checkpoints" / "iter_000002" / "config.json"));
+
+  Transformer saved = Transformer::from_pretrained(out / "policy");
+  Tensor ids = Tensor::from_ints({3, 4, 5}, {1, 3});
+  NoGradGuard no_grad;
+  REQUIRE(saved.forward(ids).to_vector() == trainer.policy().forward(ids).to_vector());
+  // Training moved the policy away from its frozen reference.
+  REQUIRE(saved.forward(ids).to_vector() != trainer.reference().forward(ids).to_vector());
+  std::filesystem::remove_all(out);
+}
+
+TEST_CASE("PPO configuration errors name the field", "[ppo_trainer]") {
+  auto reward = batch_reward(first_token_is_target);
+  PPOConfig config = small_config();
+  config.end_token = -1;
+  REQUIRE_THROWS_WITH(PPOTrainer(config, tiny_policy(), reward, tiny_prompts(4)),
+                      Catch::Contains("ppo: end_token must be set"));
+  config = small_config();
+  config.minibatch_size = 5;
+  REQUIRE_THROWS_WITH(PPOTrainer(config, tiny_policy(), reward, tiny_prompts(4)),
+                      Catch::Contains("minibatch_size 5 must divide rollout_batch_size 16"));
+  config = small_config();
+  config.max_new_tokens = 30;
+  REQUIRE_THROWS_WITH(PPOTrainer(config, tiny_policy(), reward, tiny_prompts(4)),
+                      Catch::Contains("exceeds the model's max_seq_len 32"));
+  config = small_config();
+  auto short_reward = [](const std::vector<std::vector<int32_t>>&,
+                         const std::vector<std::vector<int32_t>>&) {
+    return std::vector<float>{1.f};
+  };
+  PPOTrainer trainer(config, tiny_policy(), short_reward, tiny_prompts(4));
+  REQUIRE_THROWS_WITH(trainer.collect_rollout(),
+                      Catch::Contains("the reward returned 1 scores for 16 responses"));
+}
