@@ -23,8 +23,8 @@ namespace tiller::rl {
 
 struct GenerationConfig {
   int64_t max_new_tokens = 64;
-  SamplingConfig sampling;           // temperature 0 = greedy
-  std::vector<int32_t> stop_tokens;  // a row ends right after emitting one of these
+  SamplingConfig sampling = {};      // temperature 0 = greedy
+  std::vector<int32_t> stop_tokens = {};  // a row ends right after emitting one of these
   uint64_t seed = 0;
   bool use_cache = true;
 };
