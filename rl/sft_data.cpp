@@ -33,6 +33,16 @@ SftDataReport recount(const std::vector<SftExample>& examples) {
   return report;
 }
 
+// render_chat's errors ("message 0 has role 'robot'") prefixed with where the chat came from.
+RenderedChat render_named(const Tokenizer& tokenizer, const std::vector<ChatMessage>& messages,
+                          const std::string& source) {
+  try {
+    return render_chat(tokenizer, messages);
+  } catch (const Error& error) {
+    fail("{}: {}", source, error.what());
+  }
+}
+
 }  // namespace
 
 int64_t SftExample::trainable_targets() const {
@@ -56,9 +66,9 @@ void SftDataset::add_example(RenderedChat rendered, std::string source, int64_t 
                              std::vector<SftExample>& out, SftDataReport& report) {
   SftExample example{std::move(rendered.tokens), std::move(rendered.trainable), std::move(source)};
   const auto limit = static_cast<size_t>(max_length + 1);
-  bool cut = example.tokens.size() > limit;
+  const bool cut = example.tokens.size() > limit;
+  const auto removed = cut ? static_cast<int64_t>(example.tokens.size() - limit) : 0;
   if (cut) {
-    report.truncated_tokens += static_cast<int64_t>(example.tokens.size() - limit);
     example.tokens.resize(limit);
     example.trainable.resize(limit);
   }
@@ -71,6 +81,7 @@ void SftDataset::add_example(RenderedChat rendered, std::string source, int64_t 
     return;
   }
   report.truncated += cut ? 1 : 0;
+  report.truncated_tokens += removed;
   ++report.examples;
   report.trainable_tokens += example.trainable_targets();
   report.total_tokens += static_cast<int64_t>(example.tokens.size());
@@ -89,8 +100,8 @@ SftDataset SftDataset::from_conversations(
   std::vector<SftExample> examples;
   SftDataReport report;
   for (size_t i = 0; i < conversations.size(); ++i)
-    add_example(render_chat(tokenizer, conversations[i]), sources[i], options.max_length,
-                examples, report);
+    add_example(render_named(tokenizer, conversations[i], sources[i]), sources[i],
+                options.max_length, examples, report);
   TILLER_CHECK(!examples.empty(), "sft data: no usable example among {} conversations ({})",
                conversations.size(), report.summary());
   return SftDataset(std::move(examples), std::move(report), options.max_length);
@@ -127,7 +138,8 @@ SftDataset SftDataset::from_jsonl(const std::filesystem::path& path, const Token
     std::vector<ChatMessage> messages;
     try {
       messages = parse_chat_record(line, where);
-      add_example(render_chat(tokenizer, messages), where, options.max_length, examples, report);
+      add_example(render_named(tokenizer, messages, where), where, options.max_length, examples,
+                  report);
     } catch (const Error& error) {
       if (options.on_malformed == MalformedLinePolicy::stop)
         fail("sft data: {} (pass on_malformed = skip to skip such lines)", error.what());
