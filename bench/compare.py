@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Merges tiller's and PyTorch's benchmark JSON lines into one markdown table.
+"""Merges tiller's and PyTorch's benchmark JSON lines into markdown tables.
 
-Usage: python3 bench/compare.py TILLER.jsonl [TILLER2.jsonl ...] --torch TORCH.jsonl
+Usage: python3 bench/compare.py TILLER.jsonl [TILLER2.jsonl ...] --torch TORCH.jsonl [...]
 
 Rows are joined on (kernel, shape). A kernel PyTorch runs in several ways (SDPA flash and cuDNN)
 gives one row per PyTorch implementation. Columns:
@@ -9,7 +9,12 @@ gives one row per PyTorch implementation. Columns:
   PyTorch    the same for PyTorch
   ratio      PyTorch time / tiller time (above 1: tiller is faster)
   % ceiling  tiller's rate as a share of the ceiling measured in tiller's own run
-Lines that are not JSON, or carry an "error", are listed under the table instead of dropped.
+End-to-end records (those with "tokens_per_s": GPT-2 training and generation) get a second table,
+one row per implementation: time per call (mean for training, median for generation, as the
+benchmarks compute tokens/s), tokens/s, % of that run's own ceiling (training: MFU against the
+measured bf16 GEMM; generation: weight bytes per forward against the device copy), training MFU
+against the H200 datasheet, and tiller's tokens/s over that row's (above 1: tiller is faster).
+Lines that are not JSON, or carry an "error", are listed under the tables instead of dropped.
 """
 
 import argparse
@@ -76,14 +81,46 @@ def table(ours, theirs):
     return "\n".join(lines)
 
 
+def is_end_to_end(record):
+    return "tokens_per_s" in record
+
+
+def end_to_end_table(records):
+    lines = ["| benchmark | shape | impl | ms per call | tokens/s | % ceiling | MFU vs 989 TFLOP/s "
+             "| tiller / this |",
+             "|---|---|---|---|---|---|---|---|"]
+    by_key = {}
+    for record in records:  # tiller first within each (kernel, shape), then PyTorch in file order
+        by_key.setdefault((record["kernel"], record["shape"]), []).append(record)
+    for (kernel, shape), group in by_key.items():
+        group.sort(key=lambda r: r.get("source") != "tiller")
+        tiller = next((r for r in group if r.get("source") == "tiller"), None)
+        for record in group:
+            ms = record["mean_ms"] if kernel.startswith("train") else record["median_ms"]
+            datasheet = record.get("mfu_datasheet_pct")
+            relative = (f"{tiller['tokens_per_s'] / record['tokens_per_s']:.2f}x"
+                        if tiller and record is not tiller and record["tokens_per_s"] > 0
+                        else "-")
+            lines.append(f"| {kernel} | {shape} | {record.get('impl', record.get('source'))} | "
+                         f"{ms:.2f} | {record['tokens_per_s']:,.0f} | "
+                         f"{record['pct_of_ceiling']:.1f}% | "
+                         f"{'-' if datasheet is None else f'{datasheet:.1f}%'} | {relative} |")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tiller", nargs="+", help="JSON-line outputs of bench_cuda_*")
-    parser.add_argument("--torch", default=None, help="JSON-line output of torch_bench.py")
+    parser.add_argument("--torch", nargs="+", default=[],
+                        help="JSON-line outputs of torch_bench.py, torch_train_gpt2.py, ...")
     args = parser.parse_args()
     ours, problems = read_lines(args.tiller)
-    theirs, torch_problems = read_lines([args.torch]) if args.torch else ([], [])
-    print(table(ours, theirs))
+    theirs, torch_problems = read_lines(args.torch)
+    print(table([r for r in ours if not is_end_to_end(r)],
+                [r for r in theirs if not is_end_to_end(r)]))
+    end_to_end = [r for r in ours + theirs if is_end_to_end(r)]
+    if end_to_end:
+        print("\n" + end_to_end_table(end_to_end))
     if problems or torch_problems:
         print("\nNot measured:\n")
         for problem in problems + torch_problems:
