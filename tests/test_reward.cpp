@@ -1,0 +1,343 @@
+// Reward model: last-real-token pooling under padding, the preference loss against hand-computed
+// values and finite differences, preference data parsing, learning a separable preference, and
+// save/load.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "core/ops.h"
+#include "core/special_tokens.h"
+#include "core/world.h"
+#include "rl/reward.h"
+#include "rl/reward_data.h"
+#include "rl/reward_trainer.h"
+#include "support/gradcheck.h"
+#include "support/temp_dir.h"
+
+using namespace tiller;
+using namespace tiller::rl;
+using tiller::testing::TempDir;
+
+namespace {
+
+constexpr int64_t kVocab = 40;
+constexpr int32_t kMarker = 1;  // the token chosen responses contain in the learning test
+
+ModelConfig tiny_config(ModelFamily family) {
+  return family == ModelFamily::gpt2 ? ModelConfig::gpt2(kVocab, 2, 2, 32, 64)
+                                     : ModelConfig::llama(kVocab, 2, 4, 2, 32, 64, 64);
+}
+
+std::vector<int32_t> random_tokens(Generator& gen, int64_t n, int32_t low) {
+  std::vector<float> u = Tensor::rand({n}, gen).to_vector();
+  std::vector<int32_t> out;
+  for (float x : u)
+    out.push_back(low + std::min<int32_t>(kVocab - 1 - low,
+                                          static_cast<int32_t>(x * static_cast<float>(kVocab - low))));
+  return out;
+}
+
+// Chosen responses carry kMarker at a random place; rejected ones never contain it.
+std::vector<PreferenceExample> marker_pairs(int64_t count, uint64_t seed) {
+  Generator gen(seed);
+  std::vector<PreferenceExample> pairs;
+  for (int64_t i = 0; i < count; ++i) {
+    PreferenceExample e;
+    e.prompt = random_tokens(gen, 3 + i % 4, 2);
+    e.rejected = random_tokens(gen, 4 + i % 3, 2);
+    e.chosen = random_tokens(gen, 4 + (i + 1) % 3, 2);
+    size_t at = static_cast<size_t>(Tensor::rand({1}, gen).item() * e.chosen.size());
+    e.chosen[std::min(at, e.chosen.size() - 1)] = kMarker;
+    pairs.push_back(e);
+  }
+  return pairs;
+}
+
+Tokenizer chat_tokenizer() {
+  Tokenizer tokenizer;  // the 256 byte tokens
+  for (std::string_view token : special_tokens::kAll) tokenizer.add_special_token(token);
+  return tokenizer;
+}
+
+std::vector<int32_t> concat_ids(std::vector<int32_t> a, const std::vector<int32_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+void write_lines(const std::filesystem::path& path, const std::vector<std::string>& lines) {
+  std::ofstream out(path);
+  for (const std::string& line : lines) out << line << "\n";
+}
+
+}  // namespace
+
+TEST_CASE("reward is read at the last real token: left, right and no padding agree", "[reward]") {
+  for (ModelFamily family : {ModelFamily::gpt2, ModelFamily::llama}) {
+    INFO(family_name(family));
+    RewardModel model(Transformer(tiny_config(family), 3), 4);
+    Generator gen(11);
+    std::vector<std::vector<int32_t>> sequences = {random_tokens(gen, 9, 0),
+                                                   random_tokens(gen, 3, 0),
+                                                   random_tokens(gen, 6, 0)};
+    std::vector<float> alone;
+    for (const auto& s : sequences) {
+      PaddedSequences one = pad_sequences({s});
+      alone.push_back(model.forward(one.ids, one.attention_mask).item());
+    }
+    for (PaddingSide side : {PaddingSide::left, PaddingSide::right}) {
+      INFO((side == PaddingSide::left ? "left" : "right"));
+      // A pad id that is a real vocabulary token: only the mask may hide it.
+      PaddedSequences batch = pad_sequences(sequences, side, /*pad_id=*/7);
+      REQUIRE(batch.ids.shape() == Shape{3, 9});
+      std::vector<float> rewards = model.forward(batch.ids, batch.attention_mask).to_vector();
+      for (size_t i = 0; i < sequences.size(); ++i)
+        REQUIRE(rewards[i] == Approx(alone[i]).margin(1e-5));
+    }
+    // The reward depends on the sequence: the three distinct inputs give distinct rewards.
+    REQUIRE(alone[0] != Approx(alone[1]).margin(1e-6));
+    REQUIRE(alone[1] != Approx(alone[2]).margin(1e-6));
+  }
+}
+
+TEST_CASE("reward pooling rejects a row without real tokens and mismatched masks", "[reward]") {
+  RewardModel model(Transformer(tiny_config(ModelFamily::gpt2), 1));
+  Tensor ids = Tensor::from_ints({1, 2, 3, 4}, {2, 2});
+  REQUIRE_THROWS_WITH(model.forward(ids, Tensor::from_ints({1, 1, 0, 0}, {2, 2})),
+                      Catch::Contains("row 1 of the attention mask has no real token"));
+  REQUIRE_THROWS_WITH(model.forward(ids, Tensor::from_ints({1, 1}, {1, 2})),
+                      Catch::Contains("RewardModel::forward: attention_mask must be i32"));
+}
+
+TEST_CASE("reward head starts at N(0, 1/(C+1)) with a zero bias", "[reward]") {
+  ModelConfig config = ModelConfig::gpt2(kVocab, 1, 4, 256, 16);
+  RewardModel model(Transformer(config, 0), 9);
+  std::vector<float> w = model.head_weight().to_vector();
+  REQUIRE(model.head_weight().shape() == Shape{1, 256});
+  double squares = 0;
+  for (float x : w) squares += static_cast<double>(x) * x;
+  const double expected_variance = 1.0 / 257.0;
+  // 256 draws: the sample variance is within ~30% of the true one with overwhelming probability.
+  REQUIRE(squares / 256.0 == Approx(expected_variance).epsilon(0.3));
+  REQUIRE(model.head_bias().to_vector() == std::vector<float>{0.f});
+  REQUIRE(model.parameters().back().name == "score.bias");
+}
+
+TEST_CASE("Bradley-Terry, margin and centering terms match hand-computed values", "[reward]") {
+  Tensor chosen = Tensor::from_vector({1.0f, -0.5f, 2.0f}, {3});
+  Tensor rejected = Tensor::from_vector({0.0f, 0.5f, 2.5f}, {3});
+  // gaps 1, -1, -0.5: mean of log(1 + e^-gap) = (0.3132617 + 1.3132617 + 0.9740770) / 3.
+  PreferenceLoss plain = preference_loss(chosen, rejected);
+  REQUIRE(plain.bradley_terry.item() == Approx(0.8668668).epsilon(1e-6));
+  REQUIRE(plain.total.item() == Approx(0.8668668).epsilon(1e-6));
+  // (r_c + r_r)^2 = 1, 0, 20.25.
+  REQUIRE(plain.centering.item() == Approx(7.0833333).epsilon(1e-6));
+
+  // margins 0.5, 0, 1 turn the gaps into 0.5, -1, -1.5.
+  Tensor margins = Tensor::from_vector({0.5f, 0.f, 1.f}, {3});
+  PreferenceLoss with_margin = preference_loss(chosen, rejected, margins, 0.1f);
+  REQUIRE(with_margin.bradley_terry.item() == Approx(1.1629173).epsilon(1e-6));
+  REQUIRE(with_margin.total.item() == Approx(1.1629173 + 0.1 * 7.0833333).epsilon(1e-6));
+
+  // Large gaps stay finite (logsigmoid, not log(sigmoid)).
+  PreferenceLoss extreme = preference_loss(Tensor::from_vector({-200.f}, {1}),
+                                           Tensor::from_vector({200.f}, {1}));
+  REQUIRE(extreme.bradley_terry.item() == Approx(400.f));
+
+  REQUIRE_THROWS_WITH(preference_loss(chosen, Tensor::from_vector({1.f}, {1})),
+                      Catch::Contains("preference_loss: rejected rewards"));
+  REQUIRE_THROWS_WITH(preference_loss(chosen, rejected, Tensor(), -1.f),
+                      Catch::Contains("center_coefficient must be >= 0"));
+}
+
+TEST_CASE("preference loss gradients match finite differences", "[reward]") {
+  Tensor margins = Tensor::from_vector({0.3f, 0.f, -0.2f, 1.f}, {4});
+  REQUIRE_GRADCHECK(
+      [&](const std::vector<Tensor>& x) {
+        return preference_loss(x[0], x[1], margins, 0.05f).total;
+      },
+      {testing::random_input({4}, 1), testing::random_input({4}, 2)});
+
+  // Through the reward head of a real model: the gradient reaching score.weight and score.bias.
+  RewardModel model(Transformer(tiny_config(ModelFamily::gpt2), 5), 6);
+  std::vector<PreferenceExample> pairs = marker_pairs(3, 21);
+  pairs[1].margin = 0.5f;
+  PreferenceBatch batch = make_preference_batch(pairs, {0, 1, 2}, 0);
+  auto loss_of_head = [&](const std::vector<Tensor>&) {
+    Tensor r = model.forward(batch.sequences.ids, batch.sequences.attention_mask);
+    return preference_loss(slice(r, 0, 0, 3), slice(r, 0, 3, 6), batch.margins, 0.1f).total;
+  };
+  REQUIRE_GRADCHECK(loss_of_head, {model.head_weight(), model.head_bias()});
+}
+
+TEST_CASE("preference JSONL: text and chat forms, world pairs, errors with file:line",
+          "[reward]") {
+  Tokenizer tokenizer = chat_tokenizer();
+  const int32_t end = tokenizer.token_id(special_tokens::kEndOfTurn);
+  TempDir dir;
+
+  SECTION("text form: special tokens in the text are the real tokens") {
+    PreferenceExample e = parse_preference_record(
+        tokenizer,
+        R"({"prompt": "<|user|>\nHi<|end|>\n<|assistant|>\n", "chosen": "Yo.<|end|>",)"
+        R"( "rejected": "Yo.", "margin": 0.75})",
+        "x.jsonl:1");
+    REQUIRE(e.prompt == render_generation_prompt(tokenizer, {{"user", "Hi"}}));
+    REQUIRE(e.chosen == concat_ids(tokenizer.encode("Yo."), {end}));
+    REQUIRE(e.rejected == tokenizer.encode("Yo."));
+    REQUIRE(e.margin == 0.75f);
+  }
+
+  SECTION("chat form: rendered prompt, assistant content + <|end|>, typed markers stay text") {
+    PreferenceExample e = parse_preference_record(
+        tokenizer,
+        R"({"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],)"
+        R"( "chosen": "Yo.", "rejected": [{"role": "assistant", "content": "a<|end|>"}]})",
+        "x.jsonl:1");
+    REQUIRE(e.prompt ==
+            render_generation_prompt(tokenizer, {{"system", "Be brief."}, {"user", "Hi"}}));
+    REQUIRE(e.chosen == concat_ids(tokenizer.encode("Yo."), {end}));
+    REQUIRE(e.rejected == concat_ids(tokenizer.encode("a<|end|>", false), {end}));
+    REQUIRE(e.margin == 0.f);
+  }
+
+  SECTION("world pairs equal the text-form file the world writes") {
+    world::WorldConfig config;
+    config.num_entities = 40;
+    config.num_sft_examples = 16;
+    config.num_eval_prompts = 16;
+    config.num_preference_pairs = 24;
+    world::World w(config);
+    std::vector<world::PreferencePair> pairs = w.all_preference_pairs();
+    world::write_preferences_jsonl((dir / "prefs.jsonl").string(), pairs);
+    std::vector<PreferenceExample> direct = preference_examples(tokenizer, pairs);
+    std::vector<PreferenceExample> from_file =
+        load_preferences_jsonl(tokenizer, (dir / "prefs.jsonl").string());
+    REQUIRE(from_file.size() == pairs.size());
+    for (size_t i = 0; i < pairs.size(); ++i) {
+      REQUIRE(from_file[i].prompt == direct[i].prompt);
+      REQUIRE(from_file[i].chosen == direct[i].chosen);
+      REQUIRE(from_file[i].rejected == direct[i].rejected);
+    }
+    // The world's chosen answers end their turn.
+    REQUIRE(direct[0].chosen.back() == end);
+  }
+
+  SECTION("malformed lines are reported with file and line") {
+    const std::string path = (dir / "bad.jsonl").string();
+    write_lines(path, {R"({"prompt": "a", "chosen": "b", "rejected": "c"})", "",
+                       R"({"prompt": "a", "chosen": "b"})"});
+    REQUIRE_THROWS_WITH(load_preferences_jsonl(tokenizer, path),
+                        Catch::Contains(path + ":3: missing \"rejected\""));
+    write_lines(path, {R"({"prompt": "a", "chosen": "b", "rejected": "c")"});
+    REQUIRE_THROWS_WITH(load_preferences_jsonl(tokenizer, path),
+                        Catch::Contains(path + ":1: not valid JSON"));
+    write_lines(path, {R"({"prompt": "a", "chosen": 3, "rejected": "c"})"});
+    REQUIRE_THROWS_WITH(load_preferences_jsonl(tokenizer, path),
+                        Catch::Contains(path + ":1: \"chosen\" must be a string"));
+    write_lines(path, {R"({"prompt": [{"role": "user"}], "chosen": "b", "rejected": "c"})"});
+    REQUIRE_THROWS_WITH(load_preferences_jsonl(tokenizer, path),
+                        Catch::Contains(path + ":1: prompt message 0 needs string"));
+    write_lines(path, {""});
+    REQUIRE_THROWS_WITH(load_preferences_jsonl(tokenizer, path),
+                        Catch::Contains("holds no records"));
+    REQUIRE_THROWS_WITH(load_preferences_jsonl(tokenizer, (dir / "missing.jsonl").string()),
+                        Catch::Contains("cannot open"));
+  }
+}
+
+TEST_CASE("preference batches keep the end of long sequences and count truncations",
+          "[reward]") {
+  std::vector<PreferenceExample> pairs = {{{1, 2, 3, 4}, {5, 6}, {7}, 0.f}};
+  PreferenceBatch batch = make_preference_batch(pairs, {0}, /*max_length=*/4);
+  // chosen 1 2 3 4 5 6 -> 3 4 5 6; rejected 1 2 3 4 7 -> 2 3 4 7 (both cut).
+  REQUIRE(batch.sequences.ids.to_int_vector() == std::vector<int32_t>{3, 4, 5, 6, 2, 3, 4, 7});
+  REQUIRE(batch.truncated == 2);
+  REQUIRE(batch.pairs == 1);
+  PreferenceBatch roomy = make_preference_batch(pairs, {0}, 0);
+  REQUIRE(roomy.truncated == 0);
+  REQUIRE(roomy.sequences.attention_mask.to_int_vector() ==
+          std::vector<int32_t>{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0});
+}
+
+TEST_CASE("a reward model on a tiny backbone learns a separable preference", "[reward]") {
+  TempDir dir;
+  RewardModel model(Transformer(tiny_config(ModelFamily::gpt2), 12), 13);
+  RewardTrainConfig config;
+  config.epochs = 3;
+  config.batch_size = 16;
+  config.schedule = {.kind = optim::LrSchedule::Kind::cosine, .peak_lr = 3e-3f, .min_lr = 3e-4f,
+                     .warmup_steps = 5};
+  config.log_every = 0;
+  config.center_coefficient = 0.01f;
+  config.output_dir = dir.path().string();
+  RewardTrainer trainer(model, config, marker_pairs(128, 1), marker_pairs(128, 2));
+  RewardTrainSummary summary = trainer.train();
+
+  REQUIRE(summary.steps == 24);
+  REQUIRE(summary.initial_heldout.pairs == 128);
+  REQUIRE(summary.initial_heldout.accuracy < 0.8);
+  REQUIRE(summary.final_heldout.accuracy >= 0.95);
+  REQUIRE(summary.final_heldout.margin > 0.0);
+  REQUIRE(summary.final_heldout.loss < summary.initial_heldout.loss);
+  REQUIRE(summary.statistics.std > 0.f);
+  REQUIRE(model.statistics().mean == summary.statistics.mean);
+
+  // Metrics: train records with the TRL names and held-out records prefixed eval/.
+  std::ifstream metrics(dir / "metrics.jsonl");
+  std::string text((std::istreambuf_iterator<char>(metrics)), std::istreambuf_iterator<char>());
+  REQUIRE(text.find("\"eval/accuracy\"") != std::string::npos);
+  REQUIRE(text.find("\"statistics/std\"") != std::string::npos);
+
+  // The saved model scores exactly as the trained one, normalised with the trained statistics.
+  RewardModel loaded = RewardModel::load(summary.saved_model);
+  std::vector<PreferenceExample> probe = marker_pairs(4, 3);
+  std::vector<std::vector<int32_t>> prompts, responses;
+  for (const auto& e : probe) {
+    prompts.push_back(e.prompt);
+    responses.push_back(e.chosen);
+  }
+  std::vector<float> raw = model.score(prompts, responses);
+  REQUIRE(loaded.score(prompts, responses) == raw);
+  std::vector<float> normalised = loaded.score(prompts, responses, /*normalise=*/true);
+  for (size_t i = 0; i < raw.size(); ++i)
+    REQUIRE(normalised[i] ==
+            Approx((raw[i] - summary.statistics.mean) / summary.statistics.std).margin(1e-5));
+}
+
+TEST_CASE("reward model save/load round trip gives identical scores", "[reward]") {
+  TempDir dir;
+  for (ModelFamily family : {ModelFamily::gpt2, ModelFamily::llama}) {
+    INFO(family_name(family));
+    RewardModel model(Transformer(tiny_config(family), 31), 32);
+    model.set_statistics({0.25f, 2.5f});
+    model.save(dir / "rm");
+    RewardModel loaded = RewardModel::load(dir / "rm");
+    REQUIRE(loaded.statistics().mean == 0.25f);
+    REQUIRE(loaded.statistics().std == 2.5f);
+    REQUIRE(loaded.head_weight().to_vector() == model.head_weight().to_vector());
+
+    std::vector<PreferenceExample> probe = marker_pairs(5, 8);
+    std::vector<std::vector<int32_t>> prompts, responses;
+    for (const auto& e : probe) {
+      prompts.push_back(e.prompt);
+      responses.push_back(e.rejected);
+    }
+    REQUIRE(loaded.score(prompts, responses, false, 2) == model.score(prompts, responses, false, 2));
+    std::vector<float> batched = model.score(prompts, responses, false, 5);
+    std::vector<float> one_by_one = model.score(prompts, responses, false, 1);
+    for (size_t i = 0; i < batched.size(); ++i)
+      REQUIRE(batched[i] == Approx(one_by_one[i]).margin(1e-5));
+  }
+
+  // A language-model directory is not a reward model, and says how to start one from it.
+  Transformer backbone(tiny_config(ModelFamily::gpt2), 1);
+  backbone.save_pretrained(dir / "lm");
+  REQUIRE_THROWS_WITH(RewardModel::load(dir / "lm"),
+                      Catch::Contains("RewardModel::from_backbone"));
+  RewardModel fresh = RewardModel::from_backbone(dir / "lm", 2);
+  REQUIRE(fresh.statistics().mean == 0.f);
+  REQUIRE_THROWS_WITH(fresh.set_statistics({0.f, 0.f}), Catch::Contains("positive std"));
+}
