@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bench_common.cuh"
+#include "core/tensor.h"
 
 namespace bench {
 
@@ -106,6 +107,17 @@ inline JsonLine end_to_end_line(const std::string& kernel, const std::string& sh
       .add("min_ms", times.min())
       .add("runs", static_cast<double>(times.ms.size()));
   return line;
+}
+
+// n token ids uniform in [0, vocab), from tiller's seeded counter-based generator.
+inline std::vector<int32_t> random_token_ids(int64_t n, int64_t vocab, uint64_t seed) {
+  tiller::Generator gen(seed);
+  std::vector<float> uniform = tiller::Tensor::rand({n}, gen).to_vector();
+  std::vector<int32_t> ids(uniform.size());
+  for (size_t i = 0; i < ids.size(); ++i)
+    ids[i] = static_cast<int32_t>(
+        std::min<int64_t>(static_cast<int64_t>(uniform[i] * vocab), vocab - 1));
+  return ids;
 }
 
 // "--name value" from argv as an integer, or `fallback` when absent.

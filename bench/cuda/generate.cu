@@ -26,13 +26,10 @@ using tiller::Transformer;
 
 std::vector<std::vector<int32_t>> random_prompts(int64_t B, int64_t length, int64_t vocab,
                                                  uint64_t seed) {
-  tiller::Generator gen(seed);
-  std::vector<float> uniform = tiller::Tensor::rand({B * length}, gen).to_vector();
-  std::vector<std::vector<int32_t>> prompts(B);
+  const std::vector<int32_t> ids = bench::random_token_ids(B * length, vocab, seed);
+  std::vector<std::vector<int32_t>> prompts;
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < length; ++t)
-      prompts[b].push_back(std::min<int32_t>(
-          static_cast<int32_t>(uniform[b * length + t] * vocab), static_cast<int32_t>(vocab - 1)));
+    prompts.emplace_back(ids.begin() + b * length, ids.begin() + (b + 1) * length);
   return prompts;
 }
 
@@ -47,8 +44,8 @@ void run(Transformer& model, int64_t B, int64_t prompt_length, int64_t new_token
     config.max_new_tokens = new_tokens;
     config.sampling.temperature = 0.f;
     tiller::rl::GenerationResult result;
-    bench::CallTimes times = bench::time_calls(
-        [&] { result = tiller::rl::generate(model, prompts, config); }, 1, runs);
+    bench::CallTimes times =
+        bench::time_calls([&] { result = tiller::rl::generate(model, prompts, config); }, 1, runs);
     TILLER_CHECK(result.generated_tokens == B * new_tokens,
                  "bench generate: expected {} generated tokens, got {}", B * new_tokens,
                  result.generated_tokens);

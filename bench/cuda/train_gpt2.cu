@@ -31,24 +31,20 @@ using tiller::Transformer;
 
 // Matmul FLOPs of one token's forward + backward (see the header comment).
 double flops_per_token(const ModelConfig& config, int64_t T) {
-  const double N = static_cast<double>(config.num_parameters() - config.max_seq_len * config.n_embd);
+  const double N =
+      static_cast<double>(config.num_parameters() - config.max_seq_len * config.n_embd);
   return 6.0 * N + 12.0 * config.n_layer * T * config.n_embd;
 }
 
-// (B, T) i32 token ids uniform in [0, vocab) from a seeded generator.
+// (B, T) i32 token ids on the device.
 Tensor random_tokens(int64_t B, int64_t T, int64_t vocab, uint64_t seed) {
-  tiller::Generator gen(seed);
-  std::vector<float> uniform = Tensor::rand({B * T}, gen).to_vector();
-  std::vector<int32_t> ids(uniform.size());
-  for (size_t i = 0; i < ids.size(); ++i)
-    ids[i] = std::min<int32_t>(static_cast<int32_t>(uniform[i] * vocab), vocab - 1);
-  return Tensor::from_ints(ids, {B, T}).to(Device::cuda());
+  return Tensor::from_ints(bench::random_token_ids(B * T, vocab, seed), {B, T}).to(Device::cuda());
 }
 
 void run(int64_t B, int64_t T, int warmup, int steps, const bench::Ceilings& ceilings) {
   const ModelConfig config = ModelConfig::gpt2();
-  const std::string shape = "gpt2-124M B=" + std::to_string(B) + " T=" + std::to_string(T) +
-                            " bf16 adamw";
+  const std::string shape =
+      "gpt2-124M B=" + std::to_string(B) + " T=" + std::to_string(T) + " bf16 adamw";
   bench::guarded("train_gpt2", shape, [&] {
     Transformer model(config, 1);
     model.to(Device::cuda());
