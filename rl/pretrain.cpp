@@ -274,8 +274,10 @@ void Pretrainer::log_validation(MetricsLog& log, float val_loss) {
 }
 
 void Pretrainer::write_sample(int64_t step) {
-  std::string text = sample(config_.sample_prompt, config_.sample_tokens);
-  std::string shown = config_.sample_prompt + text;
+  // One line per sample: newlines in the text are shown as "\n".
+  std::string shown;
+  for (char c : config_.sample_prompt + sample(config_.sample_prompt, config_.sample_tokens))
+    shown += c == '\n' ? std::string("\\n") : std::string(1, c);
   if (config_.log_every > 0) std::printf("[pretrain] sample @%lld: %s\n",
                                          static_cast<long long>(step), shown.c_str());
   if (config_.output_dir.empty()) return;
