@@ -95,14 +95,13 @@ def run(impl, make_model, args, ceilings):
                        kv_cache="yes", torch=torch.__version__)
         except Exception as error:  # noqa: BLE001 - one failing batch must not hide the others
             print_error(impl, "generate", shape, error)
-    del model, generate
-    torch.cuda.empty_cache()
 
 
 def transformers_importable():
     try:
-        import transformers  # noqa: F401
-        return True
+        import transformers
+
+        return bool(transformers.__version__)
     except Exception:  # noqa: BLE001 - any failure to import means "use the fallback"
         return False
 
@@ -125,6 +124,7 @@ def main():
             run("hf-generate", hf_model, args, ceilings)
         else:
             run("torch-kv-loop", loop_model, args, ceilings)
+        torch.cuda.empty_cache()  # the previous model's blocks, now unreferenced
     return 0
 
 

@@ -33,7 +33,6 @@ except ImportError as error:  # device-check reports this line and moves on
 def run(impl, args, ceilings):
     config = Config(max_seq_len=1024)
     shape = f"gpt2-124M B={args.batch} T={args.seq} bf16 adamw"
-    model = optimizer = compiled = None
     try:
         model = GPT2(config, seed=1).cuda()
         optimizer = torch.optim.AdamW(model.param_groups(0.1), lr=6e-4, betas=(0.9, 0.95),
@@ -75,9 +74,6 @@ def run(impl, args, ceilings):
                    torch=torch.__version__)
     except Exception as error:  # noqa: BLE001 - report why (OOM, compile failure) and go on
         print_error(impl, "train_gpt2", shape, error)
-    finally:
-        del model, optimizer, compiled
-        torch.cuda.empty_cache()
 
 
 def main():
@@ -93,9 +89,9 @@ def main():
         return 0
     torch.backends.cuda.matmul.allow_tf32 = True
     ceilings = measure_ceilings()
-    run("torch-eager", args, ceilings)
-    if not args.no_compile:
-        run("torch-compile", args, ceilings)
+    for impl in ["torch-eager"] + ([] if args.no_compile else ["torch-compile"]):
+        run(impl, args, ceilings)
+        torch.cuda.empty_cache()  # the previous model's blocks, now unreferenced
     return 0
 
 
