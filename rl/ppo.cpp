@@ -39,7 +39,8 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 struct SequenceBatch {
   Tensor ids;
   ForwardOptions options;
-  Tensor targets;  // (n, R) response tokens, 0 on padding (any valid id: those positions are masked)
+  Tensor
+      targets;  // (n, R) response tokens, 0 on padding (any valid id: those positions are masked)
 };
 
 SequenceBatch make_batch(const Rollout& rollout, const std::vector<size_t>& rows, Device device) {
@@ -123,17 +124,19 @@ BatchReward batch_reward(TokenReward reward) {
 
 BatchReward batch_reward(const Tokenizer& tokenizer, TextReward reward) {
   TILLER_CHECK(static_cast<bool>(reward), "batch_reward: the reward function is empty");
-  return batch_reward(TokenReward(
-      [tokenizer, reward = std::move(reward)](const std::vector<int32_t>& prompt,
-                                              const std::vector<int32_t>& response) {
+  return batch_reward(
+      TokenReward([tokenizer, reward = std::move(reward)](const std::vector<int32_t>& prompt,
+                                                          const std::vector<int32_t>& response) {
         return reward(tokenizer.decode(prompt), tokenizer.decode(response));
       }));
 }
 
 void PPOConfig::validate() const {
   TILLER_CHECK(iterations >= 0, "ppo: iterations must be >= 0, got {}", iterations);
-  TILLER_CHECK(rollout_batch_size >= 2, "ppo: rollout_batch_size must be >= 2 (advantages are "
-               "whitened over the batch), got {}", rollout_batch_size);
+  TILLER_CHECK(rollout_batch_size >= 2,
+               "ppo: rollout_batch_size must be >= 2 (advantages are "
+               "whitened over the batch), got {}",
+               rollout_batch_size);
   TILLER_CHECK(minibatch_size >= 1 && rollout_batch_size % minibatch_size == 0,
                "ppo: minibatch_size {} must divide rollout_batch_size {}", minibatch_size,
                rollout_batch_size);
@@ -142,10 +145,14 @@ void PPOConfig::validate() const {
                minibatch_size);
   TILLER_CHECK(ppo_epochs >= 1, "ppo: ppo_epochs must be >= 1, got {}", ppo_epochs);
   TILLER_CHECK(max_new_tokens >= 1, "ppo: max_new_tokens must be >= 1, got {}", max_new_tokens);
-  TILLER_CHECK(temperature > 0.f, "ppo: temperature must be > 0 (log-probs are taken at the "
-               "sampling temperature), got {}", temperature);
-  TILLER_CHECK(end_token >= 0, "ppo: end_token must be set (the token that ends a response), "
-               "got {}", end_token);
+  TILLER_CHECK(temperature > 0.f,
+               "ppo: temperature must be > 0 (log-probs are taken at the "
+               "sampling temperature), got {}",
+               temperature);
+  TILLER_CHECK(end_token >= 0,
+               "ppo: end_token must be set (the token that ends a response), "
+               "got {}",
+               end_token);
   TILLER_CHECK(missing_end_penalty >= 0.f, "ppo: missing_end_penalty must be >= 0, got {}",
                missing_end_penalty);
   TILLER_CHECK(kl_coef >= 0.f, "ppo: kl_coef must be >= 0, got {}", kl_coef);
@@ -182,8 +189,10 @@ PPOTrainer::PPOTrainer(PPOConfig config, Transformer policy, ValueModel value, B
   const ModelConfig& mc = policy_.config();
   TILLER_CHECK(static_cast<bool>(reward_), "ppo: the reward function is empty");
   TILLER_CHECK(!prompts_.empty(), "ppo: no prompts given");
-  TILLER_CHECK(config_.end_token < mc.vocab_size, "ppo: end_token {} is outside the vocabulary "
-               "[0, {})", config_.end_token, mc.vocab_size);
+  TILLER_CHECK(config_.end_token < mc.vocab_size,
+               "ppo: end_token {} is outside the vocabulary "
+               "[0, {})",
+               config_.end_token, mc.vocab_size);
   TILLER_CHECK(value_.device() == policy_.device(),
                "ppo: the value model is on {} but the policy is on {}", value_.device().str(),
                policy_.device().str());
@@ -192,7 +201,8 @@ PPOTrainer::PPOTrainer(PPOConfig config, Transformer policy, ValueModel value, B
     TILLER_CHECK(length > 0, "ppo: prompt {} is empty", i);
     TILLER_CHECK(length + config_.max_new_tokens <= mc.max_seq_len,
                  "ppo: prompt {} has {} tokens; with max_new_tokens {} that exceeds the model's "
-                 "max_seq_len {}", i, length, config_.max_new_tokens, mc.max_seq_len);
+                 "max_seq_len {}",
+                 i, length, config_.max_new_tokens, mc.max_seq_len);
   }
   for (const auto& p : reference_.parameters()) Tensor(p.tensor).requires_grad_(false);
   policy_optimizer_ = std::make_unique<optim::AdamW>(
@@ -238,8 +248,7 @@ Rollout PPOTrainer::collect_rollout() {
 
   rollout.raw_scores = reward_(rollout.prompts, rollout.responses);
   TILLER_CHECK(static_cast<int64_t>(rollout.raw_scores.size()) == N,
-               "ppo: the reward returned {} scores for {} responses", rollout.raw_scores.size(),
-               N);
+               "ppo: the reward returned {} scores for {} responses", rollout.raw_scores.size(), N);
   rollout.scores = rollout.raw_scores;
   for (int64_t b = 0; b < N; ++b) {
     TILLER_CHECK(std::isfinite(rollout.raw_scores[b]), "ppo: the reward of response {} is {}", b,
@@ -280,8 +289,8 @@ Rollout PPOTrainer::collect_rollout() {
       std::vector<float> v = mul(x, micro_mask).to_vector();
       out.insert(out.end(), v.begin(), v.end());
     };
-    append(logprobs, token_logprobs(
-                         response_logits(policy_, batch, P, R, config_.temperature), batch.targets));
+    append(logprobs, token_logprobs(response_logits(policy_, batch, P, R, config_.temperature),
+                                    batch.targets));
     append(ref_logprobs,
            token_logprobs(response_logits(reference_, batch, P, R, config_.temperature),
                           batch.targets));
@@ -297,8 +306,8 @@ Rollout PPOTrainer::collect_rollout() {
 void PPOTrainer::compute_advantages(Rollout& rollout) const {
   NoGradGuard no_grad;
   const auto N = static_cast<int64_t>(rollout.scores.size());
-  rollout.kl = mul(kl_estimate(rollout.logprobs, rollout.ref_logprobs, config_.kl_estimator),
-                   rollout.mask);
+  rollout.kl =
+      mul(kl_estimate(rollout.logprobs, rollout.ref_logprobs, config_.kl_estimator), rollout.mask);
   rollout.rewards = shape_rewards(Tensor::from_vector(rollout.scores, {N}), rollout.kl,
                                   rollout.mask, kl_controller_.value());
   if (config_.whiten_rewards)
@@ -311,8 +320,8 @@ void PPOTrainer::compute_advantages(Rollout& rollout) const {
 
 // Sums over the micro-batches of one iteration, averaged for the metrics.
 struct PPOTrainer::TrainingStats {
-  double policy_loss = 0, value_loss = 0, clipfrac = 0, approxkl = 0, ratio = 0,
-         value_clipfrac = 0, entropy = 0;
+  double policy_loss = 0, value_loss = 0, clipfrac = 0, approxkl = 0, ratio = 0, value_clipfrac = 0,
+         entropy = 0;
   int64_t micro_batches = 0;
   int64_t tokens = 0;  // real prompt + response tokens through forward and backward
   double seconds = 0;
@@ -338,11 +347,9 @@ void PPOTrainer::optimise(const Rollout& rollout, TrainingStats& stats) {
         SequenceBatch batch = make_batch(rollout, rows, device);
         Tensor mask = gather_rows(rollout.mask, rows, device);
         Tensor logits = response_logits(policy_, batch, P, R, config_.temperature);
-        PolicyLoss policy_loss =
-            clipped_policy_loss(token_logprobs(logits, batch.targets),
-                                gather_rows(rollout.logprobs, rows, device),
-                                gather_rows(rollout.advantages, rows, device), mask,
-                                config_.clip_range);
+        PolicyLoss policy_loss = clipped_policy_loss(
+            token_logprobs(logits, batch.targets), gather_rows(rollout.logprobs, rows, device),
+            gather_rows(rollout.advantages, rows, device), mask, config_.clip_range);
         ValueLoss value_loss = clipped_value_loss(
             response_values(value_, batch, P, R), gather_rows(rollout.values, rows, device),
             gather_rows(rollout.returns, rows, device), mask, config_.value_clip_range);
@@ -358,8 +365,8 @@ void PPOTrainer::optimise(const Rollout& rollout, TrainingStats& stats) {
         stats.ratio += policy_loss.ratio_mean;
         stats.value_clipfrac += value_loss.clipfrac;
         stats.entropy += masked_mean(entropy(logits.detach()), mask).item();
-        stats.tokens += static_cast<int64_t>(sum(batch.options.key_padding_mask.to(DType::f32))
-                                                 .item());
+        stats.tokens +=
+            static_cast<int64_t>(sum(batch.options.key_padding_mask.to(DType::f32)).item());
         ++stats.micro_batches;
       }
       for (auto [model_params, optimizer] :
@@ -409,8 +416,8 @@ Metrics PPOTrainer::train_iteration() {
       .add("val/mean", masked_mean(rollout.values, rollout.mask).item())
       .add("response/length", average(lengths))
       .add("response/ended_fraction", ended / static_cast<double>(lengths.size()))
-      .add("tokens_per_s/rollout",
-           static_cast<double>(rollout.generated_tokens) / std::max(rollout.generation_seconds, 1e-9))
+      .add("tokens_per_s/rollout", static_cast<double>(rollout.generated_tokens) /
+                                       std::max(rollout.generation_seconds, 1e-9))
       .add("tokens_per_s/train", static_cast<double>(stats.tokens) / std::max(stats.seconds, 1e-9));
 
   kl_controller_.update(static_cast<float>(mean_kl), config_.rollout_batch_size);

@@ -59,9 +59,9 @@ using TokenReward =
 // The same on text: the decoded prompt and the decoded response (special tokens included).
 using TextReward = std::function<float(const std::string& prompt, const std::string& response)>;
 // A batch scorer, the form a reward model takes: one score per (prompt, response) pair.
-using BatchReward = std::function<std::vector<float>(
-    const std::vector<std::vector<int32_t>>& prompts,
-    const std::vector<std::vector<int32_t>>& responses)>;
+using BatchReward =
+    std::function<std::vector<float>(const std::vector<std::vector<int32_t>>& prompts,
+                                     const std::vector<std::vector<int32_t>>& responses)>;
 
 BatchReward batch_reward(TokenReward reward);
 BatchReward batch_reward(const Tokenizer& tokenizer, TextReward reward);  // copies the tokenizer

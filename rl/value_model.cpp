@@ -25,7 +25,8 @@ ValueModel ValueModel::from_backbone(const Transformer& backbone) {
   ValueModel model(copy_transformer(backbone));
   const int64_t C = backbone.config().n_embd;
   TensorOptions options{.dtype = backbone.parameters().front().tensor.dtype(),
-                        .device = backbone.device(), .requires_grad = true};
+                        .device = backbone.device(),
+                        .requires_grad = true};
   model.head_weight_ = Tensor::zeros({1, C}, options);
   model.head_bias_ = Tensor::zeros({1}, options);
   model.params_ = model.backbone_.parameters();
@@ -49,7 +50,7 @@ ValueModel::ValueModel(const Transformer& backbone, const Tensor& head_weight,
 }
 
 Tensor ValueModel::values(const Tensor& ids, const ForwardOptions& options) {
-  Tensor hidden = backbone_.hidden_states(ids, options);  // (B, T, C)
+  Tensor hidden = backbone_.hidden_states(ids, options);     // (B, T, C)
   Tensor values = linear(hidden, head_weight_, head_bias_);  // (B, T, 1)
   if (values.dtype() != DType::f32) values = values.to(DType::f32);
   return values.reshape({ids.size(0), ids.size(1)});

@@ -56,9 +56,10 @@ PPOConfig small_config() {
 
 }  // namespace
 
-TEST_CASE("PPO with a callable reward raises the mean reward while the KL to the reference "
-          "stays bounded",
-          "[ppo_trainer]") {
+TEST_CASE(
+    "PPO with a callable reward raises the mean reward while the KL to the reference "
+    "stays bounded",
+    "[ppo_trainer]") {
   PPOConfig config = small_config();
   config.iterations = 12;
   config.rollout_batch_size = 32;
@@ -69,8 +70,7 @@ TEST_CASE("PPO with a callable reward raises the mean reward while the KL to the
   config.kl_coef = 0.05f;
   config.policy_lr = 3e-3f;
   config.value_lr = 3e-3f;
-  PPOTrainer trainer(config, tiny_policy(), batch_reward(first_token_is_target),
-                     tiny_prompts(24));
+  PPOTrainer trainer(config, tiny_policy(), batch_reward(first_token_is_target), tiny_prompts(24));
 
   std::vector<double> scores, kls;
   for (int64_t i = 0; i < config.iterations; ++i) {
@@ -90,9 +90,10 @@ TEST_CASE("PPO with a callable reward raises the mean reward while the KL to the
   REQUIRE(trainer.iteration() == config.iterations);
 }
 
-TEST_CASE("the trainer's recomputed log-probs equal the sampler's at the sampling temperature, "
-          "so the first PPO ratio is 1",
-          "[ppo_trainer]") {
+TEST_CASE(
+    "the trainer's recomputed log-probs equal the sampler's at the sampling temperature, "
+    "so the first PPO ratio is 1",
+    "[ppo_trainer]") {
   PPOConfig config = small_config();
   config.temperature = 0.7f;
   config.max_new_tokens = 6;
@@ -124,9 +125,10 @@ TEST_CASE("the trainer's recomputed log-probs equal the sampler's at the samplin
   REQUIRE(rollout.prompt_columns == 4);  // prompts of 1..4 tokens were left-padded together
 }
 
-TEST_CASE("rollouts stop right after the end token and a response that never ends loses the "
-          "missing-end penalty",
-          "[ppo_trainer]") {
+TEST_CASE(
+    "rollouts stop right after the end token and a response that never ends loses the "
+    "missing-end penalty",
+    "[ppo_trainer]") {
   PPOConfig config = small_config();
   config.rollout_batch_size = 32;
   config.max_new_tokens = 5;
@@ -156,14 +158,15 @@ TEST_CASE("rollouts stop right after the end token and a response that never end
   REQUIRE(unfinished > 0);
   // The mask covers exactly the response tokens, end token included.
   REQUIRE(sum(rollout.mask).item() ==
-          Approx(static_cast<double>(std::accumulate(
-              rollout.responses.begin(), rollout.responses.end(), size_t{0},
-              [](size_t total, const auto& r) { return total + r.size(); }))));
+          Approx(static_cast<double>(
+              std::accumulate(rollout.responses.begin(), rollout.responses.end(), size_t{0},
+                              [](size_t total, const auto& r) { return total + r.size(); }))));
 }
 
-TEST_CASE("the critic reads a scalar head at every token and copies share no weights with their "
-          "source",
-          "[ppo_trainer]") {
+TEST_CASE(
+    "the critic reads a scalar head at every token and copies share no weights with their "
+    "source",
+    "[ppo_trainer]") {
   Transformer backbone = tiny_policy();
   Tensor ids = Tensor::from_ints({3, 4, 5, 6, 7, 8}, {2, 3});
   NoGradGuard no_grad;
@@ -192,15 +195,15 @@ TEST_CASE("the critic reads a scalar head at every token and copies share no wei
   REQUIRE(backbone.forward(ids).to_vector() == before);
 }
 
-TEST_CASE("a PPO run writes one metrics line per iteration and a loadable policy", "[ppo_trainer]") {
+TEST_CASE("a PPO run writes one metrics line per iteration and a loadable policy",
+          "[ppo_trainer]") {
   auto out = std::filesystem::temp_directory_path() / "tiller_test_ppo_run";
   std::filesystem::remove_all(out);
   PPOConfig config = small_config();
   config.iterations = 2;
   config.checkpoint_every = 1;
   config.output_dir = out.string();
-  PPOTrainer trainer(config, tiny_policy(), batch_reward(first_token_is_target),
-                     tiny_prompts(8));
+  PPOTrainer trainer(config, tiny_policy(), batch_reward(first_token_is_target), tiny_prompts(8));
   Metrics last = trainer.train();
 
   for (const char* name :
@@ -251,4 +254,14 @@ TEST_CASE("PPO configuration errors name the field", "[ppo_trainer]") {
   PPOTrainer trainer(config, tiny_policy(), short_reward, tiny_prompts(4));
   REQUIRE_THROWS_WITH(trainer.collect_rollout(),
                       Catch::Contains("the reward returned 1 scores for 16 responses"));
+}
+
+TEST_CASE("a text reward sees the decoded prompt and response", "[ppo_trainer]") {
+  Tokenizer bytes;  // token i is byte i
+  BatchReward reward =
+      batch_reward(bytes, [](const std::string& prompt, const std::string& response) {
+        return prompt == "Q?" && response == "hi" ? 1.f : -1.f;
+      });
+  std::vector<float> scores = reward({{'Q', '?'}, {'Q', '?'}}, {{'h', 'i'}, {'h', 'o'}});
+  REQUIRE(scores == std::vector<float>{1.f, -1.f});
 }
