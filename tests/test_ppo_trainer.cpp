@@ -265,3 +265,26 @@ TEST_CASE("a text reward sees the decoded prompt and response", "[ppo_trainer]")
   std::vector<float> scores = reward({{'Q', '?'}, {'Q', '?'}}, {{'h', 'i'}, {'h', 'o'}});
   REQUIRE(scores == std::vector<float>{1.f, -1.f});
 }
+
+TEST_CASE(
+    "an adaptive KL coefficient follows the controller after each iteration; a fixed one "
+    "stays",
+    "[ppo_trainer]") {
+  PPOConfig config = small_config();
+  config.kl_coef = 0.05f;
+  config.kl_target = 0.01f;
+  config.kl_horizon = 100.f;
+  PPOTrainer adaptive(config, tiny_policy(), batch_reward(first_token_is_target), tiny_prompts(8));
+  Metrics metrics = adaptive.train_iteration();
+  // The first rollout comes from the untouched policy: its KL to the reference is exactly 0, so
+  // the error clips at -0.2 and the coefficient shrinks by 0.2 * 16 prompts / horizon 100.
+  REQUIRE(metrics.get("objective/kl") == 0.0);
+  REQUIRE(metrics.get("objective/kl_coef") == Approx(0.05));
+  REQUIRE(adaptive.kl_coef() == Approx(0.05 * (1 - 0.2 * 16 / 100.0)));
+
+  config.kl_target = 0.f;
+  PPOTrainer fixed(config, tiny_policy(), batch_reward(first_token_is_target), tiny_prompts(8));
+  fixed.train_iteration();
+  fixed.train_iteration();
+  REQUIRE(fixed.kl_coef() == 0.05f);
+}
