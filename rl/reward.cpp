@@ -80,11 +80,11 @@ ParameterList RewardModel::parameters() const {
 }
 
 void RewardModel::set_statistics(const RewardStatistics& statistics) {
-  TILLER_CHECK(std::isfinite(statistics.mean) && std::isfinite(statistics.std) &&
-                   statistics.std > 0.f,
-               "RewardModel: reward statistics need a finite mean and a positive std, got mean "
-               "{} std {}",
-               statistics.mean, statistics.std);
+  TILLER_CHECK(
+      std::isfinite(statistics.mean) && std::isfinite(statistics.std) && statistics.std > 0.f,
+      "RewardModel: reward statistics need a finite mean and a positive std, got mean "
+      "{} std {}",
+      statistics.mean, statistics.std);
   statistics_ = statistics;
 }
 
@@ -114,7 +114,8 @@ Tensor RewardModel::forward(const Tensor& ids, const Tensor& attention_mask, boo
   TILLER_CHECK(attention_mask.defined() && attention_mask.dtype() == DType::i32 &&
                    attention_mask.shape() == ids.shape(),
                "RewardModel::forward: attention_mask must be i32 of the ids' shape {}, got {}",
-               shape_str(ids.shape()), attention_mask.defined() ? attention_mask.str() : "undefined");
+               shape_str(ids.shape()),
+               attention_mask.defined() ? attention_mask.str() : "undefined");
   const int64_t N = ids.size(0), T = ids.size(1), C = backbone_.config().n_embd;
   TILLER_CHECK(T <= backbone_.config().max_seq_len,
                "RewardModel::forward: {} tokens exceed the backbone's max_seq_len {}", T,
@@ -123,8 +124,8 @@ Tensor RewardModel::forward(const Tensor& ids, const Tensor& attention_mask, boo
 
   ForwardOptions options;
   options.positions = Tensor::from_ints(layout.positions, {N, T}).to(device());
-  options.key_padding_mask = attention_mask.device() == device() ? attention_mask
-                                                                 : attention_mask.to(device());
+  options.key_padding_mask =
+      attention_mask.device() == device() ? attention_mask : attention_mask.to(device());
   options.training = training;
   Tensor hidden = backbone_.hidden_states(ids, options).reshape({N * T, C});
 
@@ -143,8 +144,7 @@ std::vector<float> RewardModel::score(const std::vector<std::vector<int32_t>>& p
                                       const std::vector<std::vector<int32_t>>& responses,
                                       bool normalise, int64_t batch_size, int64_t max_length) {
   TILLER_CHECK(prompts.size() == responses.size(),
-               "RewardModel::score: {} prompts but {} responses", prompts.size(),
-               responses.size());
+               "RewardModel::score: {} prompts but {} responses", prompts.size(), responses.size());
   TILLER_CHECK(batch_size > 0, "RewardModel::score: batch_size must be positive, got {}",
                batch_size);
   if (max_length <= 0) max_length = backbone_.config().max_seq_len;
@@ -238,9 +238,8 @@ PreferenceLoss preference_loss(const Tensor& chosen_rewards, const Tensor& rejec
   PreferenceLoss loss;
   loss.bradley_terry = mean(neg(logsigmoid(gap)));
   loss.centering = mean(square(chosen_rewards + rejected_rewards));
-  loss.total = center_coefficient > 0.f
-                   ? loss.bradley_terry + loss.centering * center_coefficient
-                   : loss.bradley_terry;
+  loss.total = center_coefficient > 0.f ? loss.bradley_terry + loss.centering * center_coefficient
+                                        : loss.bradley_terry;
   return loss;
 }
 

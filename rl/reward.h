@@ -59,8 +59,7 @@ class RewardModel {
   // `normalise`, (r - mean) / std from statistics().
   std::vector<float> score(const std::vector<std::vector<int32_t>>& prompts,
                            const std::vector<std::vector<int32_t>>& responses,
-                           bool normalise = false, int64_t batch_size = 16,
-                           int64_t max_length = 0);
+                           bool normalise = false, int64_t batch_size = 16, int64_t max_length = 0);
   // The same for text: prompts and responses are encoded with special tokens allowed (the text
   // form of rl/reward_data.h: rendered prompt text, raw completions carrying <|end|>).
   std::vector<float> score(const Tokenizer& tokenizer, const std::vector<std::string>& prompts,

@@ -67,8 +67,10 @@ PreferenceExample parse_preference_record(const Tokenizer& tokenizer, std::strin
   TILLER_CHECK(record.is_object(), "preferences: {}: expected a JSON object, got {}", where,
                record.type_name());
   for (const char* key : {"prompt", "chosen", "rejected"})
-    TILLER_CHECK(record.contains(key), "preferences: {}: missing \"{}\" (expected \"prompt\", "
-                 "\"chosen\", \"rejected\")", where, key);
+    TILLER_CHECK(record.contains(key),
+                 "preferences: {}: missing \"{}\" (expected \"prompt\", "
+                 "\"chosen\", \"rejected\")",
+                 where, key);
 
   PreferenceExample example;
   if (record.contains("margin")) {
@@ -123,8 +125,8 @@ std::vector<PreferenceExample> preference_examples(
   return out;
 }
 
-PaddedSequences pad_sequences(const std::vector<std::vector<int32_t>>& sequences,
-                              PaddingSide side, int32_t pad_id, Device device) {
+PaddedSequences pad_sequences(const std::vector<std::vector<int32_t>>& sequences, PaddingSide side,
+                              int32_t pad_id, Device device) {
   TILLER_CHECK(!sequences.empty(), "pad_sequences: no sequences");
   size_t T = 0;
   for (size_t i = 0; i < sequences.size(); ++i) {

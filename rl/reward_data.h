@@ -33,9 +33,9 @@ namespace tiller::rl {
 
 struct PreferenceExample {
   std::vector<int32_t> prompt;
-  std::vector<int32_t> chosen;    // response tokens, end-of-turn included where one belongs
+  std::vector<int32_t> chosen;  // response tokens, end-of-turn included where one belongs
   std::vector<int32_t> rejected;
-  float margin = 0.f;             // required reward gap (per-pair margin of the loss)
+  float margin = 0.f;  // required reward gap (per-pair margin of the loss)
 };
 
 // One JSONL record; errors start with `where` (e.g. "prefs.jsonl:12").

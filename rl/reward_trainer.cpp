@@ -121,7 +121,9 @@ void RewardTrainConfig::validate() const {
 RewardTrainer::RewardTrainer(RewardModel& model, RewardTrainConfig config,
                              std::vector<PreferenceExample> train,
                              std::vector<PreferenceExample> heldout)
-    : model_(model), config_(std::move(config)), train_(std::move(train)),
+    : model_(model),
+      config_(std::move(config)),
+      train_(std::move(train)),
       heldout_(std::move(heldout)) {
   config_.validate();
   TILLER_CHECK(!train_.empty(), "RewardTrainer: no training pairs");
@@ -156,8 +158,12 @@ RewardTrainSummary RewardTrainer::train() {
   schedule.validate();
   ParameterList params = model_.parameters();
   optim::AdamW optimizer(optim::default_param_groups(params, config_.weight_decay),
-                         {.lr = schedule.lr(0), .beta1 = config_.beta1, .beta2 = config_.beta2,
-                          .eps = 1e-8f, .weight_decay = config_.weight_decay, .seed = config_.seed});
+                         {.lr = schedule.lr(0),
+                          .beta1 = config_.beta1,
+                          .beta2 = config_.beta2,
+                          .eps = 1e-8f,
+                          .weight_decay = config_.weight_decay,
+                          .seed = config_.seed});
 
   auto run_heldout = [&](int64_t step) {
     if (heldout_.empty()) return RewardEvaluation{};
@@ -177,8 +183,8 @@ RewardTrainSummary RewardTrainer::train() {
   for (int64_t epoch = 0; epoch < config_.epochs; ++epoch) {
     // Fisher-Yates from uniform draws of the counter-based generator: the order depends only
     // on (seed, epoch), never on the standard library.
-    std::vector<float> draws = Tensor::rand({static_cast<int64_t>(order.size())}, shuffle_gen)
-                                   .to_vector();
+    std::vector<float> draws =
+        Tensor::rand({static_cast<int64_t>(order.size())}, shuffle_gen).to_vector();
     for (size_t i = order.size(); i-- > 1;) {
       auto j = std::min(i, static_cast<size_t>(draws[i] * static_cast<float>(i + 1)));
       std::swap(order[i], order[j]);
@@ -194,12 +200,12 @@ RewardTrainSummary RewardTrainer::train() {
       const float lr = schedule.lr(step);
       optimizer.set_lr(lr);
       optimizer.zero_grad();
-      Tensor rewards = model_.forward(batch.sequences.ids, batch.sequences.attention_mask,
-                                      config_.dropout);
+      Tensor rewards =
+          model_.forward(batch.sequences.ids, batch.sequences.attention_mask, config_.dropout);
       Tensor chosen = slice(rewards, 0, 0, batch.pairs);
       Tensor rejected = slice(rewards, 0, batch.pairs, 2 * batch.pairs);
-      PreferenceLoss loss = preference_loss(chosen, rejected, batch.margins,
-                                            config_.center_coefficient);
+      PreferenceLoss loss =
+          preference_loss(chosen, rejected, batch.margins, config_.center_coefficient);
       loss.total.backward();
       const float loss_value = loss.total.item();
       const float norm = optim::global_grad_norm(params);
@@ -251,8 +257,7 @@ RewardTrainSummary RewardTrainer::train() {
     summary.saved_model = std::filesystem::path(config_.output_dir) / "model";
     model_.save(summary.saved_model);
   }
-  summary.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
 }
 

@@ -29,22 +29,22 @@ namespace tiller::rl {
 
 struct RewardTrainConfig {
   int64_t epochs = 1;
-  int64_t batch_size = 8;   // pairs per step
-  int64_t max_length = 0;   // tokens per prompt + response; 0: the backbone's max_seq_len
+  int64_t batch_size = 8;  // pairs per step
+  int64_t max_length = 0;  // tokens per prompt + response; 0: the backbone's max_seq_len
   // total_steps 0 means epochs * steps per epoch.
-  optim::LrSchedule schedule{.kind = optim::LrSchedule::Kind::linear, .peak_lr = 1e-5f,
-                             .min_lr = 0.f, .warmup_steps = 0};
+  optim::LrSchedule schedule{
+      .kind = optim::LrSchedule::Kind::linear, .peak_lr = 1e-5f, .min_lr = 0.f, .warmup_steps = 0};
   float weight_decay = 0.f;
   float beta1 = 0.9f;
   float beta2 = 0.999f;
-  float clip_norm = 1.f;            // 0 disables clipping
-  float center_coefficient = 0.f;   // λ of the centering term; TRL suggests 0.01
-  int64_t eval_every = 0;           // steps between held-out evaluations; 0: after each epoch
+  float clip_norm = 1.f;           // 0 disables clipping
+  float center_coefficient = 0.f;  // λ of the centering term; TRL suggests 0.01
+  int64_t eval_every = 0;          // steps between held-out evaluations; 0: after each epoch
   int64_t eval_batch_size = 32;
-  int64_t log_every = 10;           // progress line and train record; 0: never print
-  std::string output_dir;           // empty: write nothing
-  uint64_t seed = 0;                // shuffle order
-  bool dropout = false;             // train with the backbone's dropout (off: deterministic)
+  int64_t log_every = 10;  // progress line and train record; 0: never print
+  std::string output_dir;  // empty: write nothing
+  uint64_t seed = 0;       // shuffle order
+  bool dropout = false;    // train with the backbone's dropout (off: deterministic)
 
   void validate() const;  // throws naming the first bad field
 };
@@ -62,8 +62,8 @@ struct RewardTrainSummary {
   int64_t steps = 0;
   RewardEvaluation initial_heldout;  // before the first step (pairs 0 when no held-out set)
   RewardEvaluation final_heldout;
-  RewardEvaluation final_train;      // the training pairs after training, in eval mode
-  RewardStatistics statistics;       // stored in the model
+  RewardEvaluation final_train;  // the training pairs after training, in eval mode
+  RewardStatistics statistics;   // stored in the model
   int64_t truncated_sequences = 0;
   double seconds = 0.0;
   std::filesystem::path saved_model;  // empty when output_dir is empty

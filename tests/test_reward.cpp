@@ -35,8 +35,9 @@ std::vector<int32_t> random_tokens(Generator& gen, int64_t n, int32_t low) {
   std::vector<float> u = Tensor::rand({n}, gen).to_vector();
   std::vector<int32_t> out;
   for (float x : u)
-    out.push_back(low + std::min<int32_t>(kVocab - 1 - low,
-                                          static_cast<int32_t>(x * static_cast<float>(kVocab - low))));
+    out.push_back(low +
+                  std::min<int32_t>(kVocab - 1 - low,
+                                    static_cast<int32_t>(x * static_cast<float>(kVocab - low))));
   return out;
 }
 
@@ -79,9 +80,8 @@ TEST_CASE("reward is read at the last real token: left, right and no padding agr
     INFO(family_name(family));
     RewardModel model(Transformer(tiny_config(family), 3), 4);
     Generator gen(11);
-    std::vector<std::vector<int32_t>> sequences = {random_tokens(gen, 9, 0),
-                                                   random_tokens(gen, 3, 0),
-                                                   random_tokens(gen, 6, 0)};
+    std::vector<std::vector<int32_t>> sequences = {
+        random_tokens(gen, 9, 0), random_tokens(gen, 3, 0), random_tokens(gen, 6, 0)};
     std::vector<float> alone;
     for (const auto& s : sequences) {
       PaddedSequences one = pad_sequences({s});
@@ -142,8 +142,8 @@ TEST_CASE("Bradley-Terry, margin and centering terms match hand-computed values"
   REQUIRE(with_margin.total.item() == Approx(1.1629173 + 0.1 * 7.0833333).epsilon(1e-6));
 
   // Large gaps stay finite (logsigmoid, not log(sigmoid)).
-  PreferenceLoss extreme = preference_loss(Tensor::from_vector({-200.f}, {1}),
-                                           Tensor::from_vector({200.f}, {1}));
+  PreferenceLoss extreme =
+      preference_loss(Tensor::from_vector({-200.f}, {1}), Tensor::from_vector({200.f}, {1}));
   REQUIRE(extreme.bradley_terry.item() == Approx(400.f));
 
   REQUIRE_THROWS_WITH(preference_loss(chosen, Tensor::from_vector({1.f}, {1})),
@@ -172,8 +172,7 @@ TEST_CASE("preference loss gradients match finite differences", "[reward]") {
   REQUIRE_GRADCHECK(loss_of_head, {model.head_weight(), model.head_bias()});
 }
 
-TEST_CASE("preference JSONL: text and chat forms, world pairs, errors with file:line",
-          "[reward]") {
+TEST_CASE("preference JSONL: text and chat forms, world pairs, errors with file:line", "[reward]") {
   Tokenizer tokenizer = chat_tokenizer();
   const int32_t end = tokenizer.token_id(special_tokens::kEndOfTurn);
   TempDir dir;
@@ -248,8 +247,7 @@ TEST_CASE("preference JSONL: text and chat forms, world pairs, errors with file:
   }
 }
 
-TEST_CASE("preference batches keep the end of long sequences and count truncations",
-          "[reward]") {
+TEST_CASE("preference batches keep the end of long sequences and count truncations", "[reward]") {
   std::vector<PreferenceExample> pairs = {{{1, 2, 3, 4}, {5, 6}, {7}, 0.f}};
   PreferenceBatch batch = make_preference_batch(pairs, {0}, /*max_length=*/4);
   // chosen 1 2 3 4 5 6 -> 3 4 5 6; rejected 1 2 3 4 7 -> 2 3 4 7 (both cut).
@@ -268,7 +266,9 @@ TEST_CASE("a reward model on a tiny backbone learns a separable preference", "[r
   RewardTrainConfig config;
   config.epochs = 3;
   config.batch_size = 16;
-  config.schedule = {.kind = optim::LrSchedule::Kind::cosine, .peak_lr = 3e-3f, .min_lr = 3e-4f,
+  config.schedule = {.kind = optim::LrSchedule::Kind::cosine,
+                     .peak_lr = 3e-3f,
+                     .min_lr = 3e-4f,
                      .warmup_steps = 5};
   config.log_every = 0;
   config.center_coefficient = 0.01f;
@@ -325,7 +325,8 @@ TEST_CASE("reward model save/load round trip gives identical scores", "[reward]"
       prompts.push_back(e.prompt);
       responses.push_back(e.rejected);
     }
-    REQUIRE(loaded.score(prompts, responses, false, 2) == model.score(prompts, responses, false, 2));
+    REQUIRE(loaded.score(prompts, responses, false, 2) ==
+            model.score(prompts, responses, false, 2));
     std::vector<float> batched = model.score(prompts, responses, false, 5);
     std::vector<float> one_by_one = model.score(prompts, responses, false, 1);
     for (size_t i = 0; i < batched.size(); ++i)
@@ -335,8 +336,7 @@ TEST_CASE("reward model save/load round trip gives identical scores", "[reward]"
   // A language-model directory is not a reward model, and says how to start one from it.
   Transformer backbone(tiny_config(ModelFamily::gpt2), 1);
   backbone.save_pretrained(dir / "lm");
-  REQUIRE_THROWS_WITH(RewardModel::load(dir / "lm"),
-                      Catch::Contains("RewardModel::from_backbone"));
+  REQUIRE_THROWS_WITH(RewardModel::load(dir / "lm"), Catch::Contains("RewardModel::from_backbone"));
   RewardModel fresh = RewardModel::from_backbone(dir / "lm", 2);
   REQUIRE(fresh.statistics().mean == 0.f);
   REQUIRE_THROWS_WITH(fresh.set_statistics({0.f, 0.f}), Catch::Contains("positive std"));
