@@ -17,6 +17,8 @@ namespace tiller::rl {
 
 namespace {
 
+constexpr size_t kMaxPointsWithMarkers = 60;
+
 // A double-quoted gnuplot string literal.
 std::string gnuplot_string(const std::string& text) {
   std::string quoted = "\"";
@@ -89,9 +91,12 @@ PlotResult plot_metrics(const std::vector<PlotSeries>& series,
     data += "# " + label + "\n";
     for (auto [x, y] : points) data += fmt::format("{:.9g} {:.9g}\n", x, y);
     data += "\n\n";
-    plot_clauses.push_back(fmt::format("{} index {} using 1:2 with lines lw 2 title {}",
+    // Sparse series (validation every N steps) get point markers so each measurement shows.
+    const char* style =
+        points.size() <= kMaxPointsWithMarkers ? "linespoints pt 7 ps 0.8" : "lines";
+    plot_clauses.push_back(fmt::format("{} index {} using 1:2 with {} lw 2 title {}",
                                        plot_clauses.empty() ? "data_file" : "''",
-                                       plot_clauses.size(), gnuplot_string(label)));
+                                       plot_clauses.size(), style, gnuplot_string(label)));
   }
   write_file_atomic(result.data, data);
 
@@ -115,11 +120,10 @@ PlotResult plot_metrics(const std::vector<PlotSeries>& series,
   }
   write_file_atomic(result.script, script);
 
-  const std::string kept = fmt::format("kept {} and {}", result.script.string(),
-                                       result.data.string());
+  const std::string kept =
+      fmt::format("kept {} and {}", result.script.string(), result.data.string());
   if (plot_clauses.empty()) {
-    result.message = fmt::format("plot: no points for {}; {}", fmt::join(empty_series, ", "),
-                                 kept);
+    result.message = fmt::format("plot: no points for {}; {}", fmt::join(empty_series, ", "), kept);
     return result;
   }
   if (std::system("gnuplot --version > /dev/null 2>&1") != 0) {
@@ -132,11 +136,11 @@ PlotResult plot_metrics(const std::vector<PlotSeries>& series,
   const auto log_path = with_extension(png_path, ".log");
   std::error_code ignored;
   std::filesystem::remove(result.png, ignored);  // so a stale PNG never passes for a new one
-  const std::string command = fmt::format("gnuplot {} > {} 2>&1", shell_word(result.script),
-                                          shell_word(log_path));
+  const std::string command =
+      fmt::format("gnuplot {} > {} 2>&1", shell_word(result.script), shell_word(log_path));
   if (std::system(command.c_str()) != 0 || !std::filesystem::exists(result.png)) {
-    result.message = fmt::format("plot: gnuplot failed on {} (see {}); {}",
-                                 result.script.string(), log_path.string(), kept);
+    result.message = fmt::format("plot: gnuplot failed on {} (see {}); {}", result.script.string(),
+                                 log_path.string(), kept);
     return result;
   }
   std::filesystem::remove(log_path, ignored);

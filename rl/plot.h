@@ -21,10 +21,10 @@
 namespace tiller::rl {
 
 struct PlotSeries {
-  std::string label = {};                    // legend entry; empty: the key
+  std::string label = {};                   // legend entry; empty: the key
   std::filesystem::path metrics_path = {};  // a JSONL file
-  std::string key = {};                      // the y value
-  std::string stage = {};                    // only records whose "stage" equals this; empty: all
+  std::string key = {};                     // the y value
+  std::string stage = {};                   // only records whose "stage" equals this; empty: all
   std::string x_key = "step";
   double x_offset = 0.0;
 };

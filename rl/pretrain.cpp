@@ -73,8 +73,7 @@ void PretrainConfig::validate() const {
   model.validate();
   TILLER_CHECK(batch_size > 0, "pretrain: batch_size must be positive, got {}", batch_size);
   TILLER_CHECK(seq_len > 0 && seq_len <= model.max_seq_len,
-               "pretrain: seq_len {} must be in [1, max_seq_len = {}]", seq_len,
-               model.max_seq_len);
+               "pretrain: seq_len {} must be in [1, max_seq_len = {}]", seq_len, model.max_seq_len);
   TILLER_CHECK(steps >= 0, "pretrain: steps must be >= 0, got {}", steps);
   TILLER_CHECK(grad_accumulation > 0, "pretrain: grad_accumulation must be positive, got {}",
                grad_accumulation);
@@ -103,9 +102,9 @@ Pretrainer::Pretrainer(PretrainConfig config, std::vector<std::string> train_sha
       val_shards_(std::move(val_shards)),
       tokenizer_(std::move(tokenizer)),
       model_(config_.model, config_.seed),
-      train_loader_(train_shards, {.batch_size = config_.batch_size,
-                                   .seq_len = config_.seq_len,
-                                   .seed = config_.seed}) {
+      train_loader_(
+          train_shards,
+          {.batch_size = config_.batch_size, .seq_len = config_.seq_len, .seed = config_.seed}) {
   if (tokenizer_) {
     TILLER_CHECK(tokenizer_->vocab_size() <= config_.model.vocab_size,
                  "pretrain: the tokenizer has {} ids but the model's vocab_size is {}",
@@ -147,10 +146,11 @@ StepReport Pretrainer::train_step() {
   report.grad_norm = optim::global_grad_norm(model_.parameters());
   if (!std::isfinite(report.loss) || !std::isfinite(report.grad_norm)) {
     if (config_.on_nonfinite == NonFinitePolicy::stop) {
-      fail("pretrain: non-finite {} at step {} (loss {}, grad norm {}); set on_nonfinite = skip "
-           "to skip such updates",
-           std::isfinite(report.loss) ? "gradient norm" : "loss", report.step, report.loss,
-           report.grad_norm);
+      fail(
+          "pretrain: non-finite {} at step {} (loss {}, grad norm {}); set on_nonfinite = skip "
+          "to skip such updates",
+          std::isfinite(report.loss) ? "gradient norm" : "loss", report.step, report.loss,
+          report.grad_norm);
     }
     optimizer_->zero_grad();
     report.skipped = true;
@@ -171,8 +171,9 @@ float Pretrainer::evaluate() {
   if (val_shards_.empty()) return std::numeric_limits<float>::quiet_NaN();
   NoGradGuard no_grad;
   // A fresh unshuffled loader: the same first eval_batches windows every time.
-  TokenLoader loader(val_shards_,
-                     {.batch_size = config_.batch_size, .seq_len = config_.seq_len, .shuffle = false});
+  TokenLoader loader(
+      val_shards_,
+      {.batch_size = config_.batch_size, .seq_len = config_.seq_len, .shuffle = false});
   TILLER_CHECK(loader.steps_per_epoch() > 0,
                "pretrain: the validation shards hold {} windows of {} tokens, fewer than one "
                "batch of {}",
@@ -278,8 +279,8 @@ void Pretrainer::write_sample(int64_t step) {
   std::string shown;
   for (char c : config_.sample_prompt + sample(config_.sample_prompt, config_.sample_tokens))
     shown += c == '\n' ? std::string("\\n") : std::string(1, c);
-  if (config_.log_every > 0) std::printf("[pretrain] sample @%lld: %s\n",
-                                         static_cast<long long>(step), shown.c_str());
+  if (config_.log_every > 0)
+    std::printf("[pretrain] sample @%lld: %s\n", static_cast<long long>(step), shown.c_str());
   if (config_.output_dir.empty()) return;
   std::ofstream out(std::filesystem::path(config_.output_dir) / "samples.txt", std::ios::app);
   out << "step " << step << ": " << shown << "\n";
@@ -335,8 +336,7 @@ PretrainSummary Pretrainer::train() {
       window_steps = 0;
     }
     const bool last = step_ == config_.steps;
-    if (!last && !val_shards_.empty() && config_.eval_every > 0 &&
-        step_ % config_.eval_every == 0)
+    if (!last && !val_shards_.empty() && config_.eval_every > 0 && step_ % config_.eval_every == 0)
       log_validation(log, evaluate());
     if (config_.sample_every > 0 && tokenizer_ && step_ % config_.sample_every == 0)
       write_sample(step_);
@@ -360,8 +360,7 @@ PretrainSummary Pretrainer::train() {
 std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& output_dir) {
   std::vector<std::filesystem::path> candidates = {output_dir / "model"};
   std::error_code error;
-  for (const auto& entry :
-       std::filesystem::directory_iterator(output_dir / "checkpoints", error)) {
+  for (const auto& entry : std::filesystem::directory_iterator(output_dir / "checkpoints", error)) {
     if (entry.is_directory() && entry.path().filename().string().rfind("step_", 0) == 0)
       candidates.push_back(entry.path());
   }

@@ -53,23 +53,25 @@ struct PretrainConfig {
   int64_t steps = 300;     // optimizer updates
   int64_t grad_accumulation = 1;
   // peak_lr, min_lr, warmup; total_steps 0 means `steps`.
-  optim::LrSchedule schedule{.kind = optim::LrSchedule::Kind::cosine, .peak_lr = 1e-3f,
-                             .min_lr = 1e-4f, .warmup_steps = 20};
+  optim::LrSchedule schedule{.kind = optim::LrSchedule::Kind::cosine,
+                             .peak_lr = 1e-3f,
+                             .min_lr = 1e-4f,
+                             .warmup_steps = 20};
   float weight_decay = 0.1f;
   float beta1 = 0.9f;
   float beta2 = 0.95f;
-  float clip_norm = 1.f;      // 0 disables clipping
-  int64_t eval_every = 50;    // 0: only at the start and the end
-  int64_t eval_batches = 8;   // validation batches of (B, T), always the same ones
-  int64_t sample_every = 0;   // 0: no samples (they also need a tokenizer)
+  float clip_norm = 1.f;     // 0 disables clipping
+  int64_t eval_every = 50;   // 0: only at the start and the end
+  int64_t eval_batches = 8;  // validation batches of (B, T), always the same ones
+  int64_t sample_every = 0;  // 0: no samples (they also need a tokenizer)
   int64_t sample_tokens = 48;
-  std::string sample_prompt;  // empty: start from <|endoftext|>
+  std::string sample_prompt;     // empty: start from <|endoftext|>
   int64_t checkpoint_every = 0;  // 0: only the final checkpoint
   int64_t log_every = 10;        // progress line and train record; 0: never print
   std::string output_dir;        // empty: write nothing
   uint64_t seed = 0;             // weights, data order (loader) and dropout
   Device device = Device::cpu();
-  DType dtype = DType::f32;     // bf16 on CUDA for mixed precision (AdamW keeps f32 masters)
+  DType dtype = DType::f32;  // bf16 on CUDA for mixed precision (AdamW keeps f32 masters)
   NonFinitePolicy on_nonfinite = NonFinitePolicy::stop;
   // Accelerator peak FLOP/s for the MFU column on CUDA (default: H100/H200 SXM dense bf16).
   double peak_flops = 989e12;
@@ -87,7 +89,7 @@ struct StepReport {
 };
 
 struct PretrainSummary {
-  int64_t steps = 0;            // trainer step at the end
+  int64_t steps = 0;             // trainer step at the end
   float initial_val_loss = 0.f;  // the first evaluation of this run (NaN when none ran)
   float final_val_loss = 0.f;
   float final_train_loss = 0.f;

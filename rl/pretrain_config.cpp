@@ -18,10 +18,14 @@ using nlohmann::json;
 
 const char* schedule_kind_name(optim::LrSchedule::Kind kind) {
   switch (kind) {
-    case optim::LrSchedule::Kind::constant: return "constant";
-    case optim::LrSchedule::Kind::linear: return "linear";
-    case optim::LrSchedule::Kind::cosine: return "cosine";
-    case optim::LrSchedule::Kind::wsd: return "wsd";
+    case optim::LrSchedule::Kind::constant:
+      return "constant";
+    case optim::LrSchedule::Kind::linear:
+      return "linear";
+    case optim::LrSchedule::Kind::cosine:
+      return "cosine";
+    case optim::LrSchedule::Kind::wsd:
+      return "wsd";
   }
   return "?";
 }
@@ -59,7 +63,8 @@ const std::vector<Field>& fields() {
       member("seq_len", &PretrainConfig::seq_len),
       member("steps", &PretrainConfig::steps),
       member("grad_accumulation", &PretrainConfig::grad_accumulation),
-      {"schedule", [](const PretrainConfig& c) { return json(schedule_kind_name(c.schedule.kind)); },
+      {"schedule",
+       [](const PretrainConfig& c) { return json(schedule_kind_name(c.schedule.kind)); },
        [](PretrainConfig& c, const json& v) {
          c.schedule.kind = optim::parse_schedule_kind(v.get<std::string>());
        }},

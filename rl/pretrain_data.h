@@ -24,8 +24,8 @@
 namespace tiller::rl {
 
 struct CorpusShardOptions {
-  int64_t vocab_size = 1024;    // when training a tokenizer: bytes + merges + special tokens
-  double val_fraction = 0.05;   // share of documents held out for validation, in (0, 0.5]
+  int64_t vocab_size = 1024;        // when training a tokenizer: bytes + merges + special tokens
+  double val_fraction = 0.05;       // share of documents held out for validation, in (0, 0.5]
   std::string tokenizer_path = {};  // non-empty: load this tokenizer (core/tokenizer.h) instead
 };
 

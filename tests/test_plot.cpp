@@ -27,12 +27,15 @@ const char* kMetrics =
 {"stage": "sft", "step": 1, "loss": 2.5}
 {"stage": "pretrain", "step": 4, "lo)";  // torn last line, as after a crash
 
-bool gnuplot_installed() { return std::system("gnuplot --version > /dev/null 2>&1") == 0; }
+bool gnuplot_installed() {
+  return std::system("gnuplot --version > /dev/null 2>&1") == 0;
+}
 
 // Sets PATH for its scope and restores it.
 class PathOverride {
  public:
-  explicit PathOverride(const char* value) : saved_(std::getenv("PATH") ? std::getenv("PATH") : "") {
+  explicit PathOverride(const char* value)
+      : saved_(std::getenv("PATH") ? std::getenv("PATH") : "") {
     setenv("PATH", value, 1);
   }
   ~PathOverride() { setenv("PATH", saved_.c_str(), 1); }
@@ -46,8 +49,8 @@ class PathOverride {
 TEST_CASE("read_series keeps the stage's finite values, shifted by x_offset", "[pretrain][plot]") {
   TempDir dir;
   write_lines(dir / "metrics.jsonl", kMetrics);
-  auto loss = read_series({.metrics_path = dir / "metrics.jsonl", .key = "loss",
-                           .stage = "pretrain", .x_offset = 10});
+  auto loss = read_series(
+      {.metrics_path = dir / "metrics.jsonl", .key = "loss", .stage = "pretrain", .x_offset = 10});
   REQUIRE(loss == std::vector<std::pair<double, double>>{{11, 5.5}, {13, 4.25}});
   auto every_stage = read_series({.metrics_path = dir / "metrics.jsonl", .key = "loss"});
   REQUIRE(every_stage.size() == 3);
@@ -71,7 +74,9 @@ TEST_CASE("plot_metrics writes one data block per series and renders a PNG with 
   TempDir dir;
   write_lines(dir / "metrics.jsonl", kMetrics);
   PlotResult result = plot_metrics(
-      {{.label = "train loss", .metrics_path = dir / "metrics.jsonl", .key = "loss",
+      {{.label = "train loss",
+        .metrics_path = dir / "metrics.jsonl",
+        .key = "loss",
         .stage = "pretrain"},
        {.label = "val \"loss\"", .metrics_path = dir / "metrics.jsonl", .key = "val_loss"}},
       dir / "plots" / "loss.png", {.title = "pretraining", .y_label = "nats/token"});
@@ -99,16 +104,16 @@ TEST_CASE("Without gnuplot the data and script are kept and the message says how
   REQUIRE_FALSE(std::filesystem::exists(dir / "loss.png"));
   REQUIRE(std::filesystem::exists(result.script));
   REQUIRE(std::filesystem::exists(result.data));
-  REQUIRE_THAT(result.message, Catch::Contains("gnuplot not found") &&
-                                   Catch::Contains(result.script.string()));
+  REQUIRE_THAT(result.message,
+               Catch::Contains("gnuplot not found") && Catch::Contains(result.script.string()));
 }
 
 TEST_CASE("A series without points is named and nothing is rendered for it", "[pretrain][plot]") {
   TempDir dir;
   write_lines(dir / "metrics.jsonl", kMetrics);
-  PlotResult result = plot_metrics(
-      {{.metrics_path = dir / "metrics.jsonl", .key = "reward", .stage = "ppo"}},
-      dir / "reward.png");
+  PlotResult result =
+      plot_metrics({{.metrics_path = dir / "metrics.jsonl", .key = "reward", .stage = "ppo"}},
+                   dir / "reward.png");
   REQUIRE_FALSE(result.rendered);
   REQUIRE_THAT(result.message, Catch::Contains("no points for reward"));
   REQUIRE_THROWS_WITH(plot_metrics({}, dir / "none.png"), Catch::Contains("no series"));

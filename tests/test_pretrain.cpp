@@ -65,8 +65,9 @@ struct TinyData {
 
 }  // namespace
 
-TEST_CASE("World data preparation writes a tokenizer and disjoint train/val shards, then reuses them",
-          "[pretrain]") {
+TEST_CASE(
+    "World data preparation writes a tokenizer and disjoint train/val shards, then reuses them",
+    "[pretrain]") {
   TempDir dir;
   CorpusShardOptions options{.vocab_size = 320, .val_fraction = 0.1};
   CorpusShards first = prepare_world_pretraining_data(tiny_world(), dir / "data", options);

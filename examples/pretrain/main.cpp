@@ -59,16 +59,16 @@ struct ModelFlags {
 
 tiller::ModelConfig build_model(const ModelFlags& flags, int64_t vocab_size, int64_t seq_len) {
   if (flags.family == "gpt2") {
-    auto model = tiller::ModelConfig::gpt2(vocab_size, flags.layers, flags.heads, flags.width,
-                                           seq_len);
+    auto model =
+        tiller::ModelConfig::gpt2(vocab_size, flags.layers, flags.heads, flags.width, seq_len);
     model.dropout = flags.dropout;
     return model;
   }
   if (flags.family == "llama") {
     // SwiGLU with 8/3 of the width keeps the parameter count of GPT-2's 4x MLP.
     int64_t intermediate = (8 * flags.width / 3 + 63) / 64 * 64;
-    auto model = tiller::ModelConfig::llama(vocab_size, flags.layers, flags.heads,
-                                            flags.kv_heads, flags.width, intermediate, seq_len);
+    auto model = tiller::ModelConfig::llama(vocab_size, flags.layers, flags.heads, flags.kv_heads,
+                                            flags.width, intermediate, seq_len);
     model.dropout = flags.dropout;
     return model;
   }
@@ -153,7 +153,8 @@ int main(int argc, char** argv) {
         {"--lr", [&] { config.schedule.peak_lr = flags.schedule.peak_lr; }},
         {"--min-lr", [&] { config.schedule.min_lr = flags.schedule.min_lr; }},
         {"--warmup", [&] { config.schedule.warmup_steps = flags.schedule.warmup_steps; }},
-        {"--schedule", [&] { config.schedule.kind = tiller::optim::parse_schedule_kind(schedule); }},
+        {"--schedule",
+         [&] { config.schedule.kind = tiller::optim::parse_schedule_kind(schedule); }},
         {"--decay-steps", [&] { config.schedule.decay_steps = flags.schedule.decay_steps; }},
         {"--weight-decay", [&] { config.weight_decay = flags.weight_decay; }},
         {"--clip", [&] { config.clip_norm = flags.clip_norm; }},
@@ -179,8 +180,8 @@ int main(int argc, char** argv) {
       if (given(name)) apply();
     // The model comes from the flags unless a config file or the resumed run defines it.
     bool model_from_flags = !resume && config_path.empty();
-    for (const char* name : {"--family", "--layers", "--width", "--heads", "--kv-heads",
-                             "--dropout", "--vocab-size"})
+    for (const char* name :
+         {"--family", "--layers", "--width", "--heads", "--kv-heads", "--dropout", "--vocab-size"})
       model_from_flags = model_from_flags || given(name);
     if (model_from_flags)
       config.model = build_model(model_flags, model_flags.vocab_size, config.seq_len);
@@ -191,7 +192,8 @@ int main(int argc, char** argv) {
     if (!given("--warmup") && config.schedule.warmup_steps >= config.steps)
       config.schedule.warmup_steps = config.steps / 10;  // short trial runs
 
-    // 2. Data: the world corpus through a trained (or given) tokenizer into shards, or given shards.
+    // 2. Data: the world corpus through a trained (or given) tokenizer into shards, or given
+    // shards.
     std::optional<tiller::Tokenizer> tokenizer;
     if (!train_shards.empty()) {
       if (!tokenizer_path.empty()) tokenizer = tiller::Tokenizer::load(tokenizer_path);
@@ -200,15 +202,20 @@ int main(int argc, char** argv) {
       auto shards = tiller::rl::prepare_world_pretraining_data(
           world, data, {.vocab_size = model_flags.vocab_size, .tokenizer_path = tokenizer_path});
       std::cout << "data: " << data.string() << (shards.reused ? " (reused)" : "") << ", "
-                << shards.train_tokens << " train + " << shards.val_tokens
-                << " val tokens, vocab " << shards.vocab_size << "\n";
+                << shards.train_tokens << " train + " << shards.val_tokens << " val tokens, vocab "
+                << shards.vocab_size << "\n";
       train_shards = shards.train_shards;
       val_shards = shards.val_shards;
       tokenizer = tiller::Tokenizer::load(shards.tokenizer_path.string());
       if (config.sample_prompt.empty()) {
         const tiller::World generated(world);
         const auto& facts = generated.training_facts(tiller::world::TaskType::kHomeTown);
-        if (!facts.empty()) config.sample_prompt = facts.front().prefix;  // "Zorvik lives in 
+        if (!facts.empty()) {
+          // Without the trailing space: GPT-2 pieces carry their leading space ("in", " Pelmora").
+          config.sample_prompt = facts.front().prefix;
+          while (!config.sample_prompt.empty() && config.sample_prompt.back() == ' ')
+            config.sample_prompt.pop_back();
+        }  // "Zorvik lives in
       }
     }
     if (tokenizer && model_from_flags) {
@@ -224,8 +231,7 @@ int main(int argc, char** argv) {
               << config.tokens_per_step() << " tokens on " << config.device.str() << "\n";
     if (checkpoint) {
       trainer.resume(*checkpoint);
-      std::cout << "resumed from " << checkpoint->string() << " at step " << trainer.step()
-                << "\n";
+      std::cout << "resumed from " << checkpoint->string() << " at step " << trainer.step() << "\n";
     }
     auto summary = trainer.train();
 
@@ -233,8 +239,7 @@ int main(int argc, char** argv) {
     auto plot = tiller::rl::plot_metrics(
         {{.label = "train loss", .metrics_path = out / "metrics.jsonl", .key = "loss"},
          {.label = "val loss", .metrics_path = out / "metrics.jsonl", .key = "val_loss"}},
-        out / "loss.png",
-        {.title = "pretraining loss", .y_label = "cross entropy (nats/token)"});
+        out / "loss.png", {.title = "pretraining loss", .y_label = "cross entropy (nats/token)"});
     std::cout << "\nval loss " << summary.initial_val_loss << " -> " << summary.final_val_loss
               << " in " << tiller::rl::format_duration(summary.seconds);
     if (summary.skipped_steps > 0) std::cout << " (" << summary.skipped_steps << " steps skipped)";
