@@ -21,11 +21,12 @@ int main() {
   const ModelConfig config = ModelConfig::gpt2(/*vocab_size=*/1024, /*n_layer=*/4, /*n_head=*/4,
                                                /*n_embd=*/128, /*max_seq_len=*/256);
   Transformer model(config, 1);
-  std::printf("# CPU generation: gpt2 %lld layers x %lld wide, vocab %lld, %lld-token prompts, "
-              "%lld new tokens, %d threads\n\n",
-              static_cast<long long>(config.n_layer), static_cast<long long>(config.n_embd),
-              static_cast<long long>(config.vocab_size), static_cast<long long>(kPromptTokens),
-              static_cast<long long>(kNewTokens), omp_get_max_threads());
+  std::printf(
+      "# CPU generation: gpt2 %lld layers x %lld wide, vocab %lld, %lld-token prompts, "
+      "%lld new tokens, %d threads\n\n",
+      static_cast<long long>(config.n_layer), static_cast<long long>(config.n_embd),
+      static_cast<long long>(config.vocab_size), static_cast<long long>(kPromptTokens),
+      static_cast<long long>(kNewTokens), omp_get_max_threads());
   std::printf("| batch | KV cache tok/s | no cache tok/s | speed-up |\n");
   std::printf("|------:|---------------:|---------------:|---------:|\n");
   for (int64_t batch : {1, 4, 16}) {

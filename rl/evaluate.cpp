@@ -80,12 +80,12 @@ EvaluationReport evaluate_world(Transformer& model, const Tokenizer& tokenizer,
                  "evaluate: a prompt of {} tokens leaves no room to generate within the model's "
                  "max_seq_len {}",
                  longest, max_seq_len);
-    GenerationConfig generation{.max_new_tokens =
-                                    std::min(config.max_new_tokens, max_seq_len - longest),
-                                .sampling = {.temperature = 0.f, .top_k = 0, .top_p = 1.f},
-                                .stop_tokens = {end_of_turn},
-                                .seed = 0,
-                                .use_cache = true};
+    GenerationConfig generation{
+        .max_new_tokens = std::min(config.max_new_tokens, max_seq_len - longest),
+        .sampling = {.temperature = 0.f, .top_k = 0, .top_p = 1.f},
+        .stop_tokens = {end_of_turn},
+        .seed = 0,
+        .use_cache = true};
     GenerationResult generated = generate(model, prompts, generation);
 
     for (int64_t i = first; i < last; ++i) {
@@ -117,8 +117,7 @@ EvaluationReport evaluate_world(Transformer& model, const Tokenizer& tokenizer,
   report.mean_reward = reward / static_cast<double>(count);
   report.mean_response_tokens = rate(response_tokens, count);
   if (config.scorer) report.mean_extra_score = extra / static_cast<double>(count);
-  report.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   if (!config.jsonl_path.empty()) {
     write_file_atomic(config.jsonl_path, [&](FileSink& out) {

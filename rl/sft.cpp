@@ -30,7 +30,9 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
 // Drops the records a resumed run will write again (those after its checkpoint step, and the
 // eval at that step), so the file never holds two histories for one step.
@@ -56,8 +58,8 @@ void SftConfig::validate() const {
   TILLER_CHECK(grad_accumulation > 0, "sft: grad_accumulation must be positive, got {}",
                grad_accumulation);
   TILLER_CHECK(eval_every >= 0 && log_every >= 0 && checkpoint_every >= 0,
-               "sft: eval_every {}, log_every {} and checkpoint_every {} must be >= 0",
-               eval_every, log_every, checkpoint_every);
+               "sft: eval_every {}, log_every {} and checkpoint_every {} must be >= 0", eval_every,
+               log_every, checkpoint_every);
   TILLER_CHECK(clip_norm >= 0.f, "sft: clip_norm must be >= 0, got {}", clip_norm);
   TILLER_CHECK(device.is_cuda() || dtype == DType::f32,
                "sft: the CPU backend trains in f32; bf16 needs device cuda");
@@ -131,10 +133,10 @@ SftTrainer::SftTrainer(SftConfig config, Transformer model, SftDataset train,
                  tokenizer_->vocab_size(), model_.config().vocab_size);
   }
   rows_ = plan_rows(train_, config_.pack, config_.seed);
-  steps_per_epoch_ = ceil_div(static_cast<int64_t>(rows_.size()),
-                              config_.batch_size * config_.grad_accumulation);
-  if (config_.schedule.total_steps == 0) config_.schedule.total_steps = std::max<int64_t>(
-      total_steps(), config_.schedule.warmup_steps);
+  steps_per_epoch_ =
+      ceil_div(static_cast<int64_t>(rows_.size()), config_.batch_size * config_.grad_accumulation);
+  if (config_.schedule.total_steps == 0)
+    config_.schedule.total_steps = std::max<int64_t>(total_steps(), config_.schedule.warmup_steps);
   config_.schedule.validate();
   if (model_.device() != config_.device) model_.to(config_.device);
   if (config_.dtype != DType::f32) model_.to(config_.dtype);
@@ -218,16 +220,17 @@ SftEvalResult SftTrainer::evaluate() {
 void SftTrainer::save_checkpoint(const std::filesystem::path& dir) {
   optim::AdamWState optimizer_state = optimizer_->state();
   const Generator& dropout = model_.dropout_generator();
-  nlohmann::json state = {{"stage", "sft"},
-                          {"step", step_},
-                          {"epoch", epoch_},
-                          {"cursor", cursor_},
-                          {"optimizer_step", optimizer_state.step},
-                          {"dropout_generator", {{"seed", dropout.seed}, {"offset", dropout.offset}}},
-                          {"rows", rows()},
-                          {"batch_size", config_.batch_size},
-                          {"grad_accumulation", config_.grad_accumulation},
-                          {"seed", config_.seed}};
+  nlohmann::json state = {
+      {"stage", "sft"},
+      {"step", step_},
+      {"epoch", epoch_},
+      {"cursor", cursor_},
+      {"optimizer_step", optimizer_state.step},
+      {"dropout_generator", {{"seed", dropout.seed}, {"offset", dropout.offset}}},
+      {"rows", rows()},
+      {"batch_size", config_.batch_size},
+      {"grad_accumulation", config_.grad_accumulation},
+      {"seed", config_.seed}};
   TrainerState trainer;
   trainer.json = state.dump(2);
   for (auto& [name, tensor] : optimizer_state.tensors)
@@ -246,8 +249,7 @@ void SftTrainer::resume(const std::filesystem::path& dir) {
   TILLER_CHECK(saved.to_hf_json() == model_.config().to_hf_json(),
                "sft: {} holds a different model configuration than this run's", dir.string());
   auto state = nlohmann::json::parse(checkpoint.trainer_json);
-  TILLER_CHECK(state.value("stage", "") == "sft", "sft: {} is not an SFT checkpoint",
-               dir.string());
+  TILLER_CHECK(state.value("stage", "") == "sft", "sft: {} is not an SFT checkpoint", dir.string());
   const auto saved_rows = state.at("rows").get<int64_t>();
   const auto saved_batch = state.at("batch_size").get<int64_t>();
   const auto saved_accumulation = state.at("grad_accumulation").get<int64_t>();

@@ -7,7 +7,8 @@
 // the mean over TOKENS, not the mean of micro-batch means: a micro-batch of short answers weighs
 // what its tokens weigh, and k micro-batches give exactly the gradient of one batch holding all
 // their rows (accumulate_sft_gradients). Then: global grad norm, a non-finite loss or norm stops
-// with a tiller::Error naming the step, AdamW at lr = schedule.lr(s) with the clip factor folded in.
+// with a tiller::Error naming the step, AdamW at lr = schedule.lr(s) with the clip factor folded
+// in.
 //
 // Rows (rl/sft_data.h plan_rows) are planned once — packed rows keep their examples together
 // across epochs — and each epoch visits them in epoch_order(rows, seed, epoch).
@@ -47,8 +48,10 @@ struct SftConfig {
   int64_t grad_accumulation = 1;
   bool pack = false;  // several examples per row (the data's max_length is the row length)
   // total_steps 0 means epochs * steps_per_epoch.
-  optim::LrSchedule schedule{.kind = optim::LrSchedule::Kind::cosine, .peak_lr = 1e-4f,
-                             .min_lr = 1e-5f, .warmup_steps = 10};
+  optim::LrSchedule schedule{.kind = optim::LrSchedule::Kind::cosine,
+                             .peak_lr = 1e-4f,
+                             .min_lr = 1e-5f,
+                             .warmup_steps = 10};
   float weight_decay = 0.f;
   float beta1 = 0.9f;
   float beta2 = 0.95f;
@@ -85,7 +88,7 @@ AccumulatedLoss accumulate_sft_gradients(Transformer& model, std::span<const Sft
                                          bool training = false);
 
 struct SftStepReport {
-  int64_t step = 0;  // 1-based number of the update just done
+  int64_t step = 0;   // 1-based number of the update just done
   int64_t epoch = 0;  // epoch the update's rows came from
   float loss = 0.f;
   float accuracy = 0.f;
@@ -148,7 +151,7 @@ class SftTrainer {
   std::unique_ptr<optim::AdamW> optimizer_;
   int64_t step_ = 0;
   int64_t epoch_ = 0;
-  int64_t cursor_ = 0;  // rows of epoch_ already consumed
+  int64_t cursor_ = 0;          // rows of epoch_ already consumed
   std::vector<int64_t> order_;  // epoch_order for epoch_
 };
 

@@ -152,8 +152,7 @@ SftDataset SftDataset::from_jsonl(const std::filesystem::path& path, const Token
   return SftDataset(std::move(examples), std::move(report), options.max_length);
 }
 
-std::pair<SftDataset, SftDataset> SftDataset::split(double held_out_fraction,
-                                                    uint64_t seed) const {
+std::pair<SftDataset, SftDataset> SftDataset::split(double held_out_fraction, uint64_t seed) const {
   TILLER_CHECK(held_out_fraction > 0.0 && held_out_fraction < 1.0,
                "sft data: held-out fraction must be in (0, 1), got {}", held_out_fraction);
   auto held_out = std::max<int64_t>(

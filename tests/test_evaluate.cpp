@@ -48,9 +48,10 @@ Transformer small_model(int64_t vocab_size) {
 
 }  // namespace
 
-TEST_CASE("evaluation reports the scorer's verdict on each greedy completion, the callback's "
-          "mean and one JSONL record per prompt",
-          "[evaluate]") {
+TEST_CASE(
+    "evaluation reports the scorer's verdict on each greedy completion, the callback's "
+    "mean and one JSONL record per prompt",
+    "[evaluate]") {
   World world(small_world());
   Tokenizer tokenizer = world_tokenizer(world, 400);
   Transformer model = small_model(tokenizer.vocab_size());
@@ -81,8 +82,8 @@ TEST_CASE("evaluation reports the scorer's verdict on each greedy completion, th
     // The response is the greedy completion of the chat prompt, generated alone.
     GenerationResult alone = generate(
         model, {render_generation_prompt(tokenizer, item.prompt)},
-        GenerationConfig{.max_new_tokens = 12, .sampling = {.temperature = 0.f},
-                         .stop_tokens = {end_of_turn}});
+        GenerationConfig{
+            .max_new_tokens = 12, .sampling = {.temperature = 0.f}, .stop_tokens = {end_of_turn}});
     REQUIRE(example.response == tokenizer.decode(alone.tokens[0]));
     REQUIRE(example.response_tokens == static_cast<int64_t>(alone.tokens[0].size()));
     REQUIRE(example.score.exact_match == world.score(item.id, example.response).exact_match);
@@ -112,13 +113,13 @@ TEST_CASE("evaluation rejects an empty item list and prompts that leave no room 
           "[evaluate]") {
   World world(small_world());
   Tokenizer tokenizer = world_tokenizer(world, 300);
-  REQUIRE_THROWS_WITH(evaluate_world(*std::make_unique<Transformer>(small_model(300)), tokenizer,
-                                     {}),
-                      Catch::Contains("evaluate: no eval items"));
+  REQUIRE_THROWS_WITH(
+      evaluate_world(*std::make_unique<Transformer>(small_model(300)), tokenizer, {}),
+      Catch::Contains("evaluate: no eval items"));
   Transformer short_context(ModelConfig::gpt2(tokenizer.vocab_size(), 1, 2, 32, 8), 1);
-  REQUIRE_THROWS_WITH(evaluate_world(short_context, tokenizer, world.eval_prompts()),
-                      Catch::Contains("leaves no room to generate") &&
-                          Catch::Contains("max_seq_len 8"));
+  REQUIRE_THROWS_WITH(
+      evaluate_world(short_context, tokenizer, world.eval_prompts()),
+      Catch::Contains("leaves no room to generate") && Catch::Contains("max_seq_len 8"));
 }
 
 TEST_CASE("a short SFT run from scratch raises format compliance well above the untrained model",

@@ -26,11 +26,8 @@ Tokenizer byte_chat_tokenizer() {
 }
 
 const std::vector<ChatMessage> kMultiTurn = {
-    {"system", "Be brief."},
-    {"user", "Hi"},
-    {"assistant", "Hello!"},
-    {"user", "2+2?"},
-    {"assistant", "4."},
+    {"system", "Be brief."}, {"user", "Hi"},      {"assistant", "Hello!"},
+    {"user", "2+2?"},        {"assistant", "4."},
 };
 
 Transformer tiny_model(ModelFamily family, int64_t vocab_size, int64_t max_seq_len = 96) {
@@ -43,7 +40,10 @@ Transformer tiny_model(ModelFamily family, int64_t vocab_size, int64_t max_seq_l
 std::vector<std::vector<ChatMessage>> short_chats() {
   return {{{"user", "a?"}, {"assistant", "Yes."}},
           {{"user", "What is it called?"}, {"assistant", "It is called Zorvik, I think."}},
-          {{"system", "Terse."}, {"user", "b"}, {"assistant", "No"}, {"user", "c"},
+          {{"system", "Terse."},
+           {"user", "b"},
+           {"assistant", "No"},
+           {"user", "c"},
            {"assistant", "Maybe so."}},
           {{"user", "Say a long thing please"}, {"assistant", "A long thing."}}};
 }
@@ -131,8 +131,8 @@ TEST_CASE("exactly the assistant tokens carry loss, token by token, on a multi-t
   // Only trainable positions contribute: the summed loss equals the sum over those positions.
   Transformer model = tiny_model(ModelFamily::gpt2, tokenizer.vocab_size());
   TokenLossSum losses = sft_token_losses(model, batch);
-  Tensor per_token = cross_entropy(model.forward(batch.inputs), batch.targets, -100,
-                                   Reduction::none);
+  Tensor per_token =
+      cross_entropy(model.forward(batch.inputs), batch.targets, -100, Reduction::none);
   std::vector<float> per_token_values = per_token.to_vector();
   double masked_sum = 0.0;
   for (int64_t t = 0; t < T; ++t)
@@ -222,20 +222,21 @@ TEST_CASE("malformed JSONL lines are reported with file and line number", "[sft]
   Tokenizer tokenizer = byte_chat_tokenizer();
   TempDir dir;
   const auto path = dir / "chats.jsonl";
-  write_lines(path, {
-                        R"({"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"Hello."}]})",
-                        "",
-                        R"({"messages":[{"role":"user","content":"hi"})",  // line 3: cut JSON
-                        R"({"prompt":"2+2?"})",                             // line 4: no completion
-                        R"({"messages":[{"role":"user","content":"only a question"}]})",  // line 5
-                        R"({"prompt":"2+3?","completion":"5."})",
-                        R"({"messages":[{"role":"robot","content":"beep"}]})",  // line 7: role
-                    });
+  write_lines(
+      path,
+      {
+          R"({"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"Hello."}]})",
+          "",
+          R"({"messages":[{"role":"user","content":"hi"})",                 // line 3: cut JSON
+          R"({"prompt":"2+2?"})",                                           // line 4: no completion
+          R"({"messages":[{"role":"user","content":"only a question"}]})",  // line 5
+          R"({"prompt":"2+3?","completion":"5."})",
+          R"({"messages":[{"role":"robot","content":"beep"}]})",  // line 7: role
+      });
 
   SECTION("stop: the first bad line ends the read, naming it") {
     REQUIRE_THROWS_WITH(SftDataset::from_jsonl(path, tokenizer),
-                        Catch::Contains("chats.jsonl line 3") &&
-                            Catch::Contains("not valid JSON"));
+                        Catch::Contains("chats.jsonl line 3") && Catch::Contains("not valid JSON"));
   }
   SECTION("skip: bad lines are counted and each is named") {
     SftDataset data = SftDataset::from_jsonl(
@@ -246,12 +247,12 @@ TEST_CASE("malformed JSONL lines are reported with file and line number", "[sft]
     REQUIRE(report.without_targets == 1);
     REQUIRE(report.problems.size() == 4);
     REQUIRE_THAT(report.problems[0], Catch::Contains("chats.jsonl line 3"));
-    REQUIRE_THAT(report.problems[1], Catch::Contains("chats.jsonl line 4") &&
-                                         Catch::Contains("completion"));
-    REQUIRE_THAT(report.problems[2], Catch::Contains("chats.jsonl line 5") &&
-                                         Catch::Contains("no assistant turn"));
-    REQUIRE_THAT(report.problems[3], Catch::Contains("chats.jsonl line 7") &&
-                                         Catch::Contains("robot"));
+    REQUIRE_THAT(report.problems[1],
+                 Catch::Contains("chats.jsonl line 4") && Catch::Contains("completion"));
+    REQUIRE_THAT(report.problems[2],
+                 Catch::Contains("chats.jsonl line 5") && Catch::Contains("no assistant turn"));
+    REQUIRE_THAT(report.problems[3],
+                 Catch::Contains("chats.jsonl line 7") && Catch::Contains("robot"));
     REQUIRE(data[1].source == "chats.jsonl line 6");
     // {"prompt","completion"} is one user turn plus one assistant turn.
     REQUIRE(data[1].tokens ==
@@ -276,16 +277,16 @@ TEST_CASE("long examples are cut to max_length + 1 tokens and counted", "[sft]")
   Tokenizer tokenizer = byte_chat_tokenizer();
   // "<|user|>\nq<|end|>\n<|assistant|>\n" is 7 tokens; the answer follows.
   std::vector<std::vector<ChatMessage>> chats = {
-      {{"user", "q"}, {"assistant", "A long answer."}},  // 7 + 14 + 2 = 23 tokens
-      {{"user", "q"}, {"assistant", "Ok"}},              // 7 + 2 + 2 = 11 tokens
+      {{"user", "q"}, {"assistant", "A long answer."}},           // 7 + 14 + 2 = 23 tokens
+      {{"user", "q"}, {"assistant", "Ok"}},                       // 7 + 2 + 2 = 11 tokens
       {{"user", "a much longer question"}, {"assistant", "x"}}};  // cut inside the question
   SftDataset data = dataset(tokenizer, chats, 12);
   REQUIRE(data.size() == 2);
   REQUIRE(data.report().truncated == 1);
   REQUIRE(data.report().truncated_tokens == 23 - 13);
   REQUIRE(data.report().without_targets == 1);
-  REQUIRE_THAT(data.report().problems[0], Catch::Contains("chat 2") &&
-                                              Catch::Contains("after truncation to 13 tokens"));
+  REQUIRE_THAT(data.report().problems[0],
+               Catch::Contains("chat 2") && Catch::Contains("after truncation to 13 tokens"));
   REQUIRE(data[0].tokens.size() == 13);
   REQUIRE(data[0].trainable_targets() == 13 - 7);
   REQUIRE(data[1].tokens.size() == 11);
@@ -318,8 +319,7 @@ TEST_CASE("world SFT examples become a dataset, and a held-out split partitions 
   REQUIRE_THROWS_WITH(data.split(1.0, 0), Catch::Contains("held-out fraction"));
 }
 
-TEST_CASE("an SFT run resumed from its checkpoint repeats the uninterrupted run exactly",
-          "[sft]") {
+TEST_CASE("an SFT run resumed from its checkpoint repeats the uninterrupted run exactly", "[sft]") {
   Tokenizer tokenizer = byte_chat_tokenizer();
   std::vector<std::vector<ChatMessage>> chats;
   for (int i = 0; i < 4; ++i)
@@ -395,6 +395,5 @@ TEST_CASE("SftTrainer::train writes metrics, eval records and a final checkpoint
   REQUIRE(eval_records == 2);
   Transformer reloaded = Transformer::from_pretrained(dir / "run" / "model");
   REQUIRE(all_weights(reloaded) == all_weights(trainer.model()));
-  REQUIRE(Tokenizer::load((dir / "run" / "model").string()).vocab_size() ==
-          tokenizer.vocab_size());
+  REQUIRE(Tokenizer::load((dir / "run" / "model").string()).vocab_size() == tokenizer.vocab_size());
 }

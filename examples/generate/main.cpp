@@ -34,8 +34,7 @@ int main(int argc, char** argv) {
   app.add_flag("--chat", chat, "wrap prompts in the chat template, stop at <|end|>");
   app.add_option("--max-new-tokens", config.max_new_tokens, "tokens per completion")
       ->capture_default_str();
-  app.add_option("--temperature", config.sampling.temperature, "0 = greedy")
-      ->capture_default_str();
+  app.add_option("--temperature", config.sampling.temperature, "0 = greedy")->capture_default_str();
   app.add_option("--top-k", config.sampling.top_k, "keep the k likeliest (0: all)");
   app.add_option("--top-p", config.sampling.top_p, "nucleus mass (1: all)");
   app.add_option("--seed", config.seed, "sampling seed");
@@ -48,8 +47,8 @@ int main(int argc, char** argv) {
     Transformer model = Transformer::from_pretrained(model_dir, Device::parse(device));
     Tokenizer tokenizer = Tokenizer::load(tokenizer_path.empty() ? model_dir : tokenizer_path);
     TILLER_CHECK(tokenizer.vocab_size() <= model.config().vocab_size,
-                 "generate: the tokenizer has {} ids but the model only {}",
-                 tokenizer.vocab_size(), model.config().vocab_size);
+                 "generate: the tokenizer has {} ids but the model only {}", tokenizer.vocab_size(),
+                 model.config().vocab_size);
 
     std::vector<std::vector<int32_t>> ids;
     for (const std::string& prompt : prompts) {
