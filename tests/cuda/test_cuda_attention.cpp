@@ -101,12 +101,18 @@ Outputs run_kernels(const Problem& p, const Inputs& in, Device device, DType dty
   s.key_padding_mask = mask.defined() ? mask.data<int32_t>() : nullptr;
   s.document_ids = docs.defined() ? docs.data<int32_t>() : nullptr;
   if (device.is_cuda()) {
+    // Direct Backend::cuda calls exist only in a CUDA build of libtiller; a CPU-only build of this
+    // executable never reaches here (no device: every case is skipped).
+#if defined(TILLER_HAS_CUDA)
     kernels::attention_forward<kernels::Backend::cuda>(s, q.data_ptr(), k.data_ptr(), v.data_ptr(),
                                                        out.data_ptr(), lse.data<float>(), dtype);
     kernels::attention_backward<kernels::Backend::cuda>(
         s, q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), dout.data_ptr(),
         lse.data<float>(), dq.data_ptr(), dk.data_ptr(), dv.data_ptr(), dtype);
     kernels::cuda::synchronize();
+#else
+    FAIL("attention kernels: this build has no CUDA backend");
+#endif
   } else {
     kernels::attention_forward<kernels::Backend::cpu>(s, q.data_ptr(), k.data_ptr(), v.data_ptr(),
                                                       out.data_ptr(), lse.data<float>(), dtype);
