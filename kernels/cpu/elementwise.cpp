@@ -1,12 +1,25 @@
 // CPU reference for kernels/elementwise.h. Plain loops the compiler vectorises; OpenMP over
 // contiguous chunks.
+//
+// Unary activations pick their op once per chunk (a switch outside the loop, never per element)
+// and compute tanh/exp/sigmoid with kernels/cpu/vector_math.h, so GELU, SiLU and friends run as
+// SIMD loops; the span functions are compiled for AVX-512, AVX2 and baseline x86-64 and chosen at
+// load time (target_clones), because the library itself targets baseline x86-64.
 #include "kernels/elementwise.h"
 
 #include <cmath>
 #include <cstring>
 
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vector_math.h"
 #include "kernels/random.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define TILLER_SIMD_CLONES \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define TILLER_SIMD_CLONES
+#endif
 
 namespace tiller::kernels {
 
@@ -48,54 +61,90 @@ void binary_loop(const float* a, const float* b, float* out, const BroadcastShap
   });
 }
 
-float gelu_value(float x) {
+using cpu::vector_exp;
+using cpu::vector_sigmoid;
+using cpu::vector_tanh;
+
+TILLER_ALWAYS_INLINE float gelu_value(float x) {
   float u = kSqrt2OverPi * (x + kGeluCubic * x * x * x);
-  return 0.5f * x * (1.f + std::tanh(u));
+  return 0.5f * x * (1.f + vector_tanh(u));
 }
 
-float gelu_grad(float x) {
+TILLER_ALWAYS_INLINE float gelu_grad(float x) {
   float u = kSqrt2OverPi * (x + kGeluCubic * x * x * x);
-  float t = std::tanh(u);
+  float t = vector_tanh(u);
   float du = kSqrt2OverPi * (1.f + 3.f * kGeluCubic * x * x);
   return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * du;
 }
 
-float sigmoid_value(float x) { return 1.f / (1.f + std::exp(-x)); }
-
-float unary_value(UnaryOp op, float x) {
+// out[i] = op(x[i]) for i < n: one vectorisable loop per op.
+TILLER_SIMD_CLONES void unary_span(UnaryOp op, const float* x, float* out, int64_t n) {
+#define TILLER_UNARY_LOOP(expr)                      \
+  _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) { \
+    [[maybe_unused]] float v = x[i];                 \
+    out[i] = (expr);                                 \
+  }                                                  \
+  return
   switch (op) {
-    case UnaryOp::neg: return -x;
-    case UnaryOp::exp: return std::exp(x);
-    case UnaryOp::log: return std::log(x);
-    case UnaryOp::sqrt: return std::sqrt(x);
-    case UnaryOp::square: return x * x;
-    case UnaryOp::abs: return std::fabs(x);
-    case UnaryOp::tanh: return std::tanh(x);
-    case UnaryOp::sigmoid: return sigmoid_value(x);
-    case UnaryOp::logsigmoid: return x < 0 ? x - std::log1p(std::exp(x)) : -std::log1p(std::exp(-x));
-    case UnaryOp::relu: return x > 0 ? x : 0.f;
-    case UnaryOp::gelu: return gelu_value(x);
-    case UnaryOp::silu: return x * sigmoid_value(x);
+    case UnaryOp::neg: TILLER_UNARY_LOOP(-v);
+    case UnaryOp::exp: TILLER_UNARY_LOOP(vector_exp(v));
+    case UnaryOp::log: TILLER_UNARY_LOOP(std::log(v));
+    case UnaryOp::sqrt: TILLER_UNARY_LOOP(std::sqrt(v));
+    case UnaryOp::square: TILLER_UNARY_LOOP(v * v);
+    case UnaryOp::abs: TILLER_UNARY_LOOP(std::fabs(v));
+    case UnaryOp::tanh: TILLER_UNARY_LOOP(vector_tanh(v));
+    case UnaryOp::sigmoid: TILLER_UNARY_LOOP(vector_sigmoid(v));
+    case UnaryOp::logsigmoid:  // log1p keeps it accurate far from 0; rare, so scalar is fine
+      TILLER_UNARY_LOOP(v < 0 ? v - std::log1p(std::exp(v)) : -std::log1p(std::exp(-v)));
+    case UnaryOp::relu: TILLER_UNARY_LOOP(v > 0 ? v : 0.f);
+    case UnaryOp::gelu: TILLER_UNARY_LOOP(gelu_value(v));
+    case UnaryOp::silu: TILLER_UNARY_LOOP(v * vector_sigmoid(v));
   }
-  return 0.f;
+#undef TILLER_UNARY_LOOP
 }
 
-float unary_derivative(UnaryOp op, float x) {
+// dx[i] = dy[i] * op'(x[i]) for i < n.
+TILLER_SIMD_CLONES void unary_backward_span(UnaryOp op, const float* x, const float* dy,
+                                            float* dx, int64_t n) {
+#define TILLER_UNARY_GRAD_LOOP(expr)                 \
+  _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) { \
+    [[maybe_unused]] float v = x[i];                 \
+    dx[i] = dy[i] * (expr);                          \
+  }                                                  \
+  return
   switch (op) {
-    case UnaryOp::neg: return -1.f;
-    case UnaryOp::exp: return std::exp(x);
-    case UnaryOp::log: return 1.f / x;
-    case UnaryOp::sqrt: return 0.5f / std::sqrt(x);
-    case UnaryOp::square: return 2.f * x;
-    case UnaryOp::abs: return x > 0 ? 1.f : (x < 0 ? -1.f : 0.f);
-    case UnaryOp::tanh: { float t = std::tanh(x); return 1.f - t * t; }
-    case UnaryOp::sigmoid: { float s = sigmoid_value(x); return s * (1.f - s); }
-    case UnaryOp::logsigmoid: return sigmoid_value(-x);
-    case UnaryOp::relu: return x > 0 ? 1.f : 0.f;
-    case UnaryOp::gelu: return gelu_grad(x);
-    case UnaryOp::silu: { float s = sigmoid_value(x); return s * (1.f + x * (1.f - s)); }
+    case UnaryOp::neg: TILLER_UNARY_GRAD_LOOP(-1.f);
+    case UnaryOp::exp: TILLER_UNARY_GRAD_LOOP(vector_exp(v));
+    case UnaryOp::log: TILLER_UNARY_GRAD_LOOP(1.f / v);
+    case UnaryOp::sqrt: TILLER_UNARY_GRAD_LOOP(0.5f / std::sqrt(v));
+    case UnaryOp::square: TILLER_UNARY_GRAD_LOOP(2.f * v);
+    case UnaryOp::abs: TILLER_UNARY_GRAD_LOOP(v > 0 ? 1.f : (v < 0 ? -1.f : 0.f));
+    case UnaryOp::tanh: TILLER_UNARY_GRAD_LOOP(1.f - vector_tanh(v) * vector_tanh(v));
+    case UnaryOp::sigmoid:
+      TILLER_UNARY_GRAD_LOOP(vector_sigmoid(v) * (1.f - vector_sigmoid(v)));
+    case UnaryOp::logsigmoid: TILLER_UNARY_GRAD_LOOP(vector_sigmoid(-v));
+    case UnaryOp::relu: TILLER_UNARY_GRAD_LOOP(v > 0 ? 1.f : 0.f);
+    case UnaryOp::gelu: TILLER_UNARY_GRAD_LOOP(gelu_grad(v));
+    case UnaryOp::silu:
+      TILLER_UNARY_GRAD_LOOP(vector_sigmoid(v) * (1.f + v * (1.f - vector_sigmoid(v))));
   }
-  return 0.f;
+#undef TILLER_UNARY_GRAD_LOOP
+}
+
+TILLER_SIMD_CLONES void swiglu_span(const float* gate, const float* up, float* out, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) out[i] = gate[i] * vector_sigmoid(gate[i]) * up[i];
+}
+
+TILLER_SIMD_CLONES void swiglu_backward_span(const float* gate, const float* up,
+                                             const float* dout, float* dgate, float* dup,
+                                             int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    float g = gate[i], s = vector_sigmoid(g);
+    dup[i] = dout[i] * g * s;
+    dgate[i] = dout[i] * up[i] * s * (1.f + g * (1.f - s));
+  }
 }
 
 template <typename Fn>
@@ -135,7 +184,7 @@ void unary<Backend::cpu>(UnaryOp op, const void* x_, void* out_, int64_t n, DTyp
   require_f32(dtype, "unary");
   auto x = static_cast<const float*>(x_);
   auto out = static_cast<float*>(out_);
-  map_n(n, 8, [&](int64_t i) { out[i] = unary_value(op, x[i]); });
+  parallel_for(n, 8, [&](int64_t i0, int64_t i1) { unary_span(op, x + i0, out + i0, i1 - i0); });
 }
 
 template <>
@@ -145,7 +194,9 @@ void unary_backward<Backend::cpu>(UnaryOp op, const void* x_, const void* dy_, v
   auto x = static_cast<const float*>(x_);
   auto dy = static_cast<const float*>(dy_);
   auto dx = static_cast<float*>(dx_);
-  map_n(n, 8, [&](int64_t i) { dx[i] = dy[i] * unary_derivative(op, x[i]); });
+  parallel_for(n, 8, [&](int64_t i0, int64_t i1) {
+    unary_backward_span(op, x + i0, dy + i0, dx + i0, i1 - i0);
+  });
 }
 
 template <>
@@ -182,7 +233,9 @@ void swiglu<Backend::cpu>(const void* gate_, const void* up_, void* out_, int64_
   auto gate = static_cast<const float*>(gate_);
   auto up = static_cast<const float*>(up_);
   auto out = static_cast<float*>(out_);
-  map_n(n, 8, [&](int64_t i) { out[i] = gate[i] * sigmoid_value(gate[i]) * up[i]; });
+  parallel_for(n, 8, [&](int64_t i0, int64_t i1) {
+    swiglu_span(gate + i0, up + i0, out + i0, i1 - i0);
+  });
 }
 
 template <>
@@ -194,10 +247,8 @@ void swiglu_backward<Backend::cpu>(const void* gate_, const void* up_, const voi
   auto dout = static_cast<const float*>(dout_);
   auto dgate = static_cast<float*>(dgate_);
   auto dup = static_cast<float*>(dup_);
-  map_n(n, 10, [&](int64_t i) {
-    float g = gate[i], s = sigmoid_value(g);
-    dup[i] = dout[i] * g * s;
-    dgate[i] = dout[i] * up[i] * s * (1.f + g * (1.f - s));
+  parallel_for(n, 10, [&](int64_t i0, int64_t i1) {
+    swiglu_backward_span(gate + i0, up + i0, dout + i0, dgate + i0, dup + i0, i1 - i0);
   });
 }
 
