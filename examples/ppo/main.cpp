@@ -42,6 +42,7 @@ struct Flags {
   int64_t eval_limit = 96;
   int64_t eval_max_new_tokens = 48;
   uint64_t world_seed = 1;
+  std::string device = "cpu";
 };
 
 // The defaults of this example: a few minutes on two CPU cores for the ~1M-parameter models the
@@ -108,6 +109,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--reward", flags.reward, "model (reward model) or world (verifiable reward)")
       ->capture_default_str();
+  app.add_option("--device", flags.device, "cpu or cuda[:N]")->capture_default_str();
   app.add_option("--tokenizer", flags.tokenizer_path, "tokenizer (default: the policy dir)");
   app.add_option("--out", config.output_dir, "output folder")->capture_default_str();
   app.add_option("--iterations", config.iterations, "PPO iterations")->capture_default_str();
@@ -158,7 +160,8 @@ int main(int argc, char** argv) {
                          "run examples/reward first, pass --reward-model DIR, or use --reward "
                          "world for the verifiable reward");
 
-    Transformer policy = Transformer::from_pretrained(flags.policy_dir);
+    const Device device = Device::parse(flags.device);
+    Transformer policy = Transformer::from_pretrained(flags.policy_dir, device);
     const std::string tokenizer_path =
         flags.tokenizer_path.empty() ? flags.policy_dir : flags.tokenizer_path;
     Tokenizer tokenizer = Tokenizer::load(tokenizer_path);
@@ -173,7 +176,7 @@ int main(int argc, char** argv) {
     std::shared_ptr<rl::RewardModel> reward_model;
     rl::BatchReward reward;
     if (use_reward_model) {
-      reward_model = std::make_shared<rl::RewardModel>(rl::RewardModel::load(flags.reward_dir));
+      reward_model = std::make_shared<rl::RewardModel>(rl::RewardModel::load(flags.reward_dir, device));
       const bool normalise = flags.normalise_scores;
       reward = [reward_model, normalise](const std::vector<std::vector<int32_t>>& p,
                                          const std::vector<std::vector<int32_t>>& r) {
