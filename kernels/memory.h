@@ -1,8 +1,9 @@
 // Raw memory for each device: the only place that allocates, frees and copies device buffers.
 //
-// CPU memory is 64-byte aligned (one cache line; lets the compiler vectorise freely). CUDA memory
-// comes from a caching allocator (kernels/cuda/memory.cu): freed blocks are kept in size-binned
-// free lists and reused, so steady-state training makes no cudaMalloc/cudaFree calls.
+// CPU memory is 64-byte aligned (one cache line; lets the compiler vectorise freely). Both devices
+// use a caching allocator (kernels/cpu/memory.cpp, kernels/cuda/memory.cu): freed blocks are kept
+// in size-binned free lists and reused, so steady-state training makes no malloc/free (and no
+// page faults) on the CPU and no cudaMalloc/cudaFree calls on the GPU.
 // Without CUDA the cuda:: functions throw tiller::Error naming the call.
 #pragma once
 
@@ -13,7 +14,16 @@ namespace tiller::kernels {
 
 namespace cpu {
 void* allocate(size_t bytes);
-void release(void* ptr);
+void release(void* ptr);  // ptr from allocate() or nullptr; the block may be cached for reuse
+// Caching allocator statistics, for tests and benchmarks. Bytes count whole size classes.
+struct CpuAllocatorStats {
+  size_t system_allocations = 0;  // blocks taken from the C runtime so far
+  size_t cache_hits = 0;          // allocations served from the free lists
+  size_t bytes_in_use = 0;
+  size_t bytes_cached = 0;        // freed and kept; capped (TILLER_CPU_CACHE_BYTES, default 2 GiB)
+};
+CpuAllocatorStats allocator_stats();
+void empty_cache();  // returns every cached block to the C runtime
 }  // namespace cpu
 
 namespace cuda {
