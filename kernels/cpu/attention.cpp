@@ -11,7 +11,8 @@
 //   - Dot products (q.k, and dout.v in the backward) read a transposed copy of the head's keys
 //     or values, (D, Tk) per thread, so they vectorise over keys with no horizontal sums; the
 //     axpys (p v, ds k, ds q, p dout) vectorise over D. The kQueryTile rows of a tile share every
-//     key and value load. All of it uses `omp simd`, so no -ffast-math is needed. The per-head
+//     key and value load. All of it uses `omp simd`, so no -ffast-math is needed; exp is
+//     kernels/cpu/vector_math.h's vector_exp, so the softmax loops vectorise too. The per-head
 //     functions are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time
 //     (target_clones), since the library itself is built for baseline x86-64.
 //   - A key that a row cannot see is skipped for that row, never multiplied by p = 0, so
@@ -29,13 +30,7 @@
 #include <vector>
 
 #include "kernels/cpu/parallel.h"
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define TILLER_SIMD_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define TILLER_SIMD_CLONES
-#endif
+#include "kernels/cpu/vector_math.h"
 
 namespace tiller::kernels {
 
@@ -166,10 +161,14 @@ void forward_head(const AttentionShape& s, int64_t b, int64_t h, const float* q,
         row[j] = visible.sees(j) ? s.scale * row[j] : kNegInf;
         row_max[r] = std::max(row_max[r], row[j]);
       }
+      const float max_r = row_max[r];
+      float sum_r = 0.f;
+#pragma omp simd reduction(+ : sum_r)
       for (int64_t j = 0; j < tile.key_end; ++j) {
-        row[j] = row[j] == kNegInf ? 0.f : std::exp(row[j] - row_max[r]);
-        row_sum[r] += row[j];
+        row[j] = row[j] == kNegInf ? 0.f : cpu::vector_exp(row[j] - max_r);
+        sum_r += row[j];
       }
+      row_sum[r] = sum_r;
     }
     std::fill(acc, acc + kQueryTile * D, 0.f);
     float *a0 = acc, *a1 = acc + D, *a2 = acc + 2 * D, *a3 = acc + 3 * D;
@@ -245,6 +244,15 @@ void backward_kv_head(const AttentionShape& s, int64_t b, int64_t kv_head, const
       tile_dots(dor, v_t, ld, tile.key_end, D, dout_v, Tk);  // dout_r . v_j
       std::fill(dq_acc, dq_acc + kQueryTile * D, 0.f);
       float *g0 = dq_acc, *g1 = dq_acc + D, *g2 = dq_acc + 2 * D, *g3 = dq_acc + 3 * D;
+      // Probabilities of every key in one vectorised pass (qk becomes exp(scale q.k - lse));
+      // the visibility test below still decides which of them count.
+      for (int64_t r = 0; r < kQueryTile; ++r) {
+        float* qk_r = qk + r * Tk;
+        const float lse_of_row = lse_r[r];
+#pragma omp simd
+        for (int64_t j = 0; j < tile.key_end; ++j)
+          qk_r[j] = cpu::vector_exp(s.scale * qk_r[j] - lse_of_row);
+      }
       for (int64_t j = 0; j < tile.key_end; ++j) {
         const float* kj = k_head + j * D;
         float p[kQueryTile], ds[kQueryTile];  // probability; scale * d loss / d (scaled score)
@@ -252,7 +260,7 @@ void backward_kv_head(const AttentionShape& s, int64_t b, int64_t kv_head, const
         for (int64_t r = 0; r < kQueryTile; ++r) {
           bool visible = tile.visibility[r].sees(j);
           all_visible = all_visible && visible;
-          p[r] = visible ? std::exp(s.scale * qk[r * Tk + j] - lse_r[r]) : 0.f;
+          p[r] = visible ? qk[r * Tk + j] : 0.f;
           ds[r] = s.scale * p[r] * (dout_v[r * Tk + j] - delta[r]);
         }
         float* dkj = dk_head + j * D;

@@ -14,13 +14,6 @@
 #include "kernels/cpu/vector_math.h"
 #include "kernels/random.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define TILLER_SIMD_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define TILLER_SIMD_CLONES
-#endif
-
 namespace tiller::kernels {
 
 using cpu::parallel_for;
@@ -79,52 +72,73 @@ TILLER_ALWAYS_INLINE float gelu_grad(float x) {
 
 // out[i] = op(x[i]) for i < n: one vectorisable loop per op.
 TILLER_SIMD_CLONES void unary_span(UnaryOp op, const float* x, float* out, int64_t n) {
-#define TILLER_UNARY_LOOP(expr)                      \
+#define TILLER_UNARY_LOOP(expr)                         \
   _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) { \
-    [[maybe_unused]] float v = x[i];                 \
-    out[i] = (expr);                                 \
-  }                                                  \
+    [[maybe_unused]] float v = x[i];                    \
+    out[i] = (expr);                                    \
+  }                                                     \
   return
   switch (op) {
-    case UnaryOp::neg: TILLER_UNARY_LOOP(-v);
-    case UnaryOp::exp: TILLER_UNARY_LOOP(vector_exp(v));
-    case UnaryOp::log: TILLER_UNARY_LOOP(std::log(v));
-    case UnaryOp::sqrt: TILLER_UNARY_LOOP(std::sqrt(v));
-    case UnaryOp::square: TILLER_UNARY_LOOP(v * v);
-    case UnaryOp::abs: TILLER_UNARY_LOOP(std::fabs(v));
-    case UnaryOp::tanh: TILLER_UNARY_LOOP(vector_tanh(v));
-    case UnaryOp::sigmoid: TILLER_UNARY_LOOP(vector_sigmoid(v));
+    case UnaryOp::neg:
+      TILLER_UNARY_LOOP(-v);
+    case UnaryOp::exp:
+      TILLER_UNARY_LOOP(vector_exp(v));
+    case UnaryOp::log:
+      TILLER_UNARY_LOOP(std::log(v));
+    case UnaryOp::sqrt:
+      TILLER_UNARY_LOOP(std::sqrt(v));
+    case UnaryOp::square:
+      TILLER_UNARY_LOOP(v * v);
+    case UnaryOp::abs:
+      TILLER_UNARY_LOOP(std::fabs(v));
+    case UnaryOp::tanh:
+      TILLER_UNARY_LOOP(vector_tanh(v));
+    case UnaryOp::sigmoid:
+      TILLER_UNARY_LOOP(vector_sigmoid(v));
     case UnaryOp::logsigmoid:  // log1p keeps it accurate far from 0; rare, so scalar is fine
       TILLER_UNARY_LOOP(v < 0 ? v - std::log1p(std::exp(v)) : -std::log1p(std::exp(-v)));
-    case UnaryOp::relu: TILLER_UNARY_LOOP(v > 0 ? v : 0.f);
-    case UnaryOp::gelu: TILLER_UNARY_LOOP(gelu_value(v));
-    case UnaryOp::silu: TILLER_UNARY_LOOP(v * vector_sigmoid(v));
+    case UnaryOp::relu:
+      TILLER_UNARY_LOOP(v > 0 ? v : 0.f);
+    case UnaryOp::gelu:
+      TILLER_UNARY_LOOP(gelu_value(v));
+    case UnaryOp::silu:
+      TILLER_UNARY_LOOP(v * vector_sigmoid(v));
   }
 #undef TILLER_UNARY_LOOP
 }
 
 // dx[i] = dy[i] * op'(x[i]) for i < n.
-TILLER_SIMD_CLONES void unary_backward_span(UnaryOp op, const float* x, const float* dy,
-                                            float* dx, int64_t n) {
-#define TILLER_UNARY_GRAD_LOOP(expr)                 \
+TILLER_SIMD_CLONES void unary_backward_span(UnaryOp op, const float* x, const float* dy, float* dx,
+                                            int64_t n) {
+#define TILLER_UNARY_GRAD_LOOP(expr)                    \
   _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) { \
-    [[maybe_unused]] float v = x[i];                 \
-    dx[i] = dy[i] * (expr);                          \
-  }                                                  \
+    [[maybe_unused]] float v = x[i];                    \
+    dx[i] = dy[i] * (expr);                             \
+  }                                                     \
   return
   switch (op) {
-    case UnaryOp::neg: TILLER_UNARY_GRAD_LOOP(-1.f);
-    case UnaryOp::exp: TILLER_UNARY_GRAD_LOOP(vector_exp(v));
-    case UnaryOp::log: TILLER_UNARY_GRAD_LOOP(1.f / v);
-    case UnaryOp::sqrt: TILLER_UNARY_GRAD_LOOP(0.5f / std::sqrt(v));
-    case UnaryOp::square: TILLER_UNARY_GRAD_LOOP(2.f * v);
-    case UnaryOp::abs: TILLER_UNARY_GRAD_LOOP(v > 0 ? 1.f : (v < 0 ? -1.f : 0.f));
-    case UnaryOp::tanh: TILLER_UNARY_GRAD_LOOP(1.f - vector_tanh(v) * vector_tanh(v));
+    case UnaryOp::neg:
+      TILLER_UNARY_GRAD_LOOP(-1.f);
+    case UnaryOp::exp:
+      TILLER_UNARY_GRAD_LOOP(vector_exp(v));
+    case UnaryOp::log:
+      TILLER_UNARY_GRAD_LOOP(1.f / v);
+    case UnaryOp::sqrt:
+      TILLER_UNARY_GRAD_LOOP(0.5f / std::sqrt(v));
+    case UnaryOp::square:
+      TILLER_UNARY_GRAD_LOOP(2.f * v);
+    case UnaryOp::abs:
+      TILLER_UNARY_GRAD_LOOP(v > 0 ? 1.f : (v < 0 ? -1.f : 0.f));
+    case UnaryOp::tanh:
+      TILLER_UNARY_GRAD_LOOP(1.f - vector_tanh(v) * vector_tanh(v));
     case UnaryOp::sigmoid:
       TILLER_UNARY_GRAD_LOOP(vector_sigmoid(v) * (1.f - vector_sigmoid(v)));
-    case UnaryOp::logsigmoid: TILLER_UNARY_GRAD_LOOP(vector_sigmoid(-v));
-    case UnaryOp::relu: TILLER_UNARY_GRAD_LOOP(v > 0 ? 1.f : 0.f);
-    case UnaryOp::gelu: TILLER_UNARY_GRAD_LOOP(gelu_grad(v));
+    case UnaryOp::logsigmoid:
+      TILLER_UNARY_GRAD_LOOP(vector_sigmoid(-v));
+    case UnaryOp::relu:
+      TILLER_UNARY_GRAD_LOOP(v > 0 ? 1.f : 0.f);
+    case UnaryOp::gelu:
+      TILLER_UNARY_GRAD_LOOP(gelu_grad(v));
     case UnaryOp::silu:
       TILLER_UNARY_GRAD_LOOP(vector_sigmoid(v) * (1.f + v * (1.f - vector_sigmoid(v))));
   }
@@ -136,9 +150,8 @@ TILLER_SIMD_CLONES void swiglu_span(const float* gate, const float* up, float* o
   for (int64_t i = 0; i < n; ++i) out[i] = gate[i] * vector_sigmoid(gate[i]) * up[i];
 }
 
-TILLER_SIMD_CLONES void swiglu_backward_span(const float* gate, const float* up,
-                                             const float* dout, float* dgate, float* dup,
-                                             int64_t n) {
+TILLER_SIMD_CLONES void swiglu_backward_span(const float* gate, const float* up, const float* dout,
+                                             float* dgate, float* dup, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     float g = gate[i], s = vector_sigmoid(g);
@@ -164,10 +177,14 @@ void binary<Backend::cpu>(BinaryOp op, const void* a_, const void* b_, void* out
   auto b = static_cast<const float*>(b_);
   auto out = static_cast<float*>(out_);
   switch (op) {
-    case BinaryOp::add: return binary_loop(a, b, out, shape, [](float x, float y) { return x + y; });
-    case BinaryOp::sub: return binary_loop(a, b, out, shape, [](float x, float y) { return x - y; });
-    case BinaryOp::mul: return binary_loop(a, b, out, shape, [](float x, float y) { return x * y; });
-    case BinaryOp::div: return binary_loop(a, b, out, shape, [](float x, float y) { return x / y; });
+    case BinaryOp::add:
+      return binary_loop(a, b, out, shape, [](float x, float y) { return x + y; });
+    case BinaryOp::sub:
+      return binary_loop(a, b, out, shape, [](float x, float y) { return x - y; });
+    case BinaryOp::mul:
+      return binary_loop(a, b, out, shape, [](float x, float y) { return x * y; });
+    case BinaryOp::div:
+      return binary_loop(a, b, out, shape, [](float x, float y) { return x / y; });
     case BinaryOp::maximum:
       return binary_loop(a, b, out, shape, [](float x, float y) { return x >= y ? x : y; });
     case BinaryOp::minimum:
@@ -188,8 +205,8 @@ void unary<Backend::cpu>(UnaryOp op, const void* x_, void* out_, int64_t n, DTyp
 }
 
 template <>
-void unary_backward<Backend::cpu>(UnaryOp op, const void* x_, const void* dy_, void* dx_,
-                                  int64_t n, DType dtype) {
+void unary_backward<Backend::cpu>(UnaryOp op, const void* x_, const void* dy_, void* dx_, int64_t n,
+                                  DType dtype) {
   require_f32(dtype, "unary_backward");
   auto x = static_cast<const float*>(x_);
   auto dy = static_cast<const float*>(dy_);
@@ -218,8 +235,8 @@ void clamp<Backend::cpu>(const void* x_, void* out_, int64_t n, float low, float
 }
 
 template <>
-void clamp_backward<Backend::cpu>(const void* x_, const void* dy_, void* dx_, int64_t n,
-                                  float low, float high, DType dtype) {
+void clamp_backward<Backend::cpu>(const void* x_, const void* dy_, void* dx_, int64_t n, float low,
+                                  float high, DType dtype) {
   require_f32(dtype, "clamp_backward");
   auto x = static_cast<const float*>(x_);
   auto dy = static_cast<const float*>(dy_);
@@ -233,9 +250,8 @@ void swiglu<Backend::cpu>(const void* gate_, const void* up_, void* out_, int64_
   auto gate = static_cast<const float*>(gate_);
   auto up = static_cast<const float*>(up_);
   auto out = static_cast<float*>(out_);
-  parallel_for(n, 8, [&](int64_t i0, int64_t i1) {
-    swiglu_span(gate + i0, up + i0, out + i0, i1 - i0);
-  });
+  parallel_for(n, 8,
+               [&](int64_t i0, int64_t i1) { swiglu_span(gate + i0, up + i0, out + i0, i1 - i0); });
 }
 
 template <>
@@ -291,18 +307,27 @@ void cast<Backend::cpu>(const void* src, DType src_dtype, void* dst, DType dst_d
   }
   auto load = [&](int64_t i) -> float {
     switch (src_dtype) {
-      case DType::f32: return static_cast<const float*>(src)[i];
-      case DType::bf16: return bf16_to_float(static_cast<const uint16_t*>(src)[i]);
-      case DType::i32: return static_cast<float>(static_cast<const int32_t*>(src)[i]);
+      case DType::f32:
+        return static_cast<const float*>(src)[i];
+      case DType::bf16:
+        return bf16_to_float(static_cast<const uint16_t*>(src)[i]);
+      case DType::i32:
+        return static_cast<float>(static_cast<const int32_t*>(src)[i]);
     }
     return 0.f;
   };
   map_n(n, 2, [&](int64_t i) {
     float v = load(i);
     switch (dst_dtype) {
-      case DType::f32: static_cast<float*>(dst)[i] = v; break;
-      case DType::bf16: static_cast<uint16_t*>(dst)[i] = float_to_bf16(v); break;
-      case DType::i32: static_cast<int32_t*>(dst)[i] = static_cast<int32_t>(std::lrint(v)); break;
+      case DType::f32:
+        static_cast<float*>(dst)[i] = v;
+        break;
+      case DType::bf16:
+        static_cast<uint16_t*>(dst)[i] = float_to_bf16(v);
+        break;
+      case DType::i32:
+        static_cast<int32_t*>(dst)[i] = static_cast<int32_t>(std::lrint(v));
+        break;
     }
   });
 }
@@ -313,8 +338,10 @@ void fill_normal<Backend::cpu>(void* out_, int64_t n, uint64_t seed, uint64_t of
   require_f32(dtype == DType::bf16 ? DType::f32 : dtype, "fill_normal");
   map_n(n, 20, [&](int64_t i) {
     float v = mean + std * random::normal(seed, offset + i);
-    if (dtype == DType::f32) static_cast<float*>(out_)[i] = v;
-    else static_cast<uint16_t*>(out_)[i] = float_to_bf16(v);
+    if (dtype == DType::f32)
+      static_cast<float*>(out_)[i] = v;
+    else
+      static_cast<uint16_t*>(out_)[i] = float_to_bf16(v);
   });
 }
 
@@ -324,8 +351,10 @@ void fill_uniform<Backend::cpu>(void* out_, int64_t n, uint64_t seed, uint64_t o
   require_f32(dtype == DType::bf16 ? DType::f32 : dtype, "fill_uniform");
   map_n(n, 8, [&](int64_t i) {
     float v = low + (high - low) * random::uniform(seed, offset + i);
-    if (dtype == DType::f32) static_cast<float*>(out_)[i] = v;
-    else static_cast<uint16_t*>(out_)[i] = float_to_bf16(v);
+    if (dtype == DType::f32)
+      static_cast<float*>(out_)[i] = v;
+    else
+      static_cast<uint16_t*>(out_)[i] = float_to_bf16(v);
   });
 }
 

@@ -3,14 +3,17 @@
 //
 // Every row is independent: OpenMP over rows, no cross-thread sums, so results never depend on
 // the thread count. Each row's lse = max + log(sum exp(x - max)) is computed with the max
-// subtracted (exp never overflows) and the sum accumulated in double; forwards use x - max and
-// log(sum) separately, and only the saved lse is the rounded f32 sum of the two. The loss backwards rebuild
-// p_j = exp(x_j - lse) from the saved f32 lse instead of storing a (rows, V) probability matrix.
+// subtracted (exp never overflows; the vectorised exp of kernels/cpu/vector_math.h, rel. error
+// ~1e-7) and the sum accumulated in double; forwards use x - max and
+// log(sum) separately, and only the saved lse is the rounded f32 sum of the two. The loss backwards
+// rebuild p_j = exp(x_j - lse) from the saved f32 lse instead of storing a (rows, V) probability
+// matrix.
 #include "kernels/softmax.h"
 
 #include <cmath>
 
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vector_math.h"
 
 namespace tiller::kernels {
 
@@ -29,11 +32,19 @@ struct RowLse {
   float lse() const { return max + log_sum; }
 };
 
-RowLse row_lse(const float* row, int64_t cols) {
+// out[j] = scale * exp((in[j] - shift) - log_sum), shifts applied one at a time (see RowLse).
+TILLER_SIMD_CLONES void scaled_exp_span(const float* in, float shift, float log_sum, float scale,
+                                        float* out, int64_t n) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) out[j] = scale * cpu::vector_exp((in[j] - shift) - log_sum);
+}
+
+TILLER_SIMD_CLONES RowLse row_lse(const float* row, int64_t cols) {
   float max_value = -INFINITY;
   for (int64_t j = 0; j < cols; ++j) max_value = row[j] > max_value ? row[j] : max_value;
   double sum = 0;
-  for (int64_t j = 0; j < cols; ++j) sum += std::exp(static_cast<double>(row[j] - max_value));
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < cols; ++j) sum += cpu::vector_exp(row[j] - max_value);
   return {max_value, static_cast<float>(std::log(sum))};
 }
 
@@ -57,7 +68,7 @@ void softmax_forward<Backend::cpu>(const void* x_, void* y_, int64_t rows, int64
     const float* in = x + r * cols;
     float* out = y + r * cols;
     RowLse s = row_lse(in, cols);
-    for (int64_t j = 0; j < cols; ++j) out[j] = std::exp((in[j] - s.max) - s.log_sum);
+    scaled_exp_span(in, s.max, s.log_sum, 1.f, out, cols);
   });
 }
 
@@ -110,8 +121,8 @@ void log_softmax_backward<Backend::cpu>(const void* y_, const void* dy_, void* d
 
 template <>
 void cross_entropy_forward<Backend::cpu>(const void* logits_, const int32_t* targets, float* loss,
-                                         float* lse, int64_t rows, int64_t V,
-                                         int32_t ignore_index, DType dtype) {
+                                         float* lse, int64_t rows, int64_t V, int32_t ignore_index,
+                                         DType dtype) {
   require_f32(dtype, "cross_entropy_forward");
   auto logits = static_cast<const float*>(logits_);
   for_rows(rows, V, [&](int64_t r) {
@@ -137,7 +148,7 @@ void cross_entropy_backward<Backend::cpu>(const void* logits_, const int32_t* ta
       for (int64_t j = 0; j < V; ++j) out[j] = 0.f;
       return;
     }
-    for (int64_t j = 0; j < V; ++j) out[j] = dloss[r] * std::exp(row[j] - lse[r]);
+    scaled_exp_span(row, lse[r], 0.f, dloss[r], out, V);
     out[targets[r]] -= dloss[r];
   });
 }
@@ -191,8 +202,8 @@ void entropy_forward<Backend::cpu>(const void* logits_, float* entropy, float* l
 
 template <>
 void entropy_backward<Backend::cpu>(const void* logits_, const float* lse, const float* entropy,
-                                    const float* dentropy, void* dlogits_, int64_t rows,
-                                    int64_t V, DType dtype) {
+                                    const float* dentropy, void* dlogits_, int64_t rows, int64_t V,
+                                    DType dtype) {
   require_f32(dtype, "entropy_backward");
   auto logits = static_cast<const float*>(logits_);
   auto dlogits = static_cast<float*>(dlogits_);
