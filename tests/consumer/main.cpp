@@ -24,5 +24,29 @@ int main() {
   }
   float w_fit = w.item(), b_fit = b.item();
   std::printf("consumer: w = %.4f, b = %.4f, loss = %.2e\n", w_fit, b_fit, loss_value);
-  return (std::fabs(w_fit - 3.f) < 1e-3f && std::fabs(b_fit - 1.f) < 1e-3f) ? 0 : 1;
+  bool fitted = std::fabs(w_fit - 3.f) < 1e-3f && std::fabs(b_fit - 1.f) < 1e-3f;
+
+  // The README's snippet: a tiny Llama memorises one batch with AdamW.
+  Transformer model(ModelConfig::llama(/*vocab*/ 1024, /*layers*/ 4, /*heads*/ 4, /*kv heads*/ 2,
+                                       /*width*/ 128, /*mlp*/ 384, /*max_seq_len*/ 256));
+  optim::AdamW opt(model.parameters(), {});
+  std::vector<int32_t> tokens(2 * 17);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>((i * 37) % 1024);
+  std::vector<int32_t> inputs, targets;
+  for (int row = 0; row < 2; ++row)
+    for (int t = 0; t < 16; ++t) {
+      inputs.push_back(tokens[row * 17 + t]);
+      targets.push_back(tokens[row * 17 + t + 1]);
+    }
+  Tensor ids = Tensor::from_ints(inputs, {2, 16}), next = Tensor::from_ints(targets, {2, 16});
+  float first = 0, last = 0;
+  for (int step = 0; step < 30; ++step) {
+    model.zero_grad();
+    Tensor loss = model.loss(ids, next);
+    loss.backward();
+    opt.step();
+    (step == 0 ? first : last) = loss.item();
+  }
+  std::printf("consumer: llama loss %.3f -> %.3f\n", first, last);
+  return fitted && last < 0.5f * first ? 0 : 1;
 }
