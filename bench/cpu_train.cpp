@@ -11,7 +11,15 @@
 // is the OpenMP thread count here (OMP_NUM_THREADS) and torch.set_num_threads(same) there.
 // PyTorch is Debian's python3-torch (CPU); its attention is the explicit softmax(q k^T) v of
 // nanoGPT, because 1.13 has no fused CPU attention.
+//
+// Both sides run the same OpenBLAS (Debian's libblas.so.3 is OpenBLAS), and its child inherits
+// this process's environment, so two knobs move both and the header prints them:
+//   OMP_WAIT_POLICY=passive   on a machine shared with other work, spinning OpenMP threads that
+//                             lose their core stall every barrier (2 threads: ~6x slower).
+//   OPENBLAS_CORETYPE         which GEMM kernels OpenBLAS uses; pinned to Haswell (AVX2), both
+//                             sides run ~1.4x slower on an AVX-512 machine than with it unset.
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -110,10 +118,15 @@ int main(int argc, char** argv) {
     }
   }
   const int threads = kernels::cpu::max_threads();
+  auto environment = [](const char* name) {
+    const char* value = std::getenv(name);
+    return std::string(value ? value : "unset");
+  };
   std::printf(
       "Training step (fwd + loss + bwd + clip + AdamW), GPT-2, f32, %d threads, median "
-      "of %d steps\n\n",
-      threads, steps);
+      "of %d steps (OMP_WAIT_POLICY=%s, OPENBLAS_CORETYPE=%s)\n\n",
+      threads, steps, environment("OMP_WAIT_POLICY").c_str(),
+      environment("OPENBLAS_CORETYPE").c_str());
   std::printf("| config | tiller tok/s | PyTorch tok/s | tiller / PyTorch |\n|---|---|---|---|\n");
   for (const TrainShape& shape : kShapes) {
     double ours = tiller_tokens_per_second(shape, steps);
