@@ -22,13 +22,13 @@
 #include "core/ops.h"
 #include "core/special_tokens.h"
 #include "optim/clip.h"
+#include "rl/train_checkpoint.h"
 
 namespace tiller::rl {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr const char* kOptimizerPrefix = "optimizer.";
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -208,56 +208,25 @@ std::string Pretrainer::sample(const std::string& prompt, int64_t new_tokens) {
 }
 
 void Pretrainer::save_checkpoint(const std::filesystem::path& dir) {
-  optim::AdamWState optimizer_state = optimizer_->state();
-  const Generator& dropout = model_.dropout_generator();
   TokenLoaderState loader = train_loader_.state();
   nlohmann::json state = {
       {"step", step_},
       {"tokens_seen", tokens_seen_},
       {"skipped_steps", skipped_steps_},
-      {"optimizer_step", optimizer_state.step},
-      {"dropout_generator", {{"seed", dropout.seed}, {"offset", dropout.offset}}},
       {"loader", {{"epoch", loader.epoch}, {"cursor", loader.cursor}, {"seed", loader.seed}}},
       {"batch_size", config_.batch_size},
       {"seq_len", config_.seq_len}};
-  TrainerState trainer;
-  trainer.json = state.dump(2);
-  for (auto& [name, tensor] : optimizer_state.tensors)
-    trainer.tensors.emplace_back(kOptimizerPrefix + name, tensor);
-  tiller::save_checkpoint(dir, model_.hf_tensors(), model_.config().to_hf_json(), trainer);
-  // Beside the model so the directory loads like a Hugging Face model repository.
-  if (tokenizer_) tokenizer_->save_tokenizer_json((dir / "tokenizer.json").string());
+  save_training_checkpoint(dir, model_, *optimizer_, state.dump(), tokenizer_);
 }
 
 void Pretrainer::resume(const std::filesystem::path& dir) {
-  Checkpoint checkpoint = load_checkpoint(dir, Device::cpu());
-  TILLER_CHECK(checkpoint.has_trainer_state,
-               "pretrain: {} is a model directory without trainer state; it cannot be resumed",
-               dir.string());
-  ModelConfig saved = ModelConfig::from_hf_json(checkpoint.config_json);
-  TILLER_CHECK(saved.to_hf_json() == config_.model.to_hf_json(),
-               "pretrain: {} holds a different model configuration:\n{}\nthan this run's:\n{}",
-               dir.string(), saved.to_hf_json(), config_.model.to_hf_json());
-  auto state = nlohmann::json::parse(checkpoint.trainer_json);
+  auto state = nlohmann::json::parse(
+      load_training_checkpoint(dir, model_, *optimizer_, config_.device, "pretrain"));
   TILLER_CHECK(state.at("batch_size").get<int64_t>() == config_.batch_size &&
                    state.at("seq_len").get<int64_t>() == config_.seq_len,
                "pretrain: {} was trained with batch {} x {} tokens but this run uses {} x {}",
                dir.string(), state.at("batch_size").get<int64_t>(),
                state.at("seq_len").get<int64_t>(), config_.batch_size, config_.seq_len);
-
-  model_.load_hf_tensors(checkpoint.tensors.all(), "checkpoint " + dir.string());
-  optim::AdamWState optimizer_state;
-  optimizer_state.step = state.at("optimizer_step").get<int64_t>();
-  const std::string prefix = kOptimizerPrefix;
-  for (const auto& [name, tensor] : checkpoint.trainer_tensors.all()) {
-    if (name.rfind(prefix, 0) == 0)
-      optimizer_state.tensors[name.substr(prefix.size())] = tensor.to(config_.device);
-  }
-  optimizer_->load_state(optimizer_state);
-
-  Generator& dropout = model_.dropout_generator();
-  dropout.seed = state.at("dropout_generator").at("seed").get<uint64_t>();
-  dropout.offset = state.at("dropout_generator").at("offset").get<uint64_t>();
   const auto& loader = state.at("loader");
   train_loader_.restore({.epoch = loader.at("epoch").get<int64_t>(),
                          .cursor = loader.at("cursor").get<int64_t>(),

@@ -18,13 +18,13 @@
 #include "core/error.h"
 #include "core/ops.h"
 #include "optim/clip.h"
+#include "rl/train_checkpoint.h"
 
 namespace tiller::rl {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr const char* kOptimizerPrefix = "optimizer.";
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -218,37 +218,20 @@ SftEvalResult SftTrainer::evaluate() {
 }
 
 void SftTrainer::save_checkpoint(const std::filesystem::path& dir) {
-  optim::AdamWState optimizer_state = optimizer_->state();
-  const Generator& dropout = model_.dropout_generator();
-  nlohmann::json state = {
-      {"stage", "sft"},
-      {"step", step_},
-      {"epoch", epoch_},
-      {"cursor", cursor_},
-      {"optimizer_step", optimizer_state.step},
-      {"dropout_generator", {{"seed", dropout.seed}, {"offset", dropout.offset}}},
-      {"rows", rows()},
-      {"batch_size", config_.batch_size},
-      {"grad_accumulation", config_.grad_accumulation},
-      {"seed", config_.seed}};
-  TrainerState trainer;
-  trainer.json = state.dump(2);
-  for (auto& [name, tensor] : optimizer_state.tensors)
-    trainer.tensors.emplace_back(kOptimizerPrefix + name, tensor);
-  tiller::save_checkpoint(dir, model_.hf_tensors(), model_.config().to_hf_json(), trainer);
-  if (tokenizer_) tokenizer_->save_tokenizer_json((dir / "tokenizer.json").string());
+  nlohmann::json state = {{"stage", "sft"},
+                          {"step", step_},
+                          {"epoch", epoch_},
+                          {"cursor", cursor_},
+                          {"rows", rows()},
+                          {"batch_size", config_.batch_size},
+                          {"grad_accumulation", config_.grad_accumulation},
+                          {"seed", config_.seed}};
+  save_training_checkpoint(dir, model_, *optimizer_, state.dump(), tokenizer_);
 }
 
 void SftTrainer::resume(const std::filesystem::path& dir) {
-  Checkpoint checkpoint = load_checkpoint(dir, Device::cpu());
-  TILLER_CHECK(checkpoint.has_trainer_state,
-               "sft: {} is a model directory without trainer state; load it with "
-               "Transformer::from_pretrained to start a new run instead",
-               dir.string());
-  ModelConfig saved = ModelConfig::from_hf_json(checkpoint.config_json);
-  TILLER_CHECK(saved.to_hf_json() == model_.config().to_hf_json(),
-               "sft: {} holds a different model configuration than this run's", dir.string());
-  auto state = nlohmann::json::parse(checkpoint.trainer_json);
+  auto state =
+      nlohmann::json::parse(load_training_checkpoint(dir, model_, *optimizer_, config_.device, "sft"));
   TILLER_CHECK(state.value("stage", "") == "sft", "sft: {} is not an SFT checkpoint", dir.string());
   const auto saved_rows = state.at("rows").get<int64_t>();
   const auto saved_batch = state.at("batch_size").get<int64_t>();
@@ -261,18 +244,6 @@ void SftTrainer::resume(const std::filesystem::path& dir) {
                dir.string(), saved_rows, saved_batch, saved_accumulation, saved_seed, rows(),
                config_.batch_size, config_.grad_accumulation, config_.seed);
 
-  model_.load_hf_tensors(checkpoint.tensors.all(), "checkpoint " + dir.string());
-  optim::AdamWState optimizer_state;
-  optimizer_state.step = state.at("optimizer_step").get<int64_t>();
-  const std::string prefix = kOptimizerPrefix;
-  for (const auto& [name, tensor] : checkpoint.trainer_tensors.all()) {
-    if (name.rfind(prefix, 0) == 0)
-      optimizer_state.tensors[name.substr(prefix.size())] = tensor.to(config_.device);
-  }
-  optimizer_->load_state(optimizer_state);
-  Generator& dropout = model_.dropout_generator();
-  dropout.seed = state.at("dropout_generator").at("seed").get<uint64_t>();
-  dropout.offset = state.at("dropout_generator").at("offset").get<uint64_t>();
   step_ = state.at("step").get<int64_t>();
   epoch_ = state.at("epoch").get<int64_t>();
   cursor_ = state.at("cursor").get<int64_t>();
