@@ -230,8 +230,8 @@ void SftTrainer::save_checkpoint(const std::filesystem::path& dir) {
 }
 
 void SftTrainer::resume(const std::filesystem::path& dir) {
-  auto state =
-      nlohmann::json::parse(load_training_checkpoint(dir, model_, *optimizer_, config_.device, "sft"));
+  auto state = nlohmann::json::parse(
+      load_training_checkpoint(dir, model_, *optimizer_, config_.device, "sft"));
   TILLER_CHECK(state.value("stage", "") == "sft", "sft: {} is not an SFT checkpoint", dir.string());
   const auto saved_rows = state.at("rows").get<int64_t>();
   const auto saved_batch = state.at("batch_size").get<int64_t>();
