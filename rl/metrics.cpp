@@ -6,6 +6,12 @@
 #include <cmath>
 #include <cstring>
 
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace tiller::rl {
@@ -61,12 +67,26 @@ void MetricsLog::print(int64_t step, int64_t total_steps, const Metrics& metrics
     if (!names.empty() && std::find(names.begin(), names.end(), name) == names.end()) continue;
     line += fmt::format("  {} {:.4g}", name, value);
   }
-  double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   if (step > 0 && total_steps > step)
     line += fmt::format("  eta {}", format_duration(elapsed / step * (total_steps - step)));
   std::printf("%s\n", line.c_str());
   std::fflush(stdout);
+}
+
+void truncate_metrics_for_resume(const std::string& path, int64_t step,
+                                 const std::string& eval_key) {
+  if (!std::filesystem::exists(path)) return;
+  std::ifstream in(path);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    auto record = nlohmann::json::parse(line, nullptr, false);
+    if (record.is_discarded() || !record.contains("step")) continue;  // a torn last line
+    const auto record_step = record["step"].get<int64_t>();
+    if (record_step < step || (record_step == step && !record.contains(eval_key)))
+      kept += line + "\n";
+  }
+  write_file_atomic(path, kept);
 }
 
 }  // namespace tiller::rl

@@ -51,4 +51,11 @@ class MetricsLog {
 
 std::string format_duration(double seconds);  // "1h02m", "3m05s", "42s"
 
+// Prepares a metrics file for a run resumed at `step`: keeps the records before `step` and the
+// train record of `step` itself, drops the records after it and the evaluation record at `step`
+// (one carrying `eval_key`; the resumed run evaluates there again) and a torn last line, so the
+// file never holds two histories for one step. Rewritten atomically; a missing file is fine.
+void truncate_metrics_for_resume(const std::string& path, int64_t step,
+                                 const std::string& eval_key);
+
 }  // namespace tiller::rl

@@ -40,23 +40,6 @@ PretrainConfig checked(PretrainConfig config) {
   return config;
 }
 
-// Keeps the records before `step` and the train record of `step` itself: a resumed run rewrites
-// what came after its checkpoint (and re-evaluates at `step`), so the file never holds two
-// histories for one step.
-void truncate_metrics(const std::filesystem::path& path, int64_t step) {
-  if (!std::filesystem::exists(path)) return;
-  std::ifstream in(path);
-  std::string kept, line;
-  while (std::getline(in, line)) {
-    auto record = nlohmann::json::parse(line, nullptr, false);
-    if (record.is_discarded() || !record.contains("step")) continue;  // a torn last line
-    const auto record_step = record["step"].get<int64_t>();
-    if (record_step < step || (record_step == step && !record.contains("val_loss")))
-      kept += line + "\n";
-  }
-  write_file_atomic(path, kept);
-}
-
 int64_t argmax(const std::vector<float>& values) {
   return std::max_element(values.begin(), values.end()) - values.begin();
 }
@@ -262,7 +245,7 @@ PretrainSummary Pretrainer::train() {
     std::filesystem::create_directories(out);
     write_file_atomic(out / "pretrain_config.json", pretrain_config_to_json(config_) + "\n");
     metrics_path = (out / "metrics.jsonl").string();
-    if (step_ > 0) truncate_metrics(metrics_path, step_);
+    if (step_ > 0) truncate_metrics_for_resume(metrics_path, step_, "val_loss");
   }
   MetricsLog log("pretrain", metrics_path, /*append=*/step_ > 0);
 

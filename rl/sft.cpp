@@ -34,22 +34,6 @@ int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
 
-// Drops the records a resumed run will write again (those after its checkpoint step, and the
-// eval at that step), so the file never holds two histories for one step.
-void truncate_metrics(const std::filesystem::path& path, int64_t step) {
-  if (!std::filesystem::exists(path)) return;
-  std::ifstream in(path);
-  std::string kept, line;
-  while (std::getline(in, line)) {
-    auto record = nlohmann::json::parse(line, nullptr, false);
-    if (record.is_discarded() || !record.contains("step")) continue;  // a torn last line
-    const auto record_step = record["step"].get<int64_t>();
-    if (record_step < step || (record_step == step && !record.contains("eval_loss")))
-      kept += line + "\n";
-  }
-  write_file_atomic(path, kept);
-}
-
 }  // namespace
 
 void SftConfig::validate() const {
@@ -264,7 +248,7 @@ SftSummary SftTrainer::train() {
   if (!out.empty()) {
     std::filesystem::create_directories(out);
     metrics_path = (out / "metrics.jsonl").string();
-    if (step_ > 0) truncate_metrics(metrics_path, step_);
+    if (step_ > 0) truncate_metrics_for_resume(metrics_path, step_, "eval_loss");
   }
   MetricsLog log("sft", metrics_path, /*append=*/step_ > 0);
 

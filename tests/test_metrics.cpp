@@ -41,3 +41,29 @@ TEST_CASE("durations print as h/m/s and metrics lookups name what is missing", "
   REQUIRE_THROWS_WITH(MetricsLog("x", "/nonexistent/dir/m.jsonl"),
                       Catch::Contains("cannot open /nonexistent/dir/m.jsonl"));
 }
+
+TEST_CASE("truncating for a resume keeps earlier records and the train record of the step",
+          "[metrics]") {
+  auto path = (std::filesystem::temp_directory_path() / "tiller_metrics_resume.jsonl").string();
+  {
+    std::ofstream out(path);
+    out << R"({"stage": "sft", "step": 1, "loss": 3})"
+        << "\n"
+        << R"({"stage": "sft", "step": 2, "loss": 2})"
+        << "\n"
+        << R"({"stage": "sft", "step": 2, "eval_loss": 2.5})"
+        << "\n"
+        << R"({"stage": "sft", "step": 3, "loss": 1})"
+        << "\n"
+        << R"({"stage": "sft", "st)";  // torn last line
+  }
+  truncate_metrics_for_resume(path, 2, "eval_loss");
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  REQUIRE(lines == std::vector<std::string>{R"({"stage": "sft", "step": 1, "loss": 3})",
+                                            R"({"stage": "sft", "step": 2, "loss": 2})"});
+  std::filesystem::remove(path);
+  truncate_metrics_for_resume(path, 5, "eval_loss");  // a missing file is not an error
+  REQUIRE_FALSE(std::filesystem::exists(path));
+}
