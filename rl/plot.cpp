@@ -110,7 +110,8 @@ PlotResult plot_metrics(const std::vector<PlotSeries>& series,
   script += fmt::format("set title {} noenhanced\n", gnuplot_string(options.title));
   script += fmt::format("set xlabel {} noenhanced\n", gnuplot_string(options.x_label));
   script += fmt::format("set ylabel {} noenhanced\n", gnuplot_string(options.y_label));
-  script += "set key top right noenhanced\nset grid\n";
+  // An opaque, boxed key stays readable where the curves run under it.
+  script += "set key top right noenhanced box opaque\nset grid\n";
   if (options.log_y) script += "set logscale y\n";
   if (!plot_clauses.empty()) {
     script += "plot ";
