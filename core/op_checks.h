@@ -58,8 +58,10 @@ inline int64_t normalize_dim(const char* op, int64_t dim, int64_t ndim) {
 }
 
 // All token ids in [0, V), or equal to `allowed` when given; copies ids to the host to check.
-void check_token_range(const char* op, const char* name, const Tensor& ids, int64_t V,
-                       const int32_t* allowed = nullptr);
+// Returns how many ids are real tokens (not `allowed`), which callers may need anyway
+// (cross_entropy's mean) without a second device-to-host copy.
+int64_t check_token_range(const char* op, const char* name, const Tensor& ids, int64_t V,
+                          const int32_t* allowed = nullptr);
 
 // A new uninitialised tensor like `t` (same dtype and device) with the given shape.
 inline Tensor empty_like(const Tensor& t, const Shape& shape) {

@@ -40,14 +40,15 @@ Shape leading_shape(const Tensor& logits) {
 }
 
 // Token ids (...) matching logits (..., V), on the same device, in [0, V) or `allowed`.
-void check_tokens(const char* op, const Tensor& logits, const Tensor& ids, const char* name,
+// Returns the number of ids that are not `allowed`.
+int64_t check_tokens(const char* op, const Tensor& logits, const Tensor& ids, const char* name,
                   const int32_t* allowed = nullptr) {
   check_i32(op, name, ids);
   check_same_device(op, logits, "logits", ids, name);
   TILLER_CHECK(ids.shape() == leading_shape(logits), "{}: logits are {} so {} must be {}, got {}",
                op, shape_str(logits.shape()), name, shape_str(leading_shape(logits)),
                shape_str(ids.shape()));
-  detail::check_token_range(op, name, ids, logits.size(-1), allowed);
+  return detail::check_token_range(op, name, ids, logits.size(-1), allowed);
 }
 
 // softmax and log_softmax share everything but their two kernels.
@@ -96,7 +97,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore
                      Reduction reduction) {
   const char* op = "cross_entropy";
   auto [rows, V] = check_logits(op, logits);
-  check_tokens(op, logits, targets, "targets", &ignore_index);
+  const int64_t counted = check_tokens(op, logits, targets, "targets", &ignore_index);
   Tensor loss = empty_f32(logits, leading_shape(logits));
   Tensor lse = empty_f32(logits, {rows});
   if (rows > 0)
@@ -115,12 +116,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore
   switch (reduction) {
     case Reduction::none: return loss;
     case Reduction::sum: return sum(loss);
-    case Reduction::mean: {
-      int64_t counted = 0;
-      for (int32_t id : targets.to_int_vector()) counted += id != ignore_index;
+    case Reduction::mean:
       // With every token ignored the loss and its gradient are 0, not 0/0.
       return scale(sum(loss), counted > 0 ? 1.f / static_cast<float>(counted) : 0.f);
-    }
   }
   fail("cross_entropy: unknown reduction {}", static_cast<int>(reduction));
 }
