@@ -1,0 +1,61 @@
+// Model-based curation signals from tiller models: the ScoreProvider that core/data/curate.h's
+// "scores" and "select" stages call.
+//
+//   perplexity  exp(mean NLL of the response tokens given the prompt) under `model`: the tokens
+//               the chat template marks trainable (assistant content + <|end|>, core/chat.h); a
+//               text row: every token after the first
+//   IFD         Instruction-Following Difficulty (Li et al. 2024, "From Quantity to Quality",
+//               Cherry; Superfiltering): loss(response | prompt) / loss(response alone), the
+//               second from the same chat rendered with only its assistant turns. IFD > 1 means
+//               the prompt makes the answer less likely: Cherry flags those rows (max_ifd = 1).
+//               Text rows have no IFD (NaN).
+//   reward      `reward_model`'s score of (generation prompt of the turns before the last
+//               answer, last answer + <|end|>), unnormalised
+//   embedding   the model's final hidden states (Transformer::hidden_states) mean-pooled over the
+//               row's real tokens, L2-normalised
+// Rows longer than the model's context keep their LAST max_seq_len tokens (the answer end).
+// Batches are right-padded; causal attention means no real token sees the padding, so a row
+// scores the same alone or in a batch. A progress line with ETA goes to stderr when asked.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/data/curate.h"
+#include "core/model.h"
+#include "core/tokenizer.h"
+#include "rl/reward.h"
+
+namespace tiller::rl {
+
+struct CurateScoreOptions {
+  int64_t batch_size = 16;
+  bool progress = true;  // "\r[curate] scores 120/5000 eta 1m12s" on stderr
+};
+
+// Mean NLL per row over the targets t >= 1 with trainable[t] != 0 (NaN for a row without any),
+// computed from model.forward in batches. tokens[i] and trainable[i] have the same length >= 2.
+std::vector<double> masked_mean_nll(Transformer& model,
+                                    const std::vector<std::vector<int32_t>>& tokens,
+                                    const std::vector<std::vector<uint8_t>>& trainable,
+                                    int64_t batch_size = 16);
+
+class ModelScorer : public data::ScoreProvider {
+ public:
+  // `reward_model` may be null. The pointers must outlive the scorer.
+  ModelScorer(Transformer* model, const Tokenizer* tokenizer, RewardModel* reward_model = nullptr,
+              CurateScoreOptions options = {});
+  void score(const std::vector<data::Row>& rows, const std::vector<int64_t>& indices,
+             data::RowScores& scores) override;
+  data::Embeddings embed(const std::vector<data::Row>& rows,
+                         const std::vector<int64_t>& indices) override;
+  bool has_reward() const override { return reward_model_ != nullptr; }
+
+ private:
+  Transformer* model_;
+  const Tokenizer* tokenizer_;
+  RewardModel* reward_model_;
+  CurateScoreOptions options_;
+};
+
+}  // namespace tiller::rl
