@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
@@ -234,6 +235,22 @@ RuleVerdict check_document(const std::string& text, const GopherConfig& config) 
   return {};
 }
 
+std::vector<std::string> repetition_words(std::string_view text) {
+  std::vector<std::string> words;
+  std::string word;
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (is_space(byte)) {
+      if (!word.empty()) words.push_back(std::move(word));
+      word.clear();
+    } else if (std::isalnum(byte) || c == '-' || c == '\'' || byte >= 0x80) {
+      word += static_cast<char>(std::tolower(byte));
+    }
+  }
+  if (!word.empty()) words.push_back(std::move(word));
+  return words;
+}
+
 bool repeats_back_to_back(const std::vector<std::string>& words) {
   const size_t n = words.size();
   for (size_t i = 0; i + 2 < n; ++i)  // one word three times
@@ -266,9 +283,7 @@ RuleVerdict check_chat(const Row& row, const ChatRulesConfig& config) {
       return fail_rule("answer_too_long", fmt::format("{} characters > {}", answer.size(),
                                                       config.max_answer_chars));
     const std::string normalized = normalize_text(answer);
-    std::vector<std::string> words;
-    for (const WordSpan& span : word_spans(normalized))
-      words.emplace_back(normalized.substr(span.begin, span.end - span.begin));
+    const std::vector<std::string> words = repetition_words(answer);
     if (config.reject_repeated_phrase && repeats_back_to_back(words))
       return fail_rule("repeated_phrase", "a run of words repeats back to back");
     if (config.reject_copied_question && !question.empty()) {

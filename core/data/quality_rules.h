@@ -25,8 +25,9 @@
 //   truncated_answer    the last answer does not end a sentence: its last character is not one of
 //                       . ! ? … " ' ” ’ ) ] ` * : (cut mid-sentence; also catches bare values)
 //   repeated_phrase     an answer where a run of words repeats back to back (two or more words
-//                       twice, or one word three times), compared on the normalised text — the
-//                       built-in world's rambling rule
+//                       twice, or one word three times) — the built-in world's rambling rule,
+//                       on its words: whitespace tokens lower-cased, keeping letters, digits,
+//                       '-' and '\'' (so "Z-O-R-V-I-K" is one word)
 //   copies_question     an answer equal to the question, or whose word 3-grams are >= 80% found
 //                       in the question (answers of >= 3 words)
 //   answer_too_long     answer over max_answer_chars characters (0 = off, the default)
@@ -34,6 +35,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/data/rows.h"
@@ -75,7 +77,8 @@ struct RuleVerdict {
 RuleVerdict check_document(const std::string& text, const GopherConfig& config = {});
 RuleVerdict check_chat(const Row& row, const ChatRulesConfig& config = {});
 
-// Back-to-back repetition on normalised words (the world's rambling rule), exposed for tests.
+// The words the repetition rule compares, and the rule itself (exposed for tests).
+std::vector<std::string> repetition_words(std::string_view text);
 bool repeats_back_to_back(const std::vector<std::string>& words);
 
 }  // namespace tiller::data

@@ -1,0 +1,102 @@
+// Model-based curation scores equal direct calls of the model: perplexity and IFD by hand from
+// Transformer::loss, embeddings from hidden_states, rewards from RewardModel::score.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "core/autograd.h"
+#include "core/chat.h"
+#include "core/special_tokens.h"
+#include "rl/data/curate_scores.h"
+
+using namespace tiller;
+
+namespace {
+
+Tokenizer byte_chat_tokenizer() {
+  Tokenizer tokenizer;
+  for (std::string_view token : special_tokens::kAll) tokenizer.add_special_token(token);
+  return tokenizer;
+}
+
+// Mean NLL of the trainable targets of one rendered chat, from Transformer::loss.
+double direct_loss(Transformer& model, const RenderedChat& chat) {
+  NoGradGuard no_grad;
+  const auto T = static_cast<int64_t>(chat.tokens.size()) - 1;
+  std::vector<int32_t> inputs(chat.tokens.begin(), chat.tokens.end() - 1), targets;
+  for (int64_t t = 1; t <= T; ++t) targets.push_back(chat.trainable[t] ? chat.tokens[t] : -100);
+  const TensorOptions ints{.dtype = DType::i32};
+  return model.loss(Tensor::from_ints(inputs, {1, T}, ints), Tensor::from_ints(targets, {1, T}, ints))
+      .to_vector()[0];
+}
+
+data::Row chat_row(const std::string& q, const std::string& a) {
+  return data::parse_row(R"({"messages":[{"role":"user","content":")" + q +
+                             R"("},{"role":"assistant","content":")" + a + R"("}]})",
+                         "t.jsonl:1");
+}
+
+}  // namespace
+
+TEST_CASE("perplexity and IFD equal loss(answer | question) and loss(answer) computed by hand",
+          "[curate]") {
+  Tokenizer tokenizer = byte_chat_tokenizer();
+  Transformer model(ModelConfig::gpt2(tokenizer.vocab_size(), 2, 2, 32, 128), 11);
+  const std::vector<data::Row> rows = {
+      chat_row("What colour is the sky?", "Blue."),
+      chat_row("Add 2 and 3, please, and explain it.", "2 plus 3 is 5."),
+      data::parse_row(R"({"text":"A plain document."})", "d.jsonl:1")};
+  data::RowScores scores{std::vector<double>(3, NAN), std::vector<double>(3, NAN),
+                         std::vector<double>(3, NAN)};
+  rl::ModelScorer scorer(&model, &tokenizer, nullptr, {.batch_size = 2, .progress = false});
+  scorer.score(rows, {0, 1, 2}, scores);
+
+  for (int i = 0; i < 2; ++i) {
+    const auto& m = rows[static_cast<size_t>(i)].messages;
+    const double conditioned = direct_loss(model, render_chat(tokenizer, {{"user", m[0].content},
+                                                                          {"assistant", m[1].content}}));
+    const double alone = direct_loss(model, render_chat(tokenizer, {{"assistant", m[1].content}}));
+    CHECK(scores.perplexity[static_cast<size_t>(i)] == Approx(std::exp(conditioned)).epsilon(1e-5));
+    CHECK(scores.ifd[static_cast<size_t>(i)] == Approx(conditioned / alone).epsilon(1e-5));
+  }
+  RenderedChat document;
+  document.tokens = tokenizer.encode("A plain document.");
+  document.trainable.assign(document.tokens.size(), 1);
+  CHECK(scores.perplexity[2] == Approx(std::exp(direct_loss(model, document))).epsilon(1e-5));
+  CHECK(std::isnan(scores.ifd[2]));
+  CHECK(std::isnan(scores.reward[0]));
+}
+
+TEST_CASE("embeddings are the normalised mean of hidden states; rewards are the model's scores",
+          "[curate]") {
+  Tokenizer tokenizer = byte_chat_tokenizer();
+  Transformer model(ModelConfig::gpt2(tokenizer.vocab_size(), 2, 2, 32, 128), 12);
+  rl::RewardModel reward(Transformer(ModelConfig::gpt2(tokenizer.vocab_size(), 1, 2, 32, 128), 13), 14);
+  const std::vector<data::Row> rows = {chat_row("Hi?", "Hello."),
+                                       chat_row("A longer question here?", "A longer answer.")};
+  rl::ModelScorer scorer(&model, &tokenizer, &reward, {.batch_size = 2, .progress = false});
+  const data::Embeddings embeddings = scorer.embed(rows, {1, 0});
+  REQUIRE(embeddings.dim == 32);
+
+  NoGradGuard no_grad;
+  const RenderedChat alone = render_chat(tokenizer, {{"user", "Hi?"}, {"assistant", "Hello."}});
+  const auto T = static_cast<int64_t>(alone.tokens.size());
+  const std::vector<float> hidden =
+      model.hidden_states(Tensor::from_ints(alone.tokens, {1, T}, {.dtype = DType::i32})).to_vector();
+  std::vector<double> mean(32, 0.0);
+  for (int64_t t = 0; t < T; ++t)
+    for (int c = 0; c < 32; ++c) mean[c] += hidden[t * 32 + c] / T;
+  double norm = 0;
+  for (double v : mean) norm += v * v;
+  for (int c = 0; c < 32; ++c)
+    CHECK(embeddings.row(1)[c] == Approx(mean[c] / std::sqrt(norm)).margin(1e-5));
+
+  data::RowScores scores{std::vector<double>(2, NAN), std::vector<double>(2, NAN),
+                         std::vector<double>(2, NAN)};
+  scorer.score(rows, {0, 1}, scores);
+  std::vector<int32_t> response = tokenizer.encode("Hello.");
+  response.push_back(tokenizer.token_id(special_tokens::kEndOfTurn));
+  const std::vector<float> direct =
+      reward.score({render_generation_prompt(tokenizer, {{"user", "Hi?"}})}, {response});
+  CHECK(scores.reward[0] == Approx(direct[0]).epsilon(1e-5));
+}
