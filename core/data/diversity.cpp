@@ -10,24 +10,31 @@
 namespace tiller::data {
 namespace {
 
-double dot(const float* a, const float* b, int64_t dim) {
-  double sum = 0;
-  for (int64_t d = 0; d < dim; ++d) sum += static_cast<double>(a[d]) * b[d];
+// Float accumulation (vectorises); embeddings are unit-length, so the sums stay near 1.
+float dot(const float* a, const float* b, int64_t dim) {
+  float sum = 0;
+  for (int64_t d = 0; d < dim; ++d) sum += a[d] * b[d];
   return sum;
 }
 
-double squared_distance(const float* a, const float* b, int64_t dim) {
-  double sum = 0;
+float squared_distance(const float* a, const float* b, int64_t dim) {
+  float sum = 0;
   for (int64_t d = 0; d < dim; ++d) {
-    const double diff = static_cast<double>(a[d]) - b[d];
+    const float diff = a[d] - b[d];
     sum += diff * diff;
   }
   return sum;
 }
 
-double cosine(const float* a, const float* b, int64_t dim) {
-  const double norm = std::sqrt(dot(a, a, dim) * dot(b, b, dim));
-  return norm > 0 ? dot(a, b, dim) / norm : 0.0;
+std::vector<float> norms(const Embeddings& e) {
+  std::vector<float> out(static_cast<size_t>(e.size()));
+  for (int64_t i = 0; i < e.size(); ++i) out[static_cast<size_t>(i)] = std::sqrt(dot(e.row(i), e.row(i), e.dim));
+  return out;
+}
+
+double cosine(const Embeddings& e, const std::vector<float>& norm, int64_t a, int64_t b) {
+  const double scale = static_cast<double>(norm[static_cast<size_t>(a)]) * norm[static_cast<size_t>(b)];
+  return scale > 0 ? dot(e.row(a), e.row(b), e.dim) / scale : 0.0;
 }
 
 }  // namespace
@@ -39,7 +46,7 @@ std::vector<int64_t> k_center_greedy(const Embeddings& embeddings, int64_t k, in
                first, n);
   std::vector<int64_t> selected;
   if (n == 0 || k == 0) return selected;
-  std::vector<double> nearest(static_cast<size_t>(n), std::numeric_limits<double>::infinity());
+  std::vector<float> nearest(static_cast<size_t>(n), std::numeric_limits<float>::infinity());
   int64_t next = first;
   while (static_cast<int64_t>(selected.size()) < std::min(k, n)) {
     selected.push_back(next);
@@ -48,7 +55,7 @@ std::vector<int64_t> k_center_greedy(const Embeddings& embeddings, int64_t k, in
     for (int64_t i = 0; i < n; ++i)
       nearest[static_cast<size_t>(i)] = std::min(
           nearest[static_cast<size_t>(i)], squared_distance(embeddings.row(i), chosen, embeddings.dim));
-    double farthest = -1;
+    float farthest = -1;
     for (int64_t i = 0; i < n; ++i)
       if (nearest[static_cast<size_t>(i)] > farthest) farthest = nearest[static_cast<size_t>(i)], next = i;
   }
@@ -59,6 +66,7 @@ std::vector<int64_t> deita_select(const Embeddings& embeddings, const std::vecto
                                   int64_t budget, double threshold) {
   TILLER_CHECK(threshold > -1.0 && threshold <= 1.0, "deita_select: threshold {} not in (-1, 1]",
                threshold);
+  const std::vector<float> norm = norms(embeddings);
   std::vector<int64_t> kept;
   for (int64_t candidate : order) {
     if (static_cast<int64_t>(kept.size()) >= budget) break;
@@ -66,7 +74,7 @@ std::vector<int64_t> deita_select(const Embeddings& embeddings, const std::vecto
                  "deita_select: index {} not in [0, {})", candidate, embeddings.size());
     bool too_close = false;
     for (int64_t k : kept)
-      if (cosine(embeddings.row(candidate), embeddings.row(k), embeddings.dim) > threshold) {
+      if (cosine(embeddings, norm, candidate, k) > threshold) {
         too_close = true;
         break;
       }
@@ -78,13 +86,13 @@ std::vector<int64_t> deita_select(const Embeddings& embeddings, const std::vecto
 double mean_nearest_neighbour_distance(const Embeddings& embeddings,
                                        const std::vector<int64_t>& selected) {
   if (selected.size() < 2) return 0.0;
+  const std::vector<float> norm = norms(embeddings);
   double total = 0;
+#pragma omp parallel for reduction(+ : total) schedule(dynamic, 16)
   for (size_t a = 0; a < selected.size(); ++a) {
     double best = -2;
     for (size_t b = 0; b < selected.size(); ++b)
-      if (a != b)
-        best = std::max(best, cosine(embeddings.row(selected[a]), embeddings.row(selected[b]),
-                                     embeddings.dim));
+      if (a != b) best = std::max(best, cosine(embeddings, norm, selected[a], selected[b]));
     total += 1.0 - best;
   }
   return total / static_cast<double>(selected.size());

@@ -14,6 +14,12 @@ namespace {
 constexpr uint64_t kMersennePrime = (uint64_t{1} << 61) - 1;
 constexpr uint32_t kMaxHash = 0xFFFFFFFFu;
 
+// v mod (2^61 - 1) for any 64-bit v, without a division.
+inline uint64_t mod_mersenne(uint64_t v) {
+  uint64_t r = (v & kMersennePrime) + (v >> 61);
+  return r >= kMersennePrime ? r - kMersennePrime : r;
+}
+
 }  // namespace
 
 double lsh_candidate_probability(double similarity, int bands, int rows_per_band) {
@@ -48,7 +54,7 @@ std::vector<uint32_t> MinHasher::signature(const std::vector<uint64_t>& shingles
   for (uint64_t shingle : shingles) {
     const uint64_t x = shingle & kMaxHash;
     for (size_t i = 0; i < a_.size(); ++i) {
-      const uint64_t permuted = ((a_[i] * x + b_[i]) % kMersennePrime) & kMaxHash;
+      const uint64_t permuted = mod_mersenne(a_[i] * x + b_[i]) & kMaxHash;
       minimum[i] = std::min(minimum[i], static_cast<uint32_t>(permuted));
     }
   }

@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "core/data/normalize.h"
+#include "kernels/random.h"
 
 namespace tiller::data {
 namespace {
@@ -101,16 +102,6 @@ std::pair<size_t, size_t> duplicates(const std::vector<std::string_view>& parts)
   return {count, chars};
 }
 
-std::string join(const std::vector<std::string_view>& tokens, size_t begin, size_t n,
-                 std::string_view separator) {
-  std::string out;
-  for (size_t k = 0; k < n; ++k) {
-    if (k > 0) out += separator;
-    out += tokens[begin + k];
-  }
-  return out;
-}
-
 RuleVerdict fail_rule(std::string rule, std::string detail) {
   return {std::move(rule), std::move(detail)};
 }
@@ -143,32 +134,51 @@ RuleVerdict check_document(const std::string& text, const GopherConfig& config) 
                                  dup_line_chars / text_chars,
                                  config.max_duplicate_line_char_fraction));
 
+  // n-grams are keyed by a 64-bit hash of their token hashes (a collision would need two
+  // different n-grams of one document to agree on 64 bits); their character length is datatrove's
+  // (" ".join for the top n-gram, "".join for the duplicated ones).
   const std::vector<std::string_view> tokens = split_tokens(text);
+  std::vector<uint64_t> token_hash(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) token_hash[i] = shingle_hash64(tokens[i]);
+  const auto gram_hash = [&](size_t begin, int n) {
+    uint64_t h = static_cast<uint64_t>(n);
+    for (int k = 0; k < n; ++k) h = random::mix64(h ^ token_hash[begin + k]) + 0x9e3779b97f4a7c15ull;
+    return h;
+  };
+  const auto gram_chars = [&](size_t begin, int n) {
+    size_t chars = 0;
+    for (int k = 0; k < n; ++k) chars += tokens[begin + k].size();
+    return chars;
+  };
   for (const auto& [n, limit] : config.top_ngram_char_fraction) {
     if (tokens.size() < static_cast<size_t>(n)) continue;
-    std::unordered_map<std::string, int64_t> counts;
-    for (size_t i = 0; i + n <= tokens.size(); ++i) ++counts[join(tokens, i, n, " ")];
-    std::string top;
-    int64_t top_count = 0;
-    for (size_t i = 0; i + n <= tokens.size(); ++i) {  // first most common, as Counter does
-      std::string gram = join(tokens, i, n, " ");
-      if (counts[gram] > top_count) top_count = counts[gram], top = std::move(gram);
+    std::unordered_map<uint64_t, std::pair<int64_t, size_t>> counts;  // hash -> (count, first)
+    counts.reserve(tokens.size());
+    for (size_t i = 0; i + n <= tokens.size(); ++i) {
+      auto [it, inserted] = counts.try_emplace(gram_hash(i, n), 0, i);
+      ++it->second.first;
     }
-    const double fraction = top_count > 1 ? top.size() * top_count / text_chars : 0.0;
+    int64_t top_count = 0;
+    size_t top_first = 0;
+    for (const auto& [hash, entry] : counts)  // the most common; ties to the earliest, as Counter
+      if (entry.first > top_count || (entry.first == top_count && entry.second < top_first))
+        top_count = entry.first, top_first = entry.second;
+    const double fraction =
+        top_count > 1 ? static_cast<double>(gram_chars(top_first, n) + n - 1) * top_count / text_chars
+                      : 0.0;
     if (fraction > limit)
       return fail_rule("gopher_top_ngram", fmt::format("top {}-gram covers {:.3f} > {}", n,
                                                        fraction, limit));
   }
   for (const auto& [n, limit] : config.duplicate_ngram_char_fraction) {
-    std::unordered_set<std::string> seen;
+    std::unordered_set<uint64_t> seen;
+    seen.reserve(tokens.size());
     size_t repeated_chars = 0, i = 0;
     while (i + n <= tokens.size()) {
-      std::string gram = join(tokens, i, n, "");
-      if (seen.contains(gram)) {
-        repeated_chars += gram.size();
+      if (!seen.insert(gram_hash(i, n)).second) {
+        repeated_chars += gram_chars(i, n);
         i += n;
       } else {
-        seen.insert(std::move(gram));
         ++i;
       }
     }
