@@ -148,7 +148,7 @@ std::string make_document(Stream& s, const std::vector<std::string>& vocabulary,
     if (kind == 2 && !lines.empty() && s.uniform() < 0.4) l = lines[s.below(lines.size())];
     lines.push_back(l);
     text += l;
-    text += (++line % 5 == 0) ? "\n\n" : "\n";
+    text += (++line % 5 == 0 && kind != 1) ? "\n\n" : "\n";  // bullet lists have no breaks
     written += n;
   }
   return text;
@@ -187,6 +187,7 @@ void print_stages(const char* what, const CurateResult& result) {
     fmt::print("  {:<8} {:<14} {:>8} rows in {:7.2f} s = {:>10.0f} rows/s  removed:{}\n", what,
                stage.name, stage.rows_in, stage.seconds, stage.rows_in / stage.seconds,
                reasons.empty() ? " -" : reasons);
+    for (const std::string& note : stage.notes) fmt::print("           {}\n", note);
   }
   fmt::print("  {:<8} all stages {:.2f} s; {} of {} rows kept\n", what, total, result.rows_kept,
              result.rows_in);

@@ -211,20 +211,30 @@ RuleVerdict check_document(const std::string& text, const GopherConfig& config) 
     return fail_rule("gopher_symbol_ratio",
                      fmt::format("'#' {:.3f}, ellipsis {:.3f} per word > {}", hash_ratio,
                                  ellipsis_ratio, config.max_symbol_word_ratio));
+  // Python's str.splitlines() (blank lines count), as GopherQualityFilter uses; the repetition
+  // rules above split at runs of newlines instead, as GopherRepetitionFilter does.
+  std::vector<std::string_view> all_lines;
+  for (size_t start = 0; start < text.size();) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    all_lines.push_back(std::string_view(text).substr(start, end - start));
+    start = end + 1;
+  }
+  if (all_lines.empty()) all_lines.push_back({});
   size_t bullets = 0, ellipsis_lines = 0;
-  for (std::string_view line : lines) {
+  for (std::string_view line : all_lines) {
     std::string_view t = trim(line);
     if (t.starts_with("\xE2\x80\xA2") || t.starts_with("-")) ++bullets;
     if (t.ends_with("...") || t.ends_with("\xE2\x80\xA6")) ++ellipsis_lines;
   }
-  const double line_count = static_cast<double>(lines.size());
+  const double line_count = static_cast<double>(all_lines.size());
   if (bullets / line_count > config.max_bullet_lines_ratio)
     return fail_rule("gopher_bullet_lines", fmt::format("{} of {} lines are bullets", bullets,
-                                                        lines.size()));
+                                                        all_lines.size()));
   if (ellipsis_lines / line_count > config.max_ellipsis_lines_ratio)
     return fail_rule("gopher_ellipsis_lines",
                      fmt::format("{} of {} lines end with an ellipsis", ellipsis_lines,
-                                 lines.size()));
+                                 all_lines.size()));
   size_t alphabetic = 0;
   for (std::string_view token : tokens)
     if (std::any_of(token.begin(), token.end(),
