@@ -44,10 +44,10 @@ struct Stream {
 };
 
 std::vector<std::string> make_vocabulary(uint64_t seed, size_t size) {
-  static const char* kSyllables[] = {"ka", "lo", "mi", "ren", "tas", "vo", "zu", "pel", "dra",
-                                     "nor", "si", "ul", "bek", "fa", "gri", "ho", "jun", "qua",
-                                     "sto", "wen", "yl", "cor", "dim", "esh", "tor", "bai", "mun",
-                                     "pri", "sol", "vex"};
+  static const char* kSyllables[] = {"ka",  "lo",  "mi",  "ren", "tas", "vo",  "zu",  "pel",
+                                     "dra", "nor", "si",  "ul",  "bek", "fa",  "gri", "ho",
+                                     "jun", "qua", "sto", "wen", "yl",  "cor", "dim", "esh",
+                                     "tor", "bai", "mun", "pri", "sol", "vex"};
   Stream s{seed};
   std::vector<std::string> words;
   for (size_t i = 0; i < size; ++i) {
@@ -59,8 +59,8 @@ std::vector<std::string> make_vocabulary(uint64_t seed, size_t size) {
   return words;
 }
 
-const std::vector<std::string> kStopWords = {"the", "and", "of", "to", "with", "that", "have",
-                                             "be", "in", "a", "is", "it"};
+const std::vector<std::string> kStopWords = {"the",  "and", "of", "to", "with", "that",
+                                             "have", "be",  "in", "a",  "is",   "it"};
 
 // A skewed pick: low indices are frequent (u^2), like the head of a Zipf curve.
 const std::string& pick(Stream& s, const std::vector<std::string>& vocabulary) {
@@ -73,19 +73,21 @@ std::string words_text(Stream& s, const std::vector<std::string>& vocabulary, si
   std::string text;
   for (size_t i = 0; i < n; ++i) {
     if (i > 0) text += ' ';
-    text += s.uniform() < stop_fraction ? kStopWords[s.below(kStopWords.size())] : pick(s, vocabulary);
+    text +=
+        s.uniform() < stop_fraction ? kStopWords[s.below(kStopWords.size())] : pick(s, vocabulary);
   }
   return text;
 }
 
 std::string chat_line(const std::string& question, const std::string& answer) {
-  return nlohmann::json{{"messages", {{{"role", "user"}, {"content", question}},
-                                      {{"role", "assistant"}, {"content", answer}}}}}
+  return nlohmann::json{
+      {"messages",
+       {{{"role", "user"}, {"content", question}}, {{"role", "assistant"}, {"content", answer}}}}}
       .dump();
 }
 
-std::string replace_words(Stream& s, const std::string& text, const std::vector<std::string>& vocabulary,
-                          int count) {
+std::string replace_words(Stream& s, const std::string& text,
+                          const std::vector<std::string>& vocabulary, int count) {
   std::vector<std::string> words;
   size_t start = 0;
   while (start <= text.size()) {
@@ -114,7 +116,8 @@ std::vector<Row> make_chats(size_t n, uint64_t seed, const std::vector<std::stri
       answer.insert(answer.size() / 2, ",");
     } else if (u < 0.10 && !originals.empty()) {  // near copy
       std::tie(question, answer) = originals[s.below(originals.size())];
-      answer = replace_words(s, answer.substr(0, answer.size() - 1), vocabulary, 1 + s.below(2)) + ".";
+      answer =
+          replace_words(s, answer.substr(0, answer.size() - 1), vocabulary, 1 + s.below(2)) + ".";
     } else {
       question = words_text(s, vocabulary, 8 + s.below(8), 0.25) + "?";
       answer = words_text(s, vocabulary, 20 + s.below(16), 0.3) + ".";
@@ -122,9 +125,12 @@ std::vector<Row> make_chats(size_t n, uint64_t seed, const std::vector<std::stri
       answer[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(answer[0])));
       originals.emplace_back(question, answer);
       const double broken = s.uniform();
-      if (broken < 0.01) answer = " ";
-      else if (broken < 0.02) answer = answer.substr(0, answer.size() / 2);
-      else if (broken < 0.03) answer = answer.substr(0, answer.size() - 1) + " again and again and again.";
+      if (broken < 0.01)
+        answer = " ";
+      else if (broken < 0.02)
+        answer = answer.substr(0, answer.size() / 2);
+      else if (broken < 0.03)
+        answer = answer.substr(0, answer.size() - 1) + " again and again and again.";
     }
     rows.push_back(parse_row(chat_line(question, answer), fmt::format("chats:{}", i + 1)));
   }
@@ -209,7 +215,11 @@ void recall_table(uint64_t seed, const std::vector<std::string>& vocabulary) {
     texts.push_back(words_text(s, vocabulary, kWords, 0.3));
     sets.push_back(word_shingles(normalize_text(texts.back()), 5));
   }
-  struct Planted { size_t a, b; int level; double jaccard; };
+  struct Planted {
+    size_t a, b;
+    int level;
+    double jaccard;
+  };
   std::vector<Planted> planted;
   for (size_t level = 0; level < levels.size(); ++level) {
     for (size_t p = 0; p < kPairsPerLevel; ++p) {
@@ -225,7 +235,8 @@ void recall_table(uint64_t seed, const std::vector<std::string>& vocabulary) {
       }
       texts.push_back(copy);
       sets.push_back(shingles);
-      planted.push_back({base, sets.size() - 1, static_cast<int>(level), jaccard(sets[base], shingles)});
+      planted.push_back(
+          {base, sets.size() - 1, static_cast<int>(level), jaccard(sets[base], shingles)});
     }
   }
   const auto n = static_cast<int64_t>(sets.size());
@@ -242,19 +253,25 @@ void recall_table(uint64_t seed, const std::vector<std::string>& vocabulary) {
     truth.insert(truth.end(), local.begin(), local.end());
   }
   const double all_pairs_seconds = seconds_since(start);
-  fmt::print("\nnear-duplicate recall / precision: {} rows of {} words, {} planted pairs per level, "
-             "baseline = exact all-pairs Jaccard >= {} ({} pairs, {:.2f} s)\n",
-             n, kWords, kPairsPerLevel, kThreshold, truth.size(), all_pairs_seconds);
+  fmt::print(
+      "\nnear-duplicate recall / precision: {} rows of {} words, {} planted pairs per level, "
+      "baseline = exact all-pairs Jaccard >= {} ({} pairs, {:.2f} s)\n",
+      n, kWords, kPairsPerLevel, kThreshold, truth.size(), all_pairs_seconds);
   for (const auto& [bands, rows] : std::vector<std::pair<int, int>>{{20, 5}, {14, 8}}) {
-    NearDedupConfig config{.ngram = 5, .bands = bands, .rows_per_band = rows,
-                           .jaccard_threshold = kThreshold, .seed = seed};
+    NearDedupConfig config{.ngram = 5,
+                           .bands = bands,
+                           .rows_per_band = rows,
+                           .jaccard_threshold = kThreshold,
+                           .seed = seed};
     const auto t0 = std::chrono::steady_clock::now();
     const NearDuplicates found = find_near_duplicates(sets, config);
     const double seconds = seconds_since(t0);
-    fmt::print("\n  {} bands x {} rows (S-curve midpoint {:.3f}): {:.2f} s, {} candidate pairs checked\n",
-               bands, rows, lsh_threshold(bands, rows), seconds, found.candidate_pairs);
-    fmt::print("  | planted Jaccard | measured mean | P(candidate) theory | merged | recall vs "
-               "baseline |\n  |---|---:|---:|---:|---:|\n");
+    fmt::print(
+        "\n  {} bands x {} rows (S-curve midpoint {:.3f}): {:.2f} s, {} candidate pairs checked\n",
+        bands, rows, lsh_threshold(bands, rows), seconds, found.candidate_pairs);
+    fmt::print(
+        "  | planted Jaccard | measured mean | P(candidate) theory | merged | recall vs "
+        "baseline |\n  |---|---:|---:|---:|---:|\n");
     for (size_t level = 0; level < levels.size(); ++level) {
       int merged = 0, true_pairs = 0, true_merged = 0;
       double mean = 0;
@@ -282,12 +299,14 @@ void recall_table(uint64_t seed, const std::vector<std::string>& vocabulary) {
     for (int64_t i = 0; i < n; ++i) {
       if (found.kept_of[static_cast<size_t>(i)] == i) continue;
       ++removed;
-      removed_correctly += truth_clusters.find(i) == truth_clusters.find(found.kept_of[static_cast<size_t>(i)]);
+      removed_correctly +=
+          truth_clusters.find(i) == truth_clusters.find(found.kept_of[static_cast<size_t>(i)]);
     }
-    fmt::print("  overall: recall {:.4f} ({}/{} baseline pairs in one cluster), precision {:.4f} "
-               "({}/{} removed rows truly duplicate their kept row)\n",
-               truth.empty() ? 1.0 : found_truth / double(truth.size()), found_truth, truth.size(),
-               removed ? removed_correctly / double(removed) : 1.0, removed_correctly, removed);
+    fmt::print(
+        "  overall: recall {:.4f} ({}/{} baseline pairs in one cluster), precision {:.4f} "
+        "({}/{} removed rows truly duplicate their kept row)\n",
+        truth.empty() ? 1.0 : found_truth / double(truth.size()), found_truth, truth.size(),
+        removed ? removed_correctly / double(removed) : 1.0, removed_correctly, removed);
   }
 }
 
@@ -322,10 +341,12 @@ void write_for_python(const std::filesystem::path& dir, const std::vector<Row>& 
     std::ofstream(dir / "cpp_gopher_seconds.txt") << seconds << "\n";
   }
   const MinHasher hasher(near.bands * near.rows_per_band, near.seed);
-  nlohmann::json config = {{"ngram", near.ngram}, {"bands", near.bands},
+  nlohmann::json config = {{"ngram", near.ngram},
+                           {"bands", near.bands},
                            {"rows_per_band", near.rows_per_band},
                            {"jaccard_threshold", near.jaccard_threshold},
-                           {"a", hasher.a()}, {"b", hasher.b()}};
+                           {"a", hasher.a()},
+                           {"b", hasher.b()}};
   std::ofstream(dir / "config.json") << config.dump() << "\n";
 }
 
@@ -336,12 +357,17 @@ int main(int argc, char** argv) {
   uint64_t seed = 1;
   std::string write_dir;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--chats")) chats = std::stoul(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--documents")) documents = std::stoul(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--seed")) seed = std::stoull(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--write")) write_dir = argv[i + 1];
+    if (!std::strcmp(argv[i], "--chats"))
+      chats = std::stoul(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--documents"))
+      documents = std::stoul(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--seed"))
+      seed = std::stoull(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--write"))
+      write_dir = argv[i + 1];
     else {
-      fmt::print(stderr, "usage: bench_cpu_curate [--chats N] [--documents N] [--seed S] [--write DIR]\n");
+      fmt::print(stderr,
+                 "usage: bench_cpu_curate [--chats N] [--documents N] [--seed S] [--write DIR]\n");
       return 2;
     }
   }
@@ -358,9 +384,11 @@ int main(int argc, char** argv) {
   std::vector<Row> eval_rows;
   for (size_t i = 0; i < 1000 && i < chat_rows.size(); ++i)
     eval_rows.push_back(parse_row(
-        nlohmann::json{{"messages", {{{"role", "user"},
-                                      {"content", i % 2 ? chat_rows[i * 37 % chat_rows.size()].prompt
-                                                        : "Unrelated eval question number " + std::to_string(i) + "?"}}}}}
+        nlohmann::json{
+            {"messages",
+             {{{"role", "user"},
+               {"content", i % 2 ? chat_rows[i * 37 % chat_rows.size()].prompt
+                                 : "Unrelated eval question number " + std::to_string(i) + "?"}}}}}
             .dump(),
         fmt::format("eval:{}", i + 1)));
   config.stages = {"decontaminate", "select"};
@@ -368,7 +396,8 @@ int main(int argc, char** argv) {
   print_stages("chats", Curator(config, eval_rows).run(chat_rows));
   config.select.method = "k_center";
   config.stages = {"select"};
-  const std::vector<Row> first_10k(chat_rows.begin(), chat_rows.begin() + std::min<size_t>(10000, chat_rows.size()));
+  const std::vector<Row> first_10k(chat_rows.begin(),
+                                   chat_rows.begin() + std::min<size_t>(10000, chat_rows.size()));
   print_stages("10k chats k_center", Curator(config).run(first_10k));
 
   t0 = std::chrono::steady_clock::now();
@@ -381,8 +410,10 @@ int main(int argc, char** argv) {
   recall_table(seed, vocabulary);
 
   if (!write_dir.empty()) {
-    const std::vector<Row> chat_subset(chat_rows.begin(), chat_rows.begin() + std::min<size_t>(20000, chat_rows.size()));
-    const std::vector<Row> doc_subset(doc_rows.begin(), doc_rows.begin() + std::min<size_t>(1000, doc_rows.size()));
+    const std::vector<Row> chat_subset(
+        chat_rows.begin(), chat_rows.begin() + std::min<size_t>(20000, chat_rows.size()));
+    const std::vector<Row> doc_subset(doc_rows.begin(),
+                                      doc_rows.begin() + std::min<size_t>(1000, doc_rows.size()));
     write_for_python(write_dir, chat_subset, doc_subset);
     fmt::print("\nwrote subsets and C++ verdicts for bench/py_curate.py to {}\n", write_dir);
   }

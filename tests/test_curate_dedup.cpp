@@ -53,7 +53,9 @@ TEST_CASE("pairs of known similarity become LSH candidates as often as the S-cur
     for (int trial = 0; trial < kTrials; ++trial) {
       auto [a, b] = pair_with_overlap(kSize, common, 1000 + trial);
       similarity = jaccard(a, b);
-      NearDedupConfig config{.bands = 20, .rows_per_band = 5, .jaccard_threshold = 1.0,
+      NearDedupConfig config{.bands = 20,
+                             .rows_per_band = 5,
+                             .jaccard_threshold = 1.0,
                              .seed = static_cast<uint64_t>(trial)};
       candidates += find_near_duplicates({a, b}, config).candidate_pairs > 0;
     }
@@ -67,8 +69,8 @@ TEST_CASE("pairs of known similarity become LSH candidates as often as the S-cur
 
 TEST_CASE("candidates below the Jaccard threshold are never merged; above it they are",
           "[curate]") {
-  auto [a, b] = pair_with_overlap(100, 90, 7);   // Jaccard 90/110 = 0.818
-  auto [c, d] = pair_with_overlap(100, 70, 8);   // Jaccard 70/130 = 0.538
+  auto [a, b] = pair_with_overlap(100, 90, 7);  // Jaccard 90/110 = 0.818
+  auto [c, d] = pair_with_overlap(100, 70, 8);  // Jaccard 70/130 = 0.538
   const NearDuplicates found = find_near_duplicates({a, b, c, d}, {.jaccard_threshold = 0.7});
   CHECK(found.kept_of == std::vector<int64_t>{0, 0, 2, 3});
   CHECK(found.matched[1] == 0);
@@ -87,7 +89,8 @@ TEST_CASE("union-find clusters are transitive and keep the highest priority row"
   REQUIRE(jaccard(x, z) < 0.7);
   const NearDuplicates first = find_near_duplicates({x, y, z}, {.jaccard_threshold = 0.8});
   CHECK(first.kept_of == std::vector<int64_t>{0, 0, 0});
-  const NearDuplicates best = find_near_duplicates({x, y, z}, {.jaccard_threshold = 0.8}, {0.1, 0.2, 0.9});
+  const NearDuplicates best =
+      find_near_duplicates({x, y, z}, {.jaccard_threshold = 0.8}, {0.1, 0.2, 0.9});
   CHECK(best.kept_of == std::vector<int64_t>{2, 2, 2});
 
   UnionFind uf(5);

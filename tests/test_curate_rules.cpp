@@ -13,12 +13,12 @@ namespace {
 std::string sentences(int words, uint64_t seed, const std::string& line_start = "",
                       const std::string& line_end = ".\n") {
   static const std::vector<std::string> kWords = {
-      "the",    "farmer", "walked", "market", "with",   "apples", "and",     "pears",  "to",
-      "of",     "river",  "bright", "morning", "sold",  "baskets", "green",  "golden", "that",
-      "have",   "people", "town",   "square", "quiet",  "evening", "bread",  "cheese", "honey",
-      "water",  "stone",  "bridge", "children", "laughed", "singing", "songs", "wooden", "cart",
-      "horses", "field",  "barley", "wheat",  "harvest", "autumn", "winter", "garden", "roses",
-      "window", "kitchen", "table", "lantern", "village", "mountain", "forest", "birds", "nest"};
+      "the",    "farmer",  "walked", "market",   "with",    "apples",   "and",    "pears",  "to",
+      "of",     "river",   "bright", "morning",  "sold",    "baskets",  "green",  "golden", "that",
+      "have",   "people",  "town",   "square",   "quiet",   "evening",  "bread",  "cheese", "honey",
+      "water",  "stone",   "bridge", "children", "laughed", "singing",  "songs",  "wooden", "cart",
+      "horses", "field",   "barley", "wheat",    "harvest", "autumn",   "winter", "garden", "roses",
+      "window", "kitchen", "table",  "lantern",  "village", "mountain", "forest", "birds",  "nest"};
   std::string text;
   for (int i = 0; i < words; ++i) {
     if (i % 10 == 0) text += line_start;

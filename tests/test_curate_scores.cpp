@@ -26,7 +26,8 @@ double direct_loss(Transformer& model, const RenderedChat& chat) {
   std::vector<int32_t> inputs(chat.tokens.begin(), chat.tokens.end() - 1), targets;
   for (int64_t t = 1; t <= T; ++t) targets.push_back(chat.trainable[t] ? chat.tokens[t] : -100);
   const TensorOptions ints{.dtype = DType::i32};
-  return model.loss(Tensor::from_ints(inputs, {1, T}, ints), Tensor::from_ints(targets, {1, T}, ints))
+  return model
+      .loss(Tensor::from_ints(inputs, {1, T}, ints), Tensor::from_ints(targets, {1, T}, ints))
       .to_vector()[0];
 }
 
@@ -53,8 +54,8 @@ TEST_CASE("perplexity and IFD equal loss(answer | question) and loss(answer) com
 
   for (int i = 0; i < 2; ++i) {
     const auto& m = rows[static_cast<size_t>(i)].messages;
-    const double conditioned = direct_loss(model, render_chat(tokenizer, {{"user", m[0].content},
-                                                                          {"assistant", m[1].content}}));
+    const double conditioned = direct_loss(
+        model, render_chat(tokenizer, {{"user", m[0].content}, {"assistant", m[1].content}}));
     const double alone = direct_loss(model, render_chat(tokenizer, {{"assistant", m[1].content}}));
     CHECK(scores.perplexity[static_cast<size_t>(i)] == Approx(std::exp(conditioned)).epsilon(1e-5));
     CHECK(scores.ifd[static_cast<size_t>(i)] == Approx(conditioned / alone).epsilon(1e-5));
@@ -71,7 +72,8 @@ TEST_CASE("embeddings are the normalised mean of hidden states; rewards are the 
           "[curate]") {
   Tokenizer tokenizer = byte_chat_tokenizer();
   Transformer model(ModelConfig::gpt2(tokenizer.vocab_size(), 2, 2, 32, 128), 12);
-  rl::RewardModel reward(Transformer(ModelConfig::gpt2(tokenizer.vocab_size(), 1, 2, 32, 128), 13), 14);
+  rl::RewardModel reward(Transformer(ModelConfig::gpt2(tokenizer.vocab_size(), 1, 2, 32, 128), 13),
+                         14);
   const std::vector<data::Row> rows = {chat_row("Hi?", "Hello."),
                                        chat_row("A longer question here?", "A longer answer.")};
   rl::ModelScorer scorer(&model, &tokenizer, &reward, {.batch_size = 2, .progress = false});
@@ -82,7 +84,8 @@ TEST_CASE("embeddings are the normalised mean of hidden states; rewards are the 
   const RenderedChat alone = render_chat(tokenizer, {{"user", "Hi?"}, {"assistant", "Hello."}});
   const auto T = static_cast<int64_t>(alone.tokens.size());
   const std::vector<float> hidden =
-      model.hidden_states(Tensor::from_ints(alone.tokens, {1, T}, {.dtype = DType::i32})).to_vector();
+      model.hidden_states(Tensor::from_ints(alone.tokens, {1, T}, {.dtype = DType::i32}))
+          .to_vector();
   std::vector<double> mean(32, 0.0);
   for (int64_t t = 0; t < T; ++t)
     for (int c = 0; c < 32; ++c) mean[c] += hidden[t * 32 + c] / T;

@@ -21,13 +21,16 @@ Row chat(const std::string& q, const std::string& a, const std::string& task = "
   return parse_row(line + "}", "t.jsonl:0");
 }
 
-Row doc(const std::string& text) { return parse_row(R"({"text":")" + text + "\"}", "d.jsonl:0"); }
+Row doc(const std::string& text) {
+  return parse_row(R"({"text":")" + text + "\"}", "d.jsonl:0");
+}
 
 }  // namespace
 
 TEST_CASE("decontamination finds exact questions and planted n-grams, not near misses",
           "[curate]") {
-  const std::string eval_doc = "one two three four five six seven eight nine ten eleven twelve thirteen";
+  const std::string eval_doc =
+      "one two three four five six seven eight nine ten eleven twelve thirteen";
   Decontaminator decontaminator(
       {chat("What is Zorvik's colour?", ""), doc(eval_doc),
        chat("Please tell me the exact number of legs that the creature Baron has", "")});
@@ -36,7 +39,8 @@ TEST_CASE("decontamination finds exact questions and planted n-grams, not near m
   CHECK(exact->reason == "exact_question");
   CHECK(exact->eval_index == 0);
   // A short eval question (5 words < 8) found whole inside a longer chat.
-  const auto inside = decontaminator.check(chat("Quiz: what is Zorvik's colour? Answer fast.", "Blue."));
+  const auto inside =
+      decontaminator.check(chat("Quiz: what is Zorvik's colour? Answer fast.", "Blue."));
   REQUIRE(inside);
   CHECK(inside->reason == "ngram_overlap");
   // 8 shared words with the long question: a chat 8-gram.
@@ -45,7 +49,8 @@ TEST_CASE("decontamination finds exact questions and planted n-grams, not near m
   REQUIRE(chat_hit);
   CHECK(chat_hit->eval_index == 2);
   // 7 shared words: below n, not a match.
-  CHECK_FALSE(decontaminator.check(chat("Hi. Say the exact number of legs that the beast has", "4.")));
+  CHECK_FALSE(
+      decontaminator.check(chat("Hi. Say the exact number of legs that the beast has", "4.")));
   // Documents use 13-grams: the whole eval document planted is found, 12 of its words are not.
   CHECK(decontaminator.check(doc("prefix words " + eval_doc + " suffix")));
   CHECK_FALSE(decontaminator.check(
@@ -82,7 +87,8 @@ TEST_CASE("the Curator is deterministic and reports task coverage under a budget
     const CurateResult a = Curator(config).run(rows);
     const CurateResult b = Curator(config).run(rows);
     CHECK(a.rows_kept == 12);
-    for (size_t i = 0; i < rows.size(); ++i) CHECK(a.rejections[i].has_value() == b.rejections[i].has_value());
+    for (size_t i = 0; i < rows.size(); ++i)
+      CHECK(a.rejections[i].has_value() == b.rejections[i].has_value());
     REQUIRE(a.diversity);
     CHECK(a.diversity->tasks_before.at("age") == 20);
     int64_t after = 0;
@@ -92,19 +98,20 @@ TEST_CASE("the Curator is deterministic and reports task coverage under a budget
 }
 
 TEST_CASE("empty input, a budget larger than the data, and bad config say so", "[curate]") {
-  CHECK_THROWS_WITH(Curator(CurateConfig{}).run({}),
-                    Catch::Contains("the input has no rows"));
+  CHECK_THROWS_WITH(Curator(CurateConfig{}).run({}), Catch::Contains("the input has no rows"));
   CurateConfig config;
   config.select.budget = 100;
   const CurateResult result = Curator(config).run({chat("A?", "B."), chat("C?", "D.")});
   CHECK(result.rows_kept == 2);
-  CHECK(result.stages.back().notes.at(0).find("budget 100 >= the 2 rows left") != std::string::npos);
+  CHECK(result.stages.back().notes.at(0).find("budget 100 >= the 2 rows left") !=
+        std::string::npos);
   CHECK_THROWS_WITH(CurateConfig::from_json_text(R"({"near_dedup": {"bandz": 3}})", "c.json"),
                     Catch::Contains("unknown key 'near_dedup.bandz'"));
   CHECK_THROWS_WITH(Curator(CurateConfig::from_json_text(R"({"stages": ["dedupe"]})", "c.json")),
                     Catch::Contains("unknown stage 'dedupe'"));
   const CurateConfig parsed = CurateConfig::from_json_text(
-      R"({"near_dedup": {"bands": 14, "rows_per_band": 8}, "select": {"method": "k_center"}})", "c.json");
+      R"({"near_dedup": {"bands": 14, "rows_per_band": 8}, "select": {"method": "k_center"}})",
+      "c.json");
   CHECK(parsed.near_dedup.bands == 14);
   CHECK(parsed.select.method == "k_center");
 }
@@ -112,10 +119,13 @@ TEST_CASE("empty input, a budget larger than the data, and bad config say so", "
 TEST_CASE("outputs: curated rows unchanged in order, every dropped row tagged", "[curate]") {
   testing::TempDir dir;
   const auto input = dir.path() / "in.jsonl";
-  std::ofstream(input) << R"({"messages":[{"role":"user","content":"Hi?"},{"role":"assistant","content":"Hello."}]})"
-                       << "\n{broken\n"
-                       << R"({"messages":[{"role":"user","content":"Hi?"},{"role":"assistant","content":"Hello."}]})"
-                       << "\n" << R"({"text": "short doc"})" << "\n";
+  std::ofstream(input)
+      << R"({"messages":[{"role":"user","content":"Hi?"},{"role":"assistant","content":"Hello."}]})"
+      << "\n{broken\n"
+      << R"({"messages":[{"role":"user","content":"Hi?"},{"role":"assistant","content":"Hello."}]})"
+      << "\n"
+      << R"({"text": "short doc"})"
+      << "\n";
   const RowStore store = read_rows({input}, {.skip_malformed = true});
   CurateConfig config;
   const CurateResult result = Curator(config).run(store.rows);
@@ -123,7 +133,9 @@ TEST_CASE("outputs: curated rows unchanged in order, every dropped row tagged", 
   std::ifstream curated(dir.path() / "out" / "curated.jsonl");
   std::string line;
   std::getline(curated, line);
-  CHECK(line == R"({"messages":[{"role":"user","content":"Hi?"},{"role":"assistant","content":"Hello."}]})");
+  CHECK(
+      line ==
+      R"({"messages":[{"role":"user","content":"Hi?"},{"role":"assistant","content":"Hello."}]})");
   CHECK_FALSE(std::getline(curated, line));
   std::ifstream rejected(dir.path() / "out" / "rejected.jsonl");
   std::vector<std::string> lines;

@@ -26,6 +26,8 @@ TEST_CASE("crc32 is zlib's, so Python's zlib.crc32 reproduces the shingle hashes
   CHECK(crc32("") == 0u);
   CHECK(crc32("hello world") == 0x0D4A1185u);  // zlib.crc32(b"hello world")
   CHECK(crc32("world", crc32("hello ")) == crc32("hello world"));
+  // Long enough for the 8-byte steps and a tail: zlib.crc32(b"The quick brown fox jumps over")
+  CHECK(crc32("The quick brown fox jumps over") == 0x051E1ADEu);
 }
 
 TEST_CASE("word shingles are the sorted unique n-grams; short texts give one shingle", "[curate]") {
@@ -38,10 +40,10 @@ TEST_CASE("word shingles are the sorted unique n-grams; short texts give one shi
 
 TEST_CASE("rows of every format keep their line verbatim and expose prompt, response and text",
           "[curate]") {
-  const Row chat = parse_row(
-      R"({"messages":[{"role":"system","content":"S"},{"role":"user","content":"Q?"},)"
-      R"({"role":"assistant","content":"A."}],"task":"colour"})",
-      "f.jsonl:1");
+  const Row chat =
+      parse_row(R"({"messages":[{"role":"system","content":"S"},{"role":"user","content":"Q?"},)"
+                R"({"role":"assistant","content":"A."}],"task":"colour"})",
+                "f.jsonl:1");
   CHECK(chat.format == RowFormat::chat);
   CHECK(chat.prompt == "Q?");
   CHECK(chat.response == "A.");
@@ -70,8 +72,10 @@ TEST_CASE("a malformed line is an error naming file:line, or listed under skip_m
           "[curate]") {
   testing::TempDir dir;
   const auto path = dir.path() / "pool.jsonl";
-  std::ofstream(path) << R"({"text":"ok"})" << "\n\n{not json\n"
-                      << R"({"messages":[{"role":"robot","content":"x"}]})" << "\n";
+  std::ofstream(path) << R"({"text":"ok"})"
+                      << "\n\n{not json\n"
+                      << R"({"messages":[{"role":"robot","content":"x"}]})"
+                      << "\n";
   try {
     read_rows({path});
     FAIL("expected an error");

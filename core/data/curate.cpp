@@ -73,8 +73,9 @@ Curator::Curator(CurateConfig config, std::vector<Row> eval_rows, ScoreProvider*
 }
 
 CurateResult Curator::run(const std::vector<Row>& rows, std::ostream* log) const {
-  TILLER_CHECK(!rows.empty(), "curate: the input has no rows (every file was empty or every line "
-                              "malformed)");
+  TILLER_CHECK(!rows.empty(),
+               "curate: the input has no rows (every file was empty or every line "
+               "malformed)");
   const auto run_start = std::chrono::steady_clock::now();
   const auto n = static_cast<int64_t>(rows.size());
   CurateResult result;
@@ -87,7 +88,8 @@ CurateResult Curator::run(const std::vector<Row>& rows, std::ostream* log) const
   std::vector<double> rank(rows.size(), kNaN);
   const auto refresh_rank = [&] {
     for (int64_t i = 0; i < n; ++i)
-      rank[static_cast<size_t>(i)] = rank_value(result.scores, config_.scores.rank_by, has_reward, i);
+      rank[static_cast<size_t>(i)] =
+          rank_value(result.scores, config_.scores.rank_by, has_reward, i);
   };
   // Within a duplicate group: the better rank wins, ties (and no scores) go to the earlier row.
   const auto better = [&](int64_t a, int64_t b) {
@@ -108,8 +110,8 @@ CurateResult Curator::run(const std::vector<Row>& rows, std::ostream* log) const
       std::vector<uint64_t> hashes(alive.size());
 #pragma omp parallel for schedule(dynamic, 256)
       for (int64_t k = 0; k < static_cast<int64_t>(alive.size()); ++k)
-        hashes[static_cast<size_t>(k)] =
-            text_hash64(normalize_text(rows[static_cast<size_t>(alive[static_cast<size_t>(k)])].text));
+        hashes[static_cast<size_t>(k)] = text_hash64(
+            normalize_text(rows[static_cast<size_t>(alive[static_cast<size_t>(k)])].text));
       for (size_t k = 0; k < alive.size(); ++k) {
         auto [it, inserted] = kept.emplace(hashes[k], alive[k]);
         if (!inserted && better(alive[k], it->second)) it->second = alive[k];
@@ -144,13 +146,14 @@ CurateResult Curator::run(const std::vector<Row>& rows, std::ostream* log) const
                       fmt::format("Jaccard {:.3f} with the kept row of its cluster", similarity),
                       alive[static_cast<size_t>(keeper)], similarity, -1});
       }
-      report.notes.push_back(fmt::format(
-          "{} bands x {} rows, {}-word shingles, threshold Jaccard >= {} (S-curve midpoint {:.3f}); "
-          "{} candidate pairs checked, {} confirmed",
-          config_.near_dedup.bands, config_.near_dedup.rows_per_band, config_.near_dedup.ngram,
-          config_.near_dedup.jaccard_threshold,
-          lsh_threshold(config_.near_dedup.bands, config_.near_dedup.rows_per_band),
-          found.candidate_pairs, found.confirmed_pairs));
+      report.notes.push_back(
+          fmt::format("{} bands x {} rows, {}-word shingles, threshold Jaccard >= {} (S-curve "
+                      "midpoint {:.3f}); "
+                      "{} candidate pairs checked, {} confirmed",
+                      config_.near_dedup.bands, config_.near_dedup.rows_per_band,
+                      config_.near_dedup.ngram, config_.near_dedup.jaccard_threshold,
+                      lsh_threshold(config_.near_dedup.bands, config_.near_dedup.rows_per_band),
+                      found.candidate_pairs, found.confirmed_pairs));
     } else if (stage == "quality") {
       std::vector<RuleVerdict> verdicts(alive.size());
 #pragma omp parallel for schedule(dynamic, 64)
@@ -189,14 +192,18 @@ CurateResult Curator::run(const std::vector<Row>& rows, std::ostream* log) const
           const double ppl = result.scores.perplexity[i], ifd = result.scores.ifd[i],
                        reward = result.scores.reward[i];
           if (filter.max_perplexity > 0 && ppl > filter.max_perplexity)
-            state.reject(row, report, {stage, "perplexity_above_max",
-                                       fmt::format("perplexity {:.3f} > {}", ppl, filter.max_perplexity), -1, 0, -1});
+            state.reject(
+                row, report,
+                {stage, "perplexity_above_max",
+                 fmt::format("perplexity {:.3f} > {}", ppl, filter.max_perplexity), -1, 0, -1});
           else if (filter.max_ifd > 0 && ifd > filter.max_ifd)
-            state.reject(row, report, {stage, "ifd_above_max",
-                                       fmt::format("IFD {:.3f} > {}", ifd, filter.max_ifd), -1, 0, -1});
+            state.reject(row, report,
+                         {stage, "ifd_above_max",
+                          fmt::format("IFD {:.3f} > {}", ifd, filter.max_ifd), -1, 0, -1});
           else if (reward < filter.min_reward)
-            state.reject(row, report, {stage, "reward_below_min",
-                                       fmt::format("reward {:.3f} < {}", reward, filter.min_reward), -1, 0, -1});
+            state.reject(row, report,
+                         {stage, "reward_below_min",
+                          fmt::format("reward {:.3f} < {}", reward, filter.min_reward), -1, 0, -1});
           else
             survivors.push_back(row);
         }
@@ -208,7 +215,8 @@ CurateResult Curator::run(const std::vector<Row>& rows, std::ostream* log) const
             state.reject(order[k], report,
                          {stage, "below_top_fraction",
                           fmt::format("rank {} of {}, keeping the top {}", k + 1, order.size(),
-                                      filter.keep_top_fraction), -1, 0, -1});
+                                      filter.keep_top_fraction),
+                          -1, 0, -1});
         }
       }
     } else if (stage == "select") {
@@ -239,22 +247,23 @@ CurateResult Curator::run(const std::vector<Row>& rows, std::ostream* log) const
         std::iota(positions.begin(), positions.end(), 0);
         std::vector<double> local_rank(alive.size(), kNaN);
         if (state.scored)
-          for (size_t k = 0; k < alive.size(); ++k) local_rank[k] = rank[static_cast<size_t>(alive[k])];
+          for (size_t k = 0; k < alive.size(); ++k)
+            local_rank[k] = rank[static_cast<size_t>(alive[k])];
         const std::vector<int64_t> order = ranked(positions, local_rank);
         std::vector<int64_t> chosen;
         if (select.budget >= static_cast<int64_t>(alive.size())) {
           chosen = positions;
-          report.notes.push_back(fmt::format(
-              "budget {} >= the {} rows left: every row kept, nothing selected", select.budget,
-              alive.size()));
+          report.notes.push_back(
+              fmt::format("budget {} >= the {} rows left: every row kept, nothing selected",
+                          select.budget, alive.size()));
         } else if (select.method == "k_center") {
           chosen = k_center_greedy(embeddings, select.budget, order.empty() ? 0 : order.front());
         } else if (select.method == "deita") {
           chosen = deita_select(embeddings, order, select.budget, select.threshold);
           if (static_cast<int64_t>(chosen.size()) < select.budget)
-            report.notes.push_back(fmt::format(
-                "DEITA threshold {} left only {} rows below the budget {}", select.threshold,
-                chosen.size(), select.budget));
+            report.notes.push_back(
+                fmt::format("DEITA threshold {} left only {} rows below the budget {}",
+                            select.threshold, chosen.size(), select.budget));
         } else {
           fail("curate: unknown select method '{}'; expected deita or k_center", select.method);
         }
@@ -268,22 +277,27 @@ CurateResult Curator::run(const std::vector<Row>& rows, std::ostream* log) const
             if (is_chosen[k]) ++diversity.tasks_after[row.task];
           }
           if (!is_chosen[k])
-            state.reject(alive[k], report,
-                         {stage, "not_selected",
-                          fmt::format("{} selection to a budget of {}", select.method, select.budget),
-                          -1, 0, -1});
+            state.reject(
+                alive[k], report,
+                {stage, "not_selected",
+                 fmt::format("{} selection to a budget of {}", select.method, select.budget), -1, 0,
+                 -1});
         }
         // Diversity before: a seed-free, evenly spaced sample of the pool of the same size.
         const size_t sample = std::min(alive.size(), chosen.size());
-        for (size_t k = 0; k < sample; ++k) before_sample.push_back(static_cast<int64_t>(k * alive.size() / std::max<size_t>(1, sample)));
+        for (size_t k = 0; k < sample; ++k)
+          before_sample.push_back(
+              static_cast<int64_t>(k * alive.size() / std::max<size_t>(1, sample)));
         diversity.selected = static_cast<int64_t>(chosen.size());
-        diversity.mean_nn_distance_before = mean_nearest_neighbour_distance(embeddings, before_sample);
+        diversity.mean_nn_distance_before =
+            mean_nearest_neighbour_distance(embeddings, before_sample);
         diversity.mean_nn_distance_after = mean_nearest_neighbour_distance(embeddings, chosen);
         result.diversity = diversity;
       }
     }
     report.rows_out = static_cast<int64_t>(state.alive().size());
-    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    report.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (log != nullptr) {
       *log << fmt::format("curate: {:<14} {:>8} -> {:>8} rows ({:.2f} s)", stage, report.rows_in,
                           report.rows_out, report.seconds);
@@ -293,7 +307,8 @@ CurateResult Curator::run(const std::vector<Row>& rows, std::ostream* log) const
     result.stages.push_back(std::move(report));
   }
   result.rows_kept = static_cast<int64_t>(state.alive().size());
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+  result.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
   return result;
 }
 

@@ -70,8 +70,8 @@ struct SelectConfig {
 };
 
 struct CurateConfig {
-  std::vector<std::string> stages = {"exact_dedup", "near_dedup", "quality", "decontaminate",
-                                     "scores",      "select"};
+  std::vector<std::string> stages = {"exact_dedup",   "near_dedup", "quality",
+                                     "decontaminate", "scores",     "select"};
   NearDedupConfig near_dedup;
   GopherConfig gopher;
   ChatRulesConfig chat_rules;
@@ -107,7 +107,7 @@ struct DiversityReport {
   std::string method;
   int64_t budget = 0, selected = 0;
   double mean_nn_distance_before = 0, mean_nn_distance_after = 0;  // cosine distance
-  std::map<std::string, int64_t> tasks_before, tasks_after;       // rows carrying "task"
+  std::map<std::string, int64_t> tasks_before, tasks_after;        // rows carrying "task"
   std::string embeddings;  // "model" or "hashed bag of words"
 };
 

@@ -17,16 +17,22 @@ namespace {
 using json = nlohmann::ordered_json;
 
 json near_dedup_json(const NearDedupConfig& c) {
-  return {{"ngram", c.ngram}, {"bands", c.bands}, {"rows_per_band", c.rows_per_band},
-          {"jaccard_threshold", c.jaccard_threshold}, {"seed", c.seed},
+  return {{"ngram", c.ngram},
+          {"bands", c.bands},
+          {"rows_per_band", c.rows_per_band},
+          {"jaccard_threshold", c.jaccard_threshold},
+          {"seed", c.seed},
           {"lsh_threshold", lsh_threshold(c.bands, c.rows_per_band)}};
 }
 
 std::string field_name(RowField field) {
   switch (field) {
-    case RowField::prompt: return "prompt";
-    case RowField::response: return "response";
-    case RowField::text: return "text";
+    case RowField::prompt:
+      return "prompt";
+    case RowField::response:
+      return "response";
+    case RowField::text:
+      return "text";
   }
   return "text";
 }
@@ -62,11 +68,15 @@ json summary(const std::vector<double>& values, int bins = 20) {
   const double low = finite.front(), high = finite.back();
   std::vector<int64_t> counts(static_cast<size_t>(bins), 0);
   for (double v : finite) {
-    const int b = high > low ? std::min(bins - 1, static_cast<int>((v - low) / (high - low) * bins)) : 0;
+    const int b =
+        high > low ? std::min(bins - 1, static_cast<int>((v - low) / (high - low) * bins)) : 0;
     ++counts[static_cast<size_t>(b)];
   }
-  return {{"count", finite.size()}, {"min", low}, {"mean", sum / finite.size()},
-          {"median", finite[finite.size() / 2]}, {"max", high},
+  return {{"count", finite.size()},
+          {"min", low},
+          {"mean", sum / finite.size()},
+          {"median", finite[finite.size() / 2]},
+          {"max", high},
           {"histogram", {{"low", low}, {"high", high}, {"counts", counts}}}};
 }
 
@@ -86,7 +96,8 @@ CurateConfig CurateConfig::from_json_text(const std::string& text, const std::st
        [&](const json& v) {
          apply(v, "near_dedup",
                std::map<std::string, std::function<void(const json&)>>{
-                   {"ngram", set(c.near_dedup.ngram)}, {"bands", set(c.near_dedup.bands)},
+                   {"ngram", set(c.near_dedup.ngram)},
+                   {"bands", set(c.near_dedup.bands)},
                    {"rows_per_band", set(c.near_dedup.rows_per_band)},
                    {"jaccard_threshold", set(c.near_dedup.jaccard_threshold)},
                    {"seed", set(c.near_dedup.seed)}});
@@ -96,7 +107,8 @@ CurateConfig CurateConfig::from_json_text(const std::string& text, const std::st
          GopherConfig& g = c.gopher;
          apply(v, "gopher",
                std::map<std::string, std::function<void(const json&)>>{
-                   {"min_words", set(g.min_words)}, {"max_words", set(g.max_words)},
+                   {"min_words", set(g.min_words)},
+                   {"max_words", set(g.max_words)},
                    {"min_mean_word_length", set(g.min_mean_word_length)},
                    {"max_mean_word_length", set(g.max_mean_word_length)},
                    {"max_symbol_word_ratio", set(g.max_symbol_word_ratio)},
@@ -141,15 +153,18 @@ CurateConfig CurateConfig::from_json_text(const std::string& text, const std::st
          ScoreFilterConfig& s = c.scores;
          apply(v, "scores",
                std::map<std::string, std::function<void(const json&)>>{
-                   {"max_perplexity", set(s.max_perplexity)}, {"max_ifd", set(s.max_ifd)},
+                   {"max_perplexity", set(s.max_perplexity)},
+                   {"max_ifd", set(s.max_ifd)},
                    {"min_reward", set(s.min_reward)},
-                   {"keep_top_fraction", set(s.keep_top_fraction)}, {"rank_by", set(s.rank_by)}});
+                   {"keep_top_fraction", set(s.keep_top_fraction)},
+                   {"rank_by", set(s.rank_by)}});
        }},
       {"select", [&](const json& v) {
          SelectConfig& s = c.select;
          apply(v, "select",
                std::map<std::string, std::function<void(const json&)>>{
-                   {"budget", set(s.budget)}, {"method", set(s.method)},
+                   {"budget", set(s.budget)},
+                   {"method", set(s.method)},
                    {"threshold", set(s.threshold)},
                    {"bag_of_words_dim", set(s.bag_of_words_dim)}});
        }}};
@@ -163,58 +178,65 @@ CurateConfig CurateConfig::from_json_text(const std::string& text, const std::st
 std::string CurateConfig::to_json() const {
   const GopherConfig& g = gopher;
   const ChatRulesConfig& r = chat_rules;
-  json root = {
-      {"stages", stages},
-      {"near_dedup", near_dedup_json(near_dedup)},
-      {"gopher",
-       {{"min_words", g.min_words}, {"max_words", g.max_words},
-        {"min_mean_word_length", g.min_mean_word_length},
-        {"max_mean_word_length", g.max_mean_word_length},
-        {"max_symbol_word_ratio", g.max_symbol_word_ratio},
-        {"max_bullet_lines_ratio", g.max_bullet_lines_ratio},
-        {"max_ellipsis_lines_ratio", g.max_ellipsis_lines_ratio},
-        {"min_alphabetic_words_ratio", g.min_alphabetic_words_ratio},
-        {"min_stop_words", g.min_stop_words},
-        {"max_duplicate_line_fraction", g.max_duplicate_line_fraction},
-        {"max_duplicate_line_char_fraction", g.max_duplicate_line_char_fraction},
-        {"max_duplicate_paragraph_fraction", g.max_duplicate_paragraph_fraction},
-        {"max_duplicate_paragraph_char_fraction", g.max_duplicate_paragraph_char_fraction},
-        {"top_ngram_char_fraction", g.top_ngram_char_fraction},
-        {"duplicate_ngram_char_fraction", g.duplicate_ngram_char_fraction}}},
-      {"chat_rules",
-       {{"require_assistant_turn", r.require_assistant_turn},
-        {"reject_empty_answer", r.reject_empty_answer},
-        {"reject_truncated_answer", r.reject_truncated_answer},
-        {"reject_repeated_phrase", r.reject_repeated_phrase},
-        {"reject_copied_question", r.reject_copied_question},
-        {"copy_ngram_fraction", r.copy_ngram_fraction},
-        {"max_answer_chars", r.max_answer_chars}}},
-      {"decontaminate",
-       {{"ngram_documents", decontamination.ngram_documents},
-        {"ngram_chats", decontamination.ngram_chats},
-        {"exact_question", decontamination.exact_question},
-        {"train_field", field_name(decontamination.train_field)},
-        {"eval_field", field_name(decontamination.eval_field)}}},
-      {"scores",
-       {{"max_perplexity", scores.max_perplexity}, {"max_ifd", scores.max_ifd},
-        {"min_reward", scores.min_reward}, {"keep_top_fraction", scores.keep_top_fraction},
-        {"rank_by", scores.rank_by}}},
-      {"select",
-       {{"budget", select.budget}, {"method", select.method}, {"threshold", select.threshold},
-        {"bag_of_words_dim", select.bag_of_words_dim}}}};
+  json root = {{"stages", stages},
+               {"near_dedup", near_dedup_json(near_dedup)},
+               {"gopher",
+                {{"min_words", g.min_words},
+                 {"max_words", g.max_words},
+                 {"min_mean_word_length", g.min_mean_word_length},
+                 {"max_mean_word_length", g.max_mean_word_length},
+                 {"max_symbol_word_ratio", g.max_symbol_word_ratio},
+                 {"max_bullet_lines_ratio", g.max_bullet_lines_ratio},
+                 {"max_ellipsis_lines_ratio", g.max_ellipsis_lines_ratio},
+                 {"min_alphabetic_words_ratio", g.min_alphabetic_words_ratio},
+                 {"min_stop_words", g.min_stop_words},
+                 {"max_duplicate_line_fraction", g.max_duplicate_line_fraction},
+                 {"max_duplicate_line_char_fraction", g.max_duplicate_line_char_fraction},
+                 {"max_duplicate_paragraph_fraction", g.max_duplicate_paragraph_fraction},
+                 {"max_duplicate_paragraph_char_fraction", g.max_duplicate_paragraph_char_fraction},
+                 {"top_ngram_char_fraction", g.top_ngram_char_fraction},
+                 {"duplicate_ngram_char_fraction", g.duplicate_ngram_char_fraction}}},
+               {"chat_rules",
+                {{"require_assistant_turn", r.require_assistant_turn},
+                 {"reject_empty_answer", r.reject_empty_answer},
+                 {"reject_truncated_answer", r.reject_truncated_answer},
+                 {"reject_repeated_phrase", r.reject_repeated_phrase},
+                 {"reject_copied_question", r.reject_copied_question},
+                 {"copy_ngram_fraction", r.copy_ngram_fraction},
+                 {"max_answer_chars", r.max_answer_chars}}},
+               {"decontaminate",
+                {{"ngram_documents", decontamination.ngram_documents},
+                 {"ngram_chats", decontamination.ngram_chats},
+                 {"exact_question", decontamination.exact_question},
+                 {"train_field", field_name(decontamination.train_field)},
+                 {"eval_field", field_name(decontamination.eval_field)}}},
+               {"scores",
+                {{"max_perplexity", scores.max_perplexity},
+                 {"max_ifd", scores.max_ifd},
+                 {"min_reward", scores.min_reward},
+                 {"keep_top_fraction", scores.keep_top_fraction},
+                 {"rank_by", scores.rank_by}}},
+               {"select",
+                {{"budget", select.budget},
+                 {"method", select.method},
+                 {"threshold", select.threshold},
+                 {"bag_of_words_dim", select.bag_of_words_dim}}}};
   return root.dump(2);
 }
 
 void write_curation_outputs(const std::filesystem::path& dir, const RowStore& store,
                             const CurateResult& result, const CurateConfig& config) {
   std::filesystem::create_directories(dir);
-  TILLER_CHECK(result.rejections.size() == store.rows.size(),
-               "curate: {} verdicts for {} rows", result.rejections.size(), store.rows.size());
+  TILLER_CHECK(result.rejections.size() == store.rows.size(), "curate: {} verdicts for {} rows",
+               result.rejections.size(), store.rows.size());
   std::string curated, rejected;
   for (const MalformedLine& bad : store.malformed) {
     json line = {{"raw", bad.raw},
-                 {"curate", {{"stage", "read"}, {"reason", "malformed"}, {"detail", bad.problem},
-                             {"source", bad.source}}}};
+                 {"curate",
+                  {{"stage", "read"},
+                   {"reason", "malformed"},
+                   {"detail", bad.problem},
+                   {"source", bad.source}}}};
     rejected += line.dump() + "\n";
   }
   std::map<std::string, int64_t> removed_total;
@@ -227,8 +249,11 @@ void write_curation_outputs(const std::filesystem::path& dir, const RowStore& st
     const Rejection& r = *result.rejections[i];
     ++removed_total[r.reason];
     json line = json::parse(row.raw);
-    json tag = {{"stage", r.stage}, {"reason", r.reason}, {"detail", r.detail},
-                {"source", row.source}, {"row", i}};
+    json tag = {{"stage", r.stage},
+                {"reason", r.reason},
+                {"detail", r.detail},
+                {"source", row.source},
+                {"row", i}};
     if (r.duplicate_of >= 0) {
       tag["duplicate_of"] = r.duplicate_of;
       tag["duplicate_of_source"] = store.rows[static_cast<size_t>(r.duplicate_of)].source;
@@ -248,8 +273,11 @@ void write_curation_outputs(const std::filesystem::path& dir, const RowStore& st
                  {"seconds", result.seconds}};
   json stages = json::array();
   for (const StageReport& s : result.stages)
-    stages.push_back({{"name", s.name}, {"rows_in", s.rows_in}, {"rows_out", s.rows_out},
-                      {"removed", s.rows_in - s.rows_out}, {"removed_by_reason", s.removed_by_reason},
+    stages.push_back({{"name", s.name},
+                      {"rows_in", s.rows_in},
+                      {"rows_out", s.rows_out},
+                      {"removed", s.rows_in - s.rows_out},
+                      {"removed_by_reason", s.removed_by_reason},
                       {"seconds", s.seconds},
                       {"rows_per_second", s.seconds > 0 ? s.rows_in / s.seconds : 0.0},
                       {"notes", s.notes}});
@@ -260,18 +288,22 @@ void write_curation_outputs(const std::filesystem::path& dir, const RowStore& st
                       {"reward", summary(result.scores.reward)}};
   if (result.diversity) {
     const DiversityReport& d = *result.diversity;
-    report["diversity"] = {{"method", d.method}, {"budget", d.budget}, {"selected", d.selected},
+    report["diversity"] = {{"method", d.method},
+                           {"budget", d.budget},
+                           {"selected", d.selected},
                            {"embeddings", d.embeddings},
                            {"mean_nn_cosine_distance_pool_sample", d.mean_nn_distance_before},
                            {"mean_nn_cosine_distance_selected", d.mean_nn_distance_after},
-                           {"tasks_before", d.tasks_before}, {"tasks_after", d.tasks_after}};
+                           {"tasks_before", d.tasks_before},
+                           {"tasks_after", d.tasks_after}};
   }
   report["config"] = json::parse(config.to_json());
   write_file_atomic((dir / "report.json").string(), report.dump(2) + "\n");
 
-  std::string md = fmt::format("# Curation report\n\n{} rows in ({} malformed), {} kept, {:.2f} s.\n\n",
-                               result.rows_in + static_cast<int64_t>(store.malformed.size()),
-                               store.malformed.size(), result.rows_kept, result.seconds);
+  std::string md =
+      fmt::format("# Curation report\n\n{} rows in ({} malformed), {} kept, {:.2f} s.\n\n",
+                  result.rows_in + static_cast<int64_t>(store.malformed.size()),
+                  store.malformed.size(), result.rows_kept, result.seconds);
   md += "| stage | rows in | rows out | removed by reason | seconds |\n|---|---:|---:|---|---:|\n";
   for (const StageReport& s : result.stages) {
     std::string reasons;

@@ -9,9 +9,12 @@ namespace {
 
 const std::string& field_of(const Row& row, RowField field) {
   switch (field) {
-    case RowField::prompt: return row.prompt;
-    case RowField::response: return row.response;
-    case RowField::text: return row.text;
+    case RowField::prompt:
+      return row.prompt;
+    case RowField::response:
+      return row.response;
+    case RowField::text:
+      return row.text;
   }
   return row.text;
 }
@@ -51,19 +54,21 @@ void Decontaminator::build(NgramIndex& index, int n) const {
       index.short_texts[words].emplace(text_hash64(normalized), static_cast<int64_t>(i));
       continue;
     }
-    for (uint64_t gram : word_shingles(normalized, n)) index.full.emplace(gram, static_cast<int64_t>(i));
+    for (uint64_t gram : word_shingles(normalized, n))
+      index.full.emplace(gram, static_cast<int64_t>(i));
   }
 }
 
 std::optional<int64_t> Decontaminator::find(const NgramIndex& index,
                                             const std::string& normalized) const {
   const std::vector<WordSpan> words = word_spans(normalized);
-  const auto check_grams = [&](int n, const std::unordered_map<uint64_t, int64_t>& table)
-      -> std::optional<int64_t> {
+  const auto check_grams =
+      [&](int n, const std::unordered_map<uint64_t, int64_t>& table) -> std::optional<int64_t> {
     if (table.empty() || words.size() < static_cast<size_t>(n)) return std::nullopt;
     for (size_t i = 0; i + n <= words.size(); ++i) {
       const uint32_t begin = words[i].begin, end = words[i + n - 1].end;
-      const auto hit = table.find(shingle_hash64(std::string_view(normalized).substr(begin, end - begin)));
+      const auto hit =
+          table.find(shingle_hash64(std::string_view(normalized).substr(begin, end - begin)));
       if (hit != table.end()) return hit->second;
     }
     return std::nullopt;

@@ -10,7 +10,8 @@
 namespace tiller::data {
 namespace {
 
-// Float accumulation, vectorised by omp simd (reassociating the sum); embeddings are unit-length, so the sums stay near 1.
+// Float accumulation, vectorised by omp simd (reassociating the sum); embeddings are unit-length,
+// so the sums stay near 1.
 float dot(const float* a, const float* b, int64_t dim) {
   float sum = 0;
 #pragma omp simd reduction(+ : sum)
@@ -30,12 +31,14 @@ float squared_distance(const float* a, const float* b, int64_t dim) {
 
 std::vector<float> norms(const Embeddings& e) {
   std::vector<float> out(static_cast<size_t>(e.size()));
-  for (int64_t i = 0; i < e.size(); ++i) out[static_cast<size_t>(i)] = std::sqrt(dot(e.row(i), e.row(i), e.dim));
+  for (int64_t i = 0; i < e.size(); ++i)
+    out[static_cast<size_t>(i)] = std::sqrt(dot(e.row(i), e.row(i), e.dim));
   return out;
 }
 
 double cosine(const Embeddings& e, const std::vector<float>& norm, int64_t a, int64_t b) {
-  const double scale = static_cast<double>(norm[static_cast<size_t>(a)]) * norm[static_cast<size_t>(b)];
+  const double scale =
+      static_cast<double>(norm[static_cast<size_t>(a)]) * norm[static_cast<size_t>(b)];
   return scale > 0 ? dot(e.row(a), e.row(b), e.dim) / scale : 0.0;
 }
 
@@ -55,11 +58,13 @@ std::vector<int64_t> k_center_greedy(const Embeddings& embeddings, int64_t k, in
     const float* chosen = embeddings.row(next);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; ++i)
-      nearest[static_cast<size_t>(i)] = std::min(
-          nearest[static_cast<size_t>(i)], squared_distance(embeddings.row(i), chosen, embeddings.dim));
+      nearest[static_cast<size_t>(i)] =
+          std::min(nearest[static_cast<size_t>(i)],
+                   squared_distance(embeddings.row(i), chosen, embeddings.dim));
     float farthest = -1;
     for (int64_t i = 0; i < n; ++i)
-      if (nearest[static_cast<size_t>(i)] > farthest) farthest = nearest[static_cast<size_t>(i)], next = i;
+      if (nearest[static_cast<size_t>(i)] > farthest)
+        farthest = nearest[static_cast<size_t>(i)], next = i;
   }
   return selected;
 }

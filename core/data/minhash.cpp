@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <unordered_map>
 
 #include "core/error.h"
 #include "kernels/random.h"
@@ -34,9 +33,12 @@ double jaccard(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b) {
   if (a.empty() && b.empty()) return 0.0;
   size_t i = 0, j = 0, common = 0;
   while (i < a.size() && j < b.size()) {
-    if (a[i] < b[j]) ++i;
-    else if (b[j] < a[i]) ++j;
-    else ++common, ++i, ++j;
+    if (a[i] < b[j])
+      ++i;
+    else if (b[j] < a[i])
+      ++j;
+    else
+      ++common, ++i, ++j;
   }
   return static_cast<double>(common) / static_cast<double>(a.size() + b.size() - common);
 }
@@ -113,32 +115,45 @@ NearDuplicates find_near_duplicates(const std::vector<std::vector<uint64_t>>& sh
   result.matched.assign(static_cast<size_t>(n), -1);
   result.matched_jaccard.assign(static_cast<size_t>(n), 0.0);
   UnionFind clusters(n);
+  // Buckets of one band: (key, row) pairs sorted, so each bucket is a run of rows in input order
+  // (no per-bucket allocation).
+  std::vector<std::pair<uint64_t, int64_t>> entries;
+  entries.reserve(static_cast<size_t>(n));
+  std::vector<int64_t> members;
   for (int band = 0; band < config.bands; ++band) {
-    std::unordered_map<uint64_t, std::vector<int64_t>> buckets;
-    buckets.reserve(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) {
-      if (shingle_sets[static_cast<size_t>(i)].empty()) continue;
-      std::vector<int64_t>& members = buckets[band_keys[static_cast<size_t>(i * config.bands + band)]];
-      bool merged = false;
-      for (int64_t earlier : members) {
-        if (clusters.find(earlier) == clusters.find(i)) {
+    entries.clear();
+    for (int64_t i = 0; i < n; ++i)
+      if (!shingle_sets[static_cast<size_t>(i)].empty())
+        entries.emplace_back(band_keys[static_cast<size_t>(i * config.bands + band)], i);
+    std::sort(entries.begin(), entries.end());
+    for (size_t start = 0; start < entries.size();) {
+      size_t end = start + 1;
+      while (end < entries.size() && entries[end].first == entries[start].first) ++end;
+      members.clear();
+      for (size_t e = start; e < end; ++e) {
+        const int64_t i = entries[e].second;
+        bool merged = false;
+        for (int64_t earlier : members) {
+          if (clusters.find(earlier) == clusters.find(i)) {
+            merged = true;
+            continue;
+          }
+          ++result.candidate_pairs;
+          const double similarity = jaccard(shingle_sets[static_cast<size_t>(earlier)],
+                                            shingle_sets[static_cast<size_t>(i)]);
+          if (similarity < config.jaccard_threshold) continue;
+          ++result.confirmed_pairs;
+          clusters.unite(earlier, i);
           merged = true;
-          continue;
+          if (result.matched[static_cast<size_t>(i)] < 0) {
+            result.matched[static_cast<size_t>(i)] = earlier;
+            result.matched_jaccard[static_cast<size_t>(i)] = similarity;
+          }
         }
-        ++result.candidate_pairs;
-        const double similarity = jaccard(shingle_sets[static_cast<size_t>(earlier)],
-                                          shingle_sets[static_cast<size_t>(i)]);
-        if (similarity < config.jaccard_threshold) continue;
-        ++result.confirmed_pairs;
-        clusters.unite(earlier, i);
-        merged = true;
-        if (result.matched[static_cast<size_t>(i)] < 0) {
-          result.matched[static_cast<size_t>(i)] = earlier;
-          result.matched_jaccard[static_cast<size_t>(i)] = similarity;
-        }
+        // Only rows that start a cluster of their own in this bucket stay comparison targets.
+        if (!merged) members.push_back(i);
       }
-      // Only rows that start a cluster of their own in this bucket stay as comparison targets.
-      if (!merged) members.push_back(i);
+      start = end;
     }
   }
 
@@ -147,8 +162,8 @@ NearDuplicates find_near_duplicates(const std::vector<std::vector<uint64_t>>& sh
   for (int64_t i = 0; i < n; ++i) {
     const int64_t root = clusters.find(i);
     int64_t& current = best[static_cast<size_t>(root)];
-    if (current < 0 || (!priority.empty() && priority[static_cast<size_t>(i)] >
-                                                 priority[static_cast<size_t>(current)]))
+    if (current < 0 || (!priority.empty() &&
+                        priority[static_cast<size_t>(i)] > priority[static_cast<size_t>(current)]))
       current = i;
   }
   result.kept_of.resize(static_cast<size_t>(n));

@@ -30,11 +30,11 @@
 namespace tiller::data {
 
 struct NearDedupConfig {
-  int ngram = 5;                    // word shingle size (datatrove, Gopher)
-  int bands = 20;                   // b
-  int rows_per_band = 5;            // r
-  double jaccard_threshold = 0.7;   // confirmed duplicate when exact Jaccard >= this
-  uint64_t seed = 1;                // permutation draw
+  int ngram = 5;                   // word shingle size (datatrove, Gopher)
+  int bands = 20;                  // b
+  int rows_per_band = 5;           // r
+  double jaccard_threshold = 0.7;  // confirmed duplicate when exact Jaccard >= this
+  uint64_t seed = 1;               // permutation draw
 };
 
 double lsh_candidate_probability(double similarity, int bands, int rows_per_band);
@@ -67,11 +67,11 @@ class UnionFind {
 };
 
 struct NearDuplicates {
-  std::vector<int64_t> kept_of;      // per row: the kept row of its cluster (itself when kept)
-  std::vector<int64_t> matched;      // per row: the row it was merged with (-1 when none)
+  std::vector<int64_t> kept_of;  // per row: the kept row of its cluster (itself when kept)
+  std::vector<int64_t> matched;  // per row: the row it was merged with (-1 when none)
   std::vector<double> matched_jaccard;
-  int64_t candidate_pairs = 0;       // pairs that shared a band and were checked
-  int64_t confirmed_pairs = 0;       // of those, Jaccard >= threshold
+  int64_t candidate_pairs = 0;  // pairs that shared a band and were checked
+  int64_t confirmed_pairs = 0;  // of those, Jaccard >= threshold
 };
 
 // `shingle_sets[i]` sorted unique (word_shingles); `priority` empty or one value per row.

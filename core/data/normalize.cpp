@@ -18,10 +18,14 @@ char32_t decode_utf8(std::string_view text, size_t& i) {
   if (lead < 0x80) return ++i, lead;
   int length = 0;
   char32_t cp = 0;
-  if ((lead & 0xE0) == 0xC0) length = 2, cp = lead & 0x1F;
-  else if ((lead & 0xF0) == 0xE0) length = 3, cp = lead & 0x0F;
-  else if ((lead & 0xF8) == 0xF0) length = 4, cp = lead & 0x07;
-  else return ++i, kReplacement;
+  if ((lead & 0xE0) == 0xC0)
+    length = 2, cp = lead & 0x1F;
+  else if ((lead & 0xF0) == 0xE0)
+    length = 3, cp = lead & 0x0F;
+  else if ((lead & 0xF8) == 0xF0)
+    length = 4, cp = lead & 0x07;
+  else
+    return ++i, kReplacement;
   if (i + length > text.size()) return ++i, kReplacement;
   for (int k = 1; k < length; ++k) {
     if ((byte(i + k) & 0xC0) != 0x80) return ++i, kReplacement;
@@ -75,29 +79,42 @@ char32_t to_lower(char32_t c) {
 
 bool is_space(char32_t c) {
   return c == ' ' || (c >= 0x09 && c <= 0x0D) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
 }
 
 bool is_punctuation(char32_t c) {
-  if (c < 0x80) return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) ||
-                       (c >= 0x5B && c <= 0x60) || (c >= 0x7B && c <= 0x7E);
+  if (c < 0x80)
+    return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) ||
+           (c >= 0x7B && c <= 0x7E);
   return (c >= 0xA1 && c <= 0xBF) || c == 0xD7 || c == 0xF7 || (c >= 0x2010 && c <= 0x205E) ||
          (c >= 0x3001 && c <= 0x303F);
 }
 
-bool is_zero_width(char32_t c) { return (c >= 0x200B && c <= 0x200D) || c == 0xFEFF; }
+bool is_zero_width(char32_t c) {
+  return (c >= 0x200B && c <= 0x200D) || c == 0xFEFF;
+}
 
-constexpr std::array<uint32_t, 256> make_crc_table() {
-  std::array<uint32_t, 256> table{};
+// CRC-32 (zlib's polynomial 0xEDB88320) sliced by 8: table k advances a byte's contribution by
+// k more bytes, so eight bytes are folded per step with eight look-ups.
+using CrcTables = std::array<std::array<uint32_t, 256>, 8>;
+constexpr CrcTables make_crc_tables() {
+  CrcTables t{};
   for (uint32_t n = 0; n < 256; ++n) {
     uint32_t c = n;
     for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    table[n] = c;
+    t[0][n] = c;
   }
-  return table;
+  for (uint32_t n = 0; n < 256; ++n)
+    for (int k = 1; k < 8; ++k) t[k][n] = (t[k - 1][n] >> 8) ^ t[0][t[k - 1][n] & 0xFF];
+  return t;
 }
-constexpr std::array<uint32_t, 256> kCrcTable = make_crc_table();
+constexpr CrcTables kCrc = make_crc_tables();
+
+uint32_t load_le32(const unsigned char* p) {
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
+         static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
+}
 
 }  // namespace
 
@@ -135,7 +152,15 @@ std::vector<WordSpan> word_spans(std::string_view normalized) {
 
 uint32_t crc32(std::string_view bytes, uint32_t crc) {
   crc = ~crc;
-  for (unsigned char b : bytes) crc = kCrcTable[(crc ^ b) & 0xFF] ^ (crc >> 8);
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  size_t size = bytes.size();
+  for (; size >= 8; p += 8, size -= 8) {
+    const uint32_t lo = crc ^ load_le32(p), hi = load_le32(p + 4);
+    crc = kCrc[7][lo & 0xFF] ^ kCrc[6][(lo >> 8) & 0xFF] ^ kCrc[5][(lo >> 16) & 0xFF] ^
+          kCrc[4][lo >> 24] ^ kCrc[3][hi & 0xFF] ^ kCrc[2][(hi >> 8) & 0xFF] ^
+          kCrc[1][(hi >> 16) & 0xFF] ^ kCrc[0][hi >> 24];
+  }
+  for (; size > 0; ++p, --size) crc = kCrc[0][(crc ^ *p) & 0xFF] ^ (crc >> 8);
   return ~crc;
 }
 
@@ -144,7 +169,9 @@ uint64_t shingle_hash64(std::string_view bytes) {
          (static_cast<uint64_t>(crc32(bytes, 0x5bd1e995u)) << 32);
 }
 
-uint64_t text_hash64(std::string_view normalized) { return shingle_hash64(normalized); }
+uint64_t text_hash64(std::string_view normalized) {
+  return shingle_hash64(normalized);
+}
 
 std::vector<uint64_t> word_shingles(std::string_view normalized, int n) {
   TILLER_CHECK(n >= 1, "word_shingles: n must be >= 1, got {}", n);

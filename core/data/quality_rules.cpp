@@ -19,10 +19,14 @@ bool is_ascii_punctuation(unsigned char c) {
   return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) ||
          (c >= 0x7B && c <= 0x7E);
 }
-bool is_space(unsigned char c) { return c == ' ' || (c >= 0x09 && c <= 0x0D); }
+bool is_space(unsigned char c) {
+  return c == ' ' || (c >= 0x09 && c <= 0x0D);
+}
 // Bytes >= 0x80 count as letters: every non-ASCII UTF-8 byte belongs to a multi-byte character,
 // and the non-ASCII characters of ordinary text are overwhelmingly letters.
-bool is_alphabetic(unsigned char c) { return ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c >= 0x80; }
+bool is_alphabetic(unsigned char c) {
+  return ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c >= 0x80;
+}
 
 // Whitespace tokens with leading and trailing punctuation runs split off as tokens of their own.
 std::vector<std::string_view> split_tokens(std::string_view text) {
@@ -115,7 +119,8 @@ RuleVerdict check_document(const std::string& text, const GopherConfig& config) 
   const std::string_view stripped = trim(text);
   const auto paragraphs = split_at(stripped, /*paragraphs=*/true);
   const auto [dup_paragraphs, dup_paragraph_chars] = duplicates(paragraphs);
-  if (dup_paragraphs / static_cast<double>(paragraphs.size()) > config.max_duplicate_paragraph_fraction)
+  if (dup_paragraphs / static_cast<double>(paragraphs.size()) >
+      config.max_duplicate_paragraph_fraction)
     return fail_rule("gopher_duplicate_paragraphs",
                      fmt::format("{} of {} paragraphs repeat", dup_paragraphs, paragraphs.size()));
   if (dup_paragraph_chars / text_chars > config.max_duplicate_paragraph_char_fraction)
@@ -129,10 +134,10 @@ RuleVerdict check_document(const std::string& text, const GopherConfig& config) 
     return fail_rule("gopher_duplicate_lines",
                      fmt::format("{} of {} lines repeat", dup_lines, lines.size()));
   if (dup_line_chars / text_chars > config.max_duplicate_line_char_fraction)
-    return fail_rule("gopher_duplicate_lines",
-                     fmt::format("{:.3f} of characters in repeated lines > {}",
-                                 dup_line_chars / text_chars,
-                                 config.max_duplicate_line_char_fraction));
+    return fail_rule(
+        "gopher_duplicate_lines",
+        fmt::format("{:.3f} of characters in repeated lines > {}", dup_line_chars / text_chars,
+                    config.max_duplicate_line_char_fraction));
 
   // n-grams are keyed by a 64-bit hash of their token hashes (a collision would need two
   // different n-grams of one document to agree on 64 bits); their character length is datatrove's
@@ -142,7 +147,8 @@ RuleVerdict check_document(const std::string& text, const GopherConfig& config) 
   for (size_t i = 0; i < tokens.size(); ++i) token_hash[i] = shingle_hash64(tokens[i]);
   const auto gram_hash = [&](size_t begin, int n) {
     uint64_t h = static_cast<uint64_t>(n);
-    for (int k = 0; k < n; ++k) h = random::mix64(h ^ token_hash[begin + k]) + 0x9e3779b97f4a7c15ull;
+    for (int k = 0; k < n; ++k)
+      h = random::mix64(h ^ token_hash[begin + k]) + 0x9e3779b97f4a7c15ull;
     return h;
   };
   const auto gram_chars = [&](size_t begin, int n) {
@@ -163,12 +169,12 @@ RuleVerdict check_document(const std::string& text, const GopherConfig& config) 
     for (const auto& [hash, entry] : counts)  // the most common; ties to the earliest, as Counter
       if (entry.first > top_count || (entry.first == top_count && entry.second < top_first))
         top_count = entry.first, top_first = entry.second;
-    const double fraction =
-        top_count > 1 ? static_cast<double>(gram_chars(top_first, n) + n - 1) * top_count / text_chars
-                      : 0.0;
+    const double fraction = top_count > 1 ? static_cast<double>(gram_chars(top_first, n) + n - 1) *
+                                                top_count / text_chars
+                                          : 0.0;
     if (fraction > limit)
-      return fail_rule("gopher_top_ngram", fmt::format("top {}-gram covers {:.3f} > {}", n,
-                                                       fraction, limit));
+      return fail_rule("gopher_top_ngram",
+                       fmt::format("top {}-gram covers {:.3f} > {}", n, fraction, limit));
   }
   for (const auto& [n, limit] : config.duplicate_ngram_char_fraction) {
     std::unordered_set<uint64_t> seen;
@@ -184,8 +190,8 @@ RuleVerdict check_document(const std::string& text, const GopherConfig& config) 
     }
     const double fraction = repeated_chars / text_chars;
     if (fraction > limit)
-      return fail_rule("gopher_duplicate_ngrams", fmt::format("repeated {}-grams cover {:.3f} > {}",
-                                                              n, fraction, limit));
+      return fail_rule("gopher_duplicate_ngrams",
+                       fmt::format("repeated {}-grams cover {:.3f} > {}", n, fraction, limit));
   }
 
   // Quality (GopherQualityFilter).
@@ -229,12 +235,11 @@ RuleVerdict check_document(const std::string& text, const GopherConfig& config) 
   }
   const double line_count = static_cast<double>(all_lines.size());
   if (bullets / line_count > config.max_bullet_lines_ratio)
-    return fail_rule("gopher_bullet_lines", fmt::format("{} of {} lines are bullets", bullets,
-                                                        all_lines.size()));
+    return fail_rule("gopher_bullet_lines",
+                     fmt::format("{} of {} lines are bullets", bullets, all_lines.size()));
   if (ellipsis_lines / line_count > config.max_ellipsis_lines_ratio)
-    return fail_rule("gopher_ellipsis_lines",
-                     fmt::format("{} of {} lines end with an ellipsis", ellipsis_lines,
-                                 all_lines.size()));
+    return fail_rule("gopher_ellipsis_lines", fmt::format("{} of {} lines end with an ellipsis",
+                                                          ellipsis_lines, all_lines.size()));
   size_t alphabetic = 0;
   for (std::string_view token : tokens)
     if (std::any_of(token.begin(), token.end(),
@@ -245,13 +250,13 @@ RuleVerdict check_document(const std::string& text, const GopherConfig& config) 
                      fmt::format("{:.3f} of words have a letter < {}", alphabetic / token_count,
                                  config.min_alphabetic_words_ratio));
   static const std::unordered_set<std::string_view> kStopWords = {"the", "be",   "to",   "of",
-                                                                   "and", "that", "have", "with"};
+                                                                  "and", "that", "have", "with"};
   int64_t stop_words = 0;
   for (std::string_view w : words)
     if (kStopWords.contains(w)) ++stop_words;
   if (stop_words < config.min_stop_words)
-    return fail_rule("gopher_stop_words", fmt::format("{} stop words < {}", stop_words,
-                                                      config.min_stop_words));
+    return fail_rule("gopher_stop_words",
+                     fmt::format("{} stop words < {}", stop_words, config.min_stop_words));
   return {};
 }
 
@@ -299,33 +304,36 @@ RuleVerdict check_chat(const Row& row, const ChatRulesConfig& config) {
     if (config.reject_empty_answer && answer.empty())
       return fail_rule("empty_answer", fmt::format("assistant answer {} is empty", k));
     if (answer.empty()) continue;
-    if (config.max_answer_chars > 0 && static_cast<int64_t>(answer.size()) > config.max_answer_chars)
-      return fail_rule("answer_too_long", fmt::format("{} characters > {}", answer.size(),
-                                                      config.max_answer_chars));
+    if (config.max_answer_chars > 0 &&
+        static_cast<int64_t>(answer.size()) > config.max_answer_chars)
+      return fail_rule("answer_too_long",
+                       fmt::format("{} characters > {}", answer.size(), config.max_answer_chars));
     const std::string normalized = normalize_text(answer);
     const std::vector<std::string> words = repetition_words(answer);
     if (config.reject_repeated_phrase && repeats_back_to_back(words))
       return fail_rule("repeated_phrase", "a run of words repeats back to back");
     if (config.reject_copied_question && !question.empty()) {
-      if (normalized == question)
-        return fail_rule("copies_question", "the answer is the question");
+      if (normalized == question) return fail_rule("copies_question", "the answer is the question");
       const std::vector<uint64_t> answer_grams = word_shingles(normalized, 3);
       const std::vector<uint64_t> question_grams = word_shingles(question, 3);
       if (words.size() >= 3) {
         size_t found = 0;
         for (uint64_t g : answer_grams)
           if (std::binary_search(question_grams.begin(), question_grams.end(), g)) ++found;
-        const double fraction = static_cast<double>(found) / static_cast<double>(answer_grams.size());
+        const double fraction =
+            static_cast<double>(found) / static_cast<double>(answer_grams.size());
         if (fraction >= config.copy_ngram_fraction)
-          return fail_rule("copies_question",
-                           fmt::format("{:.2f} of the answer's 3-grams are in the question", fraction));
+          return fail_rule(
+              "copies_question",
+              fmt::format("{:.2f} of the answer's 3-grams are in the question", fraction));
       }
     }
   }
   if (config.reject_truncated_answer) {
     const std::string_view last = trim(answers.back());
-    static constexpr std::string_view kEnders[] = {".", "!", "?", "\"", "'", ")", "]", "`", "*", ":",
-                                                   "\xE2\x80\xA6", "\xE2\x80\x9D", "\xE2\x80\x99"};
+    static constexpr std::string_view kEnders[] = {
+        ".",           "!", "?", "\"", "'", ")", "]", "`", "*", ":", "\xE2\x80\xA6", "\xE2\x80\x9D",
+        "\xE2\x80\x99"};
     const bool ends = std::any_of(std::begin(kEnders), std::end(kEnders),
                                   [&](std::string_view e) { return last.ends_with(e); });
     if (!last.empty() && !ends)

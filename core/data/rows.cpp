@@ -46,8 +46,8 @@ std::vector<Message> parse_messages(const json& array, const std::string& source
   std::vector<Message> messages;
   for (size_t i = 0; i < array.size(); ++i) {
     const json& m = array[i];
-    if (!m.is_object() || !m.contains("role") || !m.contains("content") ||
-        !m["role"].is_string() || !m["content"].is_string())
+    if (!m.is_object() || !m.contains("role") || !m.contains("content") || !m["role"].is_string() ||
+        !m["content"].is_string())
       fail("{}: message {} needs string \"role\" and \"content\"", source, i);
     std::string role = m["role"].get<std::string>();
     if (role != "system" && role != "user" && role != "assistant")
@@ -76,10 +76,14 @@ void fill_text(Row& row) {
 
 std::string_view format_name(RowFormat format) {
   switch (format) {
-    case RowFormat::chat: return "chat";
-    case RowFormat::prompt_completion: return "prompt_completion";
-    case RowFormat::preference: return "preference";
-    case RowFormat::text: return "text";
+    case RowFormat::chat:
+      return "chat";
+    case RowFormat::prompt_completion:
+      return "prompt_completion";
+    case RowFormat::preference:
+      return "preference";
+    case RowFormat::text:
+      return "text";
   }
   return "unknown";
 }
@@ -135,9 +139,10 @@ Row parse_row(std::string_view line, std::string source) {
     row.format = RowFormat::text;
     row.text = require_string(record, "text", row.source).get<std::string>();
   } else {
-    fail("{}: not a known format (expected \"messages\", \"prompt\"/\"completion\", "
-         "\"prompt\"/\"chosen\"/\"rejected\" or \"text\")",
-         row.source);
+    fail(
+        "{}: not a known format (expected \"messages\", \"prompt\"/\"completion\", "
+        "\"prompt\"/\"chosen\"/\"rejected\" or \"text\")",
+        row.source);
   }
   fill_text(row);
   return row;

@@ -68,6 +68,7 @@ struct RowStore {
 Row parse_row(std::string_view line, std::string source);
 
 // Reads every file in order. Blank lines are skipped. Throws when a file cannot be opened.
-RowStore read_rows(const std::vector<std::filesystem::path>& paths, const ReadOptions& options = {});
+RowStore read_rows(const std::vector<std::filesystem::path>& paths,
+                   const ReadOptions& options = {});
 
 }  // namespace tiller::data

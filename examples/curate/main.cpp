@@ -58,9 +58,11 @@ void plot_outputs(const std::filesystem::path& out, const tiller::data::CurateRe
   {
     std::ofstream file(metrics);
     int64_t index = 0;
-    file << nlohmann::json{{"stage", "rows"}, {"step", index++}, {"rows", result.rows_in}}.dump() << "\n";
+    file << nlohmann::json{{"stage", "rows"}, {"step", index++}, {"rows", result.rows_in}}.dump()
+         << "\n";
     for (const data::StageReport& s : result.stages)
-      file << nlohmann::json{{"stage", "rows"}, {"step", index++}, {"rows", s.rows_out}}.dump() << "\n";
+      file << nlohmann::json{{"stage", "rows"}, {"step", index++}, {"rows", s.rows_out}}.dump()
+           << "\n";
     const auto histogram = [&](const char* name, const std::vector<double>& values) {
       std::vector<double> finite;
       for (double v : values)
@@ -72,7 +74,8 @@ void plot_outputs(const std::filesystem::path& out, const tiller::data::CurateRe
       const double width = *high > *low ? (*high - *low) / kBins : 1.0;
       for (double v : finite) ++counts[std::min(kBins - 1, static_cast<int>((v - *low) / width))];
       for (int b = 0; b < kBins; ++b)
-        file << nlohmann::json{{"stage", name}, {"value", *low + (b + 0.5) * width},
+        file << nlohmann::json{{"stage", name},
+                               {"value", *low + (b + 0.5) * width},
                                {"rows", counts[static_cast<size_t>(b)]}}
                     .dump()
              << "\n";
@@ -86,16 +89,16 @@ void plot_outputs(const std::filesystem::path& out, const tiller::data::CurateRe
     std::string stage_names = "0 input";
     for (size_t i = 0; i < result.stages.size(); ++i)
       stage_names += fmt::format(", {} {}", i + 1, result.stages[i].name);
-    rl::PlotResult plot = rl::plot_metrics(
-        {{"rows left", metrics, "rows", "rows"}}, out / "rows_per_stage.png",
-        {.title = "Rows left after each stage", .x_label = "stage (" + stage_names + ")",
-         .y_label = "rows"});
+    rl::PlotResult plot =
+        rl::plot_metrics({{"rows left", metrics, "rows", "rows"}}, out / "rows_per_stage.png",
+                         {.title = "Rows left after each stage",
+                          .x_label = "stage (" + stage_names + ")",
+                          .y_label = "rows"});
     std::cout << plot.message << "\n";
     for (const std::string& name : scored) {
-      plot = rl::plot_metrics({{name, metrics, "rows", name, "value"}},
-                              out / (name + "_histogram.png"),
-                              {.title = name + " of the scored rows", .x_label = name,
-                               .y_label = "rows"});
+      plot = rl::plot_metrics(
+          {{name, metrics, "rows", name, "value"}}, out / (name + "_histogram.png"),
+          {.title = name + " of the scored rows", .x_label = name, .y_label = "rows"});
       std::cout << plot.message << "\n";
     }
   }
@@ -105,21 +108,25 @@ void plot_outputs(const std::filesystem::path& out, const tiller::data::CurateRe
 
 int main(int argc, char** argv) {
   using namespace tiller;
-  CLI::App app{"Curate a dataset: dedup, quality rules, decontamination, model scores and "
-               "diversity selection to a budget"};
+  CLI::App app{
+      "Curate a dataset: dedup, quality rules, decontamination, model scores and "
+      "diversity selection to a budget"};
   app.footer(kStagesHelp);
   std::vector<std::string> inputs, evals, stages;
   std::string out, model_dir, reward_dir, tokenizer_path, config_path, device = "cpu", method;
   int64_t budget = 0, batch_size = 16;
   uint64_t seed = 1;
   bool skip_malformed = false, quiet = false;
-  app.add_option("--input", inputs, "JSONL files (chats, prompt/completion, preference pairs, "
-                                    "{\"text\"}) or plain text files")->required();
+  app.add_option("--input", inputs,
+                 "JSONL files (chats, prompt/completion, preference pairs, "
+                 "{\"text\"}) or plain text files")
+      ->required();
   app.add_option("--out", out, "output folder")->required();
   app.add_option("--eval", evals, "eval files to decontaminate against");
   app.add_option("--budget", budget, "rows to select for diversity (0: no selection)");
   app.add_option("--model", model_dir, "model directory for perplexity, IFD and embeddings");
-  app.add_option("--reward-model", reward_dir, "reward model directory (rl/reward.h) to score rows");
+  app.add_option("--reward-model", reward_dir,
+                 "reward model directory (rl/reward.h) to score rows");
   app.add_option("--tokenizer", tokenizer_path, "tokenizer file or directory (default: --model)");
   app.add_option("--config", config_path, "JSON file overriding the stage defaults");
   app.add_option("--stages", stages, "stage order (default: every stage, cheap ones first)");
@@ -148,21 +155,23 @@ int main(int argc, char** argv) {
 
     std::vector<std::filesystem::path> input_paths(inputs.begin(), inputs.end());
     data::RowStore store = data::read_rows(input_paths, {.skip_malformed = skip_malformed});
-    std::cout << fmt::format("curate: {} rows read from {} file(s){}\n", store.rows.size(),
-                             inputs.size(),
-                             store.malformed.empty()
-                                 ? ""
-                                 : fmt::format(", {} malformed lines skipped", store.malformed.size()));
+    std::cout << fmt::format(
+        "curate: {} rows read from {} file(s){}\n", store.rows.size(), inputs.size(),
+        store.malformed.empty()
+            ? ""
+            : fmt::format(", {} malformed lines skipped", store.malformed.size()));
     std::vector<data::Row> eval_rows;
     if (!evals.empty())
-      eval_rows = data::read_rows(std::vector<std::filesystem::path>(evals.begin(), evals.end())).rows;
+      eval_rows =
+          data::read_rows(std::vector<std::filesystem::path>(evals.begin(), evals.end())).rows;
 
     std::unique_ptr<Transformer> model;
     std::unique_ptr<Tokenizer> tokenizer;
     std::unique_ptr<rl::RewardModel> reward_model;
     std::unique_ptr<rl::ModelScorer> scorer;
     if (!model_dir.empty()) {
-      model = std::make_unique<Transformer>(Transformer::from_pretrained(model_dir, Device::parse(device)));
+      model = std::make_unique<Transformer>(
+          Transformer::from_pretrained(model_dir, Device::parse(device)));
       tokenizer = std::make_unique<Tokenizer>(
           Tokenizer::load(tokenizer_path.empty() ? model_dir : tokenizer_path));
       if (!reward_dir.empty())
@@ -172,8 +181,9 @@ int main(int argc, char** argv) {
           model.get(), tokenizer.get(), reward_model.get(),
           rl::CurateScoreOptions{.batch_size = batch_size, .progress = !quiet});
     } else {
-      TILLER_CHECK(reward_dir.empty(), "curate: --reward-model needs --model (its tokenizer and "
-                                       "the embeddings come from --model)");
+      TILLER_CHECK(reward_dir.empty(),
+                   "curate: --reward-model needs --model (its tokenizer and "
+                   "the embeddings come from --model)");
     }
 
     const data::Curator curator(config, std::move(eval_rows), scorer.get());
@@ -181,8 +191,8 @@ int main(int argc, char** argv) {
     data::write_curation_outputs(out, store, result, config);
     plot_outputs(out, result);
     std::cout << fmt::format("curate: kept {} of {} rows in {} -> {}/curated.jsonl\n",
-                             result.rows_kept, store.rows.size(), rl::format_duration(result.seconds),
-                             out);
+                             result.rows_kept, store.rows.size(),
+                             rl::format_duration(result.seconds), out);
   } catch (const std::exception& error) {
     std::cerr << "curate: " << error.what() << "\n";
     return 1;

@@ -85,8 +85,9 @@ std::vector<double> masked_mean_nll(Transformer& model,
     for (size_t b = 0; b < B; ++b)
       std::copy(tokens[begin + b].begin(), tokens[begin + b].end() - 1, ids.begin() + b * T);
     const std::vector<float> logits =  // (B, T, V)
-        model.forward(Tensor::from_ints(ids, {static_cast<int64_t>(B), static_cast<int64_t>(T)},
-                                        {.dtype = DType::i32, .device = model.device()}))
+        model
+            .forward(Tensor::from_ints(ids, {static_cast<int64_t>(B), static_cast<int64_t>(T)},
+                                       {.dtype = DType::i32, .device = model.device()}))
             .to_vector();
     for (size_t b = 0; b < B; ++b) {
       const auto& row = tokens[begin + b];
@@ -108,11 +109,12 @@ std::vector<double> masked_mean_nll(Transformer& model,
   return result;
 }
 
-ModelScorer::ModelScorer(Transformer* model, const Tokenizer* tokenizer,
-                         RewardModel* reward_model, CurateScoreOptions options)
+ModelScorer::ModelScorer(Transformer* model, const Tokenizer* tokenizer, RewardModel* reward_model,
+                         CurateScoreOptions options)
     : model_(model), tokenizer_(tokenizer), reward_model_(reward_model), options_(options) {
-  TILLER_CHECK(model_ != nullptr && tokenizer_ != nullptr, "curate scores: a model and a tokenizer "
-                                                           "are required");
+  TILLER_CHECK(model_ != nullptr && tokenizer_ != nullptr,
+               "curate scores: a model and a tokenizer "
+               "are required");
   TILLER_CHECK(tokenizer_->vocab_size() <= model_->config().vocab_size,
                "curate scores: the tokenizer has {} ids but the model only {}",
                tokenizer_->vocab_size(), model_->config().vocab_size);
@@ -133,7 +135,8 @@ void ModelScorer::score(const std::vector<data::Row>& rows, const std::vector<in
       const data::Row& row = rows[static_cast<size_t>(indices[k])];
       if (row.format == data::RowFormat::text) {
         std::vector<int32_t> ids = tokenizer_->encode(row.text);
-        if (static_cast<int64_t>(ids.size()) > max_length) ids.resize(static_cast<size_t>(max_length));
+        if (static_cast<int64_t>(ids.size()) > max_length)
+          ids.resize(static_cast<size_t>(max_length));
         if (ids.size() < 2) ids.resize(2, ids.empty() ? 0 : ids[0]);
         cond_mask.emplace_back(ids.size(), 1);
         cond_tokens.push_back(std::move(ids));
@@ -165,8 +168,10 @@ void ModelScorer::score(const std::vector<data::Row>& rows, const std::vector<in
         reward_responses.push_back(std::move(response));
       }
     }
-    const std::vector<double> cond = masked_mean_nll(*model_, cond_tokens, cond_mask, options_.batch_size);
-    const std::vector<double> alone = masked_mean_nll(*model_, alone_tokens, alone_mask, options_.batch_size);
+    const std::vector<double> cond =
+        masked_mean_nll(*model_, cond_tokens, cond_mask, options_.batch_size);
+    const std::vector<double> alone =
+        masked_mean_nll(*model_, alone_tokens, alone_mask, options_.batch_size);
     std::vector<float> rewards;
     if (reward_model_ != nullptr)
       rewards = reward_model_->score(reward_prompts, reward_responses, false, options_.batch_size);
@@ -202,8 +207,10 @@ data::Embeddings ModelScorer::embed(const std::vector<data::Row>& rows,
     for (size_t k = begin; k < end; ++k) {
       const data::Row& row = rows[static_cast<size_t>(indices[k])];
       RenderedChat chat;
-      if (row.format == data::RowFormat::text) chat.tokens = tokenizer_->encode(row.text);
-      else chat = render_chat(*tokenizer_, chat_of(row));
+      if (row.format == data::RowFormat::text)
+        chat.tokens = tokenizer_->encode(row.text);
+      else
+        chat = render_chat(*tokenizer_, chat_of(row));
       if (chat.tokens.empty()) chat.tokens.push_back(0);
       if (static_cast<int64_t>(chat.tokens.size()) > max_length)
         chat.tokens.resize(static_cast<size_t>(max_length));
@@ -214,8 +221,10 @@ data::Embeddings ModelScorer::embed(const std::vector<data::Row>& rows,
     std::vector<int32_t> flat(B * T, 0);
     for (size_t b = 0; b < B; ++b) std::copy(ids[b].begin(), ids[b].end(), flat.begin() + b * T);
     const std::vector<float> hidden =  // (B, T, C)
-        model_->hidden_states(Tensor::from_ints(flat, {static_cast<int64_t>(B), static_cast<int64_t>(T)},
-                                                {.dtype = DType::i32, .device = model_->device()}))
+        model_
+            ->hidden_states(Tensor::from_ints(flat,
+                                              {static_cast<int64_t>(B), static_cast<int64_t>(T)},
+                                              {.dtype = DType::i32, .device = model_->device()}))
             .to_vector();
     for (size_t b = 0; b < B; ++b) {
       float* target = out.values.data() + (begin + b) * static_cast<size_t>(C);
