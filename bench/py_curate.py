@@ -13,8 +13,8 @@
 2. Gopher rules: datatrove's GopherRepetitionFilter then GopherQualityFilter (their defaults are
    Gopher's thresholds, as tiller's) on docs.jsonl, compared row by row (pass/fail and the rule)
    with cpp_gopher_docs.txt, and in speed.
-The data is ASCII, so the normalisation below (lower-case, ASCII punctuation to spaces,
-whitespace folded) equals tiller's normalize_text on it.
+The data is ASCII, so the normalisation below (lower-case, math symbols as words, other ASCII
+punctuation to spaces, whitespace folded) equals tiller's normalize_text on it.
 """
 import json
 import string
@@ -25,7 +25,8 @@ import zlib
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 
-PUNCT = str.maketrans({c: " " for c in string.punctuation})
+MATH = "+*/=<>^%"
+PUNCT = str.maketrans({c: (f" {c} " if c in MATH else " ") for c in string.punctuation})
 
 
 def normalize(text):

@@ -19,6 +19,8 @@ TEST_CASE("normalisation lower-cases Latin, Greek and Cyrillic and folds punctua
   CHECK(normalize_text("ПРИВЕТ Ёж") == "привет ёж");
   CHECK(normalize_text("a\u00A0b\u2003c\u200Bd") == "a b cd");  // nbsp, em space, zero width
   CHECK(normalize_text("  ,,, ") == "");
+  CHECK(normalize_text("What is 11+8?") == "what is 11 + 8");  // operators are words
+  CHECK(normalize_text("What is 11 * 8?") == "what is 11 * 8");
   CHECK(normalize_text("x\xFFy") == "x\xEF\xBF\xBDy");  // invalid byte -> U+FFFD, kept
 }
 

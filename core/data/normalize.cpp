@@ -91,6 +91,11 @@ bool is_punctuation(char32_t c) {
          (c >= 0x3001 && c <= 0x303F);
 }
 
+bool is_math_symbol(char32_t c) {
+  return c == '+' || c == '*' || c == '/' || c == '=' || c == '<' || c == '>' || c == '^' ||
+         c == '%' || c == 0xD7 || c == 0xF7;
+}
+
 bool is_zero_width(char32_t c) {
   return (c >= 0x200B && c <= 0x200D) || c == 0xFEFF;
 }
@@ -126,6 +131,12 @@ std::string normalize_text(std::string_view text) {
   while (i < text.size()) {
     char32_t c = decode_utf8(text, i);
     if (is_zero_width(c)) continue;
+    if (is_math_symbol(c)) {  // a word of its own: "11 + 8" and "11 * 8" must stay different
+      if (!out.empty()) out += ' ';
+      encode_utf8(c, out);
+      pending_space = true;
+      continue;
+    }
     if (is_space(c) || is_punctuation(c)) {
       pending_space = true;
       continue;

@@ -6,9 +6,11 @@
 //      U+0100-U+017F (its upper/lower pairs, Ÿ U+0178 -> ÿ, İ U+0130 -> i); Greek U+0386-U+03AB
 //      (Ά..Ϋ, Α..Ω) to their small letters; Cyrillic U+0400-U+042F to U+0430-U+045F. Other
 //      scripts are left as they are (no ICU dependency; no NFKC, no accent stripping: "é" != "e").
-//   3. Punctuation -> a space: ASCII punctuation and symbols (!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~),
-//      Latin-1 U+00A1-U+00BF, × and ÷, General Punctuation U+2010-U+205E (dashes, quotes,
-//      bullets, …), CJK punctuation U+3001-U+303F.
+//   3. Math symbols + * / = < > ^ % × ÷ become one-character words ("11+8" -> "11 + 8"), so
+//      arithmetic questions that differ only in the operator stay different. Other punctuation
+//      -> a space: the rest of ASCII punctuation (!"#$&'(),-.:;?@[\]_`{|}~), Latin-1
+//      U+00A1-U+00BF, General Punctuation U+2010-U+205E (dashes, quotes, bullets, …), CJK
+//      punctuation U+3001-U+303F.
 //   4. Whitespace (ASCII, U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028/9, U+202F, U+205F,
 //      U+3000) runs become one space; zero-width U+200B-U+200D and U+FEFF are removed; the result
 //      is trimmed. So "Don't  stop!" -> "don t stop".
