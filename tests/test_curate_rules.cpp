@@ -78,7 +78,7 @@ TEST_CASE("each Gopher rule rejects the document built to break it", "[curate]")
   }
   CHECK(rule_of(mixed) == "gopher_ellipsis_lines");
   std::string numbers = sentences(100, 5);
-  for (int i = 0; i < 60; ++i) numbers += " " + std::to_string(1000 + i * 13);
+  for (int i = 0; i < 60; ++i) numbers.append(" ").append(std::to_string(1000 + i * 13));
   CHECK(rule_of(numbers) == "gopher_alphabetic_words");
   std::string no_stop;
   for (int i = 0; i < 80; ++i) no_stop += "farmer" + std::to_string(i * 31) + " ";
