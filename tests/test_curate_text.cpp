@@ -64,6 +64,13 @@ TEST_CASE("rows of every format keep their line verbatim and expose prompt, resp
   CHECK(pref.prompt == "What?");
   CHECK(pref.response == "Blue.");
 
+  const Row pref_chat = parse_row(
+      R"({"prompt":[{"role":"user","content":"Q?"}],"chosen":[{"role":"assistant","content":"Yes."}],)"
+      R"("rejected":[{"role":"assistant","content":"No."}]})",
+      "f.jsonl:4");
+  CHECK(pref_chat.prompt == "Q?");
+  CHECK(pref_chat.response == "Yes.");
+
   const Row doc = parse_row(R"({"text":"Hello there."})", "f.jsonl:4");
   CHECK(doc.format == RowFormat::text);
   CHECK(doc.text == "Hello there.");

@@ -21,8 +21,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <iosfwd>
 #include <map>
-#include <memory>
 #include <optional>
 #include <string>
 #include <vector>

@@ -118,8 +118,18 @@ Row parse_row(std::string_view line, std::string source) {
     row.response = join_role(row.messages, "assistant");
   } else if (record.contains("chosen") || record.contains("rejected")) {
     row.format = RowFormat::preference;
-    require_string(record, "chosen", row.source);
-    require_string(record, "rejected", row.source);
+    // "chosen" / "rejected": a string, or (chat form) a one-element array holding an assistant
+    // message, as rl/data/reward_data.h reads them.
+    const auto answer_text = [&](const char* key) {
+      if (!record.contains(key)) fail("{}: missing \"{}\"", row.source, key);
+      const json& value = record[key];
+      if (value.is_string()) return value.get<std::string>();
+      const std::vector<Message> messages = parse_messages(value, row.source);
+      if (messages.size() != 1 || messages[0].role != "assistant")
+        fail("{}: \"{}\" must be a string or one assistant message", row.source, key);
+      return messages[0].content;
+    };
+    answer_text("rejected");
     if (!record.contains("prompt")) fail("{}: missing \"prompt\"", row.source);
     const json& prompt = record["prompt"];
     if (prompt.is_string()) {
@@ -127,7 +137,7 @@ Row parse_row(std::string_view line, std::string source) {
     } else {
       row.prompt = join_role(parse_messages(prompt, row.source), "user");
     }
-    row.response = strip_markers(record["chosen"].get<std::string>());
+    row.response = strip_markers(answer_text("chosen"));
   } else if (record.contains("completion")) {
     row.format = RowFormat::prompt_completion;
     row.prompt = require_string(record, "prompt", row.source).get<std::string>();
