@@ -61,6 +61,28 @@ std::vector<int64_t> ranked(std::vector<int64_t> indices, const std::vector<doub
   return indices;
 }
 
+// Subtracts the pool's mean embedding, then L2-normalises each row. Mean-pooled hidden states of
+// a small model are anisotropic (every raw cosine near 1, so DEITA's θ = 0.9 would keep a
+// handful of rows); centring makes cosines measure how rows differ from the pool's average.
+void center_and_normalize(Embeddings& e) {
+  const int64_t n = e.size();
+  if (n == 0) return;
+  std::vector<double> mean(static_cast<size_t>(e.dim), 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t d = 0; d < e.dim; ++d) mean[static_cast<size_t>(d)] += e.row(i)[d];
+  for (double& m : mean) m /= static_cast<double>(n);
+  for (int64_t i = 0; i < n; ++i) {
+    float* row = e.values.data() + i * e.dim;
+    double norm = 0;
+    for (int64_t d = 0; d < e.dim; ++d) {
+      row[d] = static_cast<float>(row[d] - mean[static_cast<size_t>(d)]);
+      norm += static_cast<double>(row[d]) * row[d];
+    }
+    if (norm > 0)
+      for (int64_t d = 0; d < e.dim; ++d) row[d] = static_cast<float>(row[d] / std::sqrt(norm));
+  }
+}
+
 }  // namespace
 
 Curator::Curator(CurateConfig config, std::vector<Row> eval_rows, ScoreProvider* provider)
@@ -243,6 +265,7 @@ CurateResult Curator::run(const std::vector<Row>& rows, std::ostream* log) const
           }
           diversity.embeddings = "hashed bag of words (no --model)";
         }
+        center_and_normalize(embeddings);
         std::vector<int64_t> positions(alive.size());
         std::iota(positions.begin(), positions.end(), 0);
         std::vector<double> local_rank(alive.size(), kNaN);

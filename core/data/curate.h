@@ -10,7 +10,11 @@
 //   scores          model scores from a ScoreProvider (rl/data/curate_scores.h: response
 //                   perplexity, IFD, reward); filters "perplexity_above_max", "ifd_above_max",
 //                   "reward_below_min", "below_top_fraction". Skipped (and said so) without one.
-//   select          diversity selection to `budget` (diversity.h) -> "not_selected"
+//   select          diversity selection to `budget` (diversity.h) -> "not_selected", on the
+//                   provider's embeddings (else hashed bag of words) centred on the pool's mean
+//                   and L2-normalised: mean-pooled hidden states of a small model are
+//                   anisotropic (raw cosines all near 1), which would leave DEITA's θ = 0.9 a
+//                   handful of rows
 // Duplicates keep the best-ranked row of their group when scores exist (a scores stage ran
 // earlier), else the first in input order; `duplicate_of` names the kept row's index.
 // Rank: the reward when present, else the lowest response perplexity (config rank_by).
