@@ -288,3 +288,47 @@ TEST_CASE(
   fixed.train_iteration();
   REQUIRE(fixed.kl_coef() == 0.05f);
 }
+
+TEST_CASE("a PPO run killed after k iterations and resumed repeats the uninterrupted run exactly",
+          "[ppo_trainer]") {
+  auto dir = std::filesystem::temp_directory_path() / "tiller_test_ppo_resume";
+  std::filesystem::remove_all(dir);
+  PpoConfig config = small_config();
+  config.iterations = 4;
+  config.kl_target = 0.5f;  // the adaptive coefficient is state too
+  config.policy_optimizer.schedule = {.kind = optim::LrSchedule::Kind::cosine,
+                                      .peak_lr = 3e-3f,
+                                      .min_lr = 3e-4f,
+                                      .warmup_steps = 2};
+  config.value_optimizer.schedule.peak_lr = 3e-3f;
+  auto prompts = tiny_prompts(12);  // 16 rollouts per iteration: passes over the prompts wrap
+  auto weights = [](const ParameterList& params) {
+    std::vector<std::vector<float>> values;
+    for (const auto& p : params) values.push_back(p.tensor.to_vector());
+    return values;
+  };
+
+  PpoTrainer straight(config, tiny_policy(), batch_reward(first_token_is_target), prompts);
+  std::vector<double> straight_scores;
+  for (int i = 0; i < 4; ++i)
+    straight_scores.push_back(straight.train_iteration().get("objective/rlhf_reward"));
+  {
+    PpoTrainer first(config, tiny_policy(), batch_reward(first_token_is_target), prompts);
+    for (int i = 0; i < 2; ++i)
+      REQUIRE(first.train_iteration().get("objective/rlhf_reward") == straight_scores[i]);
+    first.save_checkpoint(dir);
+  }
+  // Another initial policy: policy, critic, reference and optimizers all come from the checkpoint.
+  PpoTrainer resumed(config, tiny_policy(77), batch_reward(first_token_is_target), prompts);
+  resumed.resume(dir);
+  REQUIRE(resumed.iteration() == 2);
+  REQUIRE(resumed.kl_coef() == Approx(straight.kl_coef()).epsilon(0.5));  // restored, not initial
+  for (int i = 2; i < 4; ++i)
+    REQUIRE(resumed.train_iteration().get("objective/rlhf_reward") == straight_scores[i]);
+  REQUIRE(resumed.kl_coef() == straight.kl_coef());
+  REQUIRE(weights(resumed.policy().parameters()) == weights(straight.policy().parameters()));
+  REQUIRE(weights(resumed.value_model().parameters()) ==
+          weights(straight.value_model().parameters()));
+  REQUIRE(weights(resumed.reference().parameters()) == weights(straight.reference().parameters()));
+  std::filesystem::remove_all(dir);
+}
