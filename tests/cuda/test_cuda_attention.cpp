@@ -238,7 +238,8 @@ TEST_CASE("CUDA attention ignores NaN and Inf in masked keys, as the CPU does",
         Outputs got = run_kernels(p, in, Device::cuda(), dtype);
         for (const Tensor* t : {&want.out, &want.dq, &want.dk, &want.dv}) {
           std::vector<float> values = t->to_vector();
-          REQUIRE(std::all_of(values.begin(), values.end(), [](float x) { return std::isfinite(x); }));
+          REQUIRE(std::all_of(values.begin(), values.end(),
+                              [](float x) { return std::isfinite(x); }));
         }
         float tolerance = dtype == DType::bf16 ? 3e-2f : 1e-4f;
         REQUIRE_CLOSE_TO_MAX(got.out, want.out, tolerance, tolerance);
@@ -305,7 +306,8 @@ TEST_CASE("the attention op on CUDA tensors matches the CPU op, gradients includ
     std::vector<Tensor> got = run(Device::cuda(), dtype);
     float tolerance = dtype == DType::bf16 ? 3e-2f : 1e-4f;
     INFO(dtype_name(dtype));
-    for (size_t i = 0; i < want.size(); ++i) REQUIRE_CLOSE_TO_MAX(got[i], want[i], tolerance, tolerance);
+    for (size_t i = 0; i < want.size(); ++i)
+      REQUIRE_CLOSE_TO_MAX(got[i], want[i], tolerance, tolerance);
   }
 }
 
