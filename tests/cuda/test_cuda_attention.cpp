@@ -18,7 +18,7 @@
 #include <limits>
 #include <vector>
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 #include "cuda_parity.h"
 #include "kernels/attention.h"
 #include "kernels/memory.h"

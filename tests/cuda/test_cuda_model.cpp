@@ -12,8 +12,8 @@
 #include <cmath>
 #include <utility>
 
-#include "core/model.h"
-#include "core/ops.h"
+#include "core/models/model.h"
+#include "core/ops/ops.h"
 #include "kernels/memory.h"
 #include "optim/adamw.h"
 #include "optim/clip.h"
