@@ -12,6 +12,9 @@ if(NOT TILLER_CUDA STREQUAL "OFF")
     if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
       set(CMAKE_CUDA_ARCHITECTURES 80 90)
     endif()
+    # One CUDA runtime per process: targets with .cu sources would otherwise link the static
+    # cudart next to the shared CUDA::cudart (two runtimes, two sets of runtime state).
+    set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)
     # CMake < 3.26 has no C++20 flag for nvcc; CUDA_STANDARD 20 then fails at generate time.
@@ -20,7 +23,7 @@ if(NOT TILLER_CUDA STREQUAL "OFF")
       set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
     endif()
     # fmt turns constexpr off under __NVCC__, which then breaks its C++20 consteval format
-    # checks in .cu files that include core/error.h; nvcc 12+ handles fmt's constexpr fine.
+    # checks in .cu files that include kernels/error.h; nvcc 12+ handles fmt's constexpr fine.
     add_compile_definitions($<$<COMPILE_LANGUAGE:CUDA>:FMT_USE_CONSTEXPR=1>)
     set(TILLER_HAS_CUDA ON)
   elseif(TILLER_CUDA STREQUAL "ON")

@@ -4,9 +4,9 @@
 
 #include <cmath>
 
-#include "core/autograd.h"
-#include "core/chat.h"
-#include "core/special_tokens.h"
+#include "core/tensor/autograd.h"
+#include "core/text/chat.h"
+#include "core/text/special_tokens.h"
 #include "rl/data/curate_scores.h"
 
 using namespace tiller;

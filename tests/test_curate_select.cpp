@@ -6,7 +6,7 @@
 #include "core/data/curate.h"
 #include "core/data/decontaminate.h"
 #include "core/data/diversity.h"
-#include "core/error.h"
+#include "kernels/error.h"
 #include "support/temp_dir.h"
 
 using namespace tiller;

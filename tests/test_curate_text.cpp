@@ -5,7 +5,7 @@
 
 #include "core/data/normalize.h"
 #include "core/data/rows.h"
-#include "core/error.h"
+#include "kernels/error.h"
 #include "support/temp_dir.h"
 
 using namespace tiller;

@@ -5,10 +5,11 @@
 #include <fstream>
 #include <set>
 
-#include "core/ops.h"
-#include "core/special_tokens.h"
-#include "rl/sft.h"
-#include "rl/sft_data.h"
+#include "core/ops/ops.h"
+#include "core/text/special_tokens.h"
+#include "rl/data/world_data.h"
+#include "rl/trainers/sft.h"
+#include "rl/data/sft_data.h"
 #include "support/gradcheck.h"
 #include "support/temp_dir.h"
 
@@ -303,7 +304,7 @@ TEST_CASE("world SFT examples become a dataset, and a held-out split partitions 
                           .num_eval_prompts = 16,
                           .num_preference_pairs = 16,
                           .preference_heldout_fraction = 0.1});
-  SftDataset data = SftDataset::from_world(world.sft_examples(), tokenizer, {.max_length = 400});
+  SftDataset data = world_sft_dataset(world.sft_examples(), tokenizer, {.max_length = 400});
   REQUIRE(data.size() == 40);
   REQUIRE(data[0].tokens == render_chat(tokenizer, world.sft_examples()[0].messages).tokens);
   REQUIRE(data[7].source == "world example 7");
@@ -321,16 +322,21 @@ TEST_CASE("world SFT examples become a dataset, and a held-out split partitions 
 
 TEST_CASE("an SFT run resumed from its checkpoint repeats the uninterrupted run exactly", "[sft]") {
   Tokenizer tokenizer = byte_chat_tokenizer();
+  // Sixteen distinct chats: a resume that restored the wrong data cursor would train on other
+  // rows and show it in the losses (repeated chats could hide that).
   std::vector<std::vector<ChatMessage>> chats;
   for (int i = 0; i < 4; ++i)
-    for (const auto& chat : short_chats()) chats.push_back(chat);
+    for (auto chat : short_chats()) {
+      chat.back().content += " #" + std::to_string(i);
+      chats.push_back(chat);
+    }
   SftDataset data = dataset(tokenizer, chats, 96);
   SftConfig config;
   config.epochs = 2;
   config.batch_size = 3;
   config.grad_accumulation = 2;
   config.pack = true;
-  config.schedule = {.kind = optim::LrSchedule::Kind::cosine,
+  config.optimizer.schedule = {.kind = optim::LrSchedule::Kind::cosine,
                      .peak_lr = 3e-3f,
                      .min_lr = 3e-4f,
                      .warmup_steps = 1,
@@ -374,8 +380,8 @@ TEST_CASE("SftTrainer::train writes metrics, eval records and a final checkpoint
   config.epochs = 2;
   config.batch_size = 3;
   config.log_every = 0;
-  config.schedule.peak_lr = 3e-3f;
-  config.schedule.warmup_steps = 1;
+  config.optimizer.schedule.peak_lr = 3e-3f;
+  config.optimizer.schedule.warmup_steps = 1;
   config.output_dir = (dir / "run").string();
   SftTrainer trainer(config, tiny_model(ModelFamily::llama, tokenizer.vocab_size()), train,
                      held_out, tokenizer);

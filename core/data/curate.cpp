@@ -12,7 +12,7 @@
 #include <unordered_map>
 
 #include "core/data/normalize.h"
-#include "core/error.h"
+#include "kernels/error.h"
 
 namespace tiller::data {
 namespace {

@@ -7,9 +7,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "core/atomic_file.h"
+#include "core/io/atomic_file.h"
 #include "core/data/curate.h"
-#include "core/error.h"
+#include "kernels/error.h"
 
 namespace tiller::data {
 namespace {

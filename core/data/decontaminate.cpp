@@ -2,7 +2,7 @@
 #include "core/data/decontaminate.h"
 
 #include "core/data/normalize.h"
-#include "core/error.h"
+#include "kernels/error.h"
 
 namespace tiller::data {
 namespace {

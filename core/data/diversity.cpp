@@ -5,7 +5,7 @@
 #include <limits>
 
 #include "core/data/normalize.h"
-#include "core/error.h"
+#include "kernels/error.h"
 
 namespace tiller::data {
 namespace {

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/error.h"
+#include "kernels/error.h"
 #include "kernels/random.h"
 
 namespace tiller::data {

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <array>
 
-#include "core/error.h"
+#include "kernels/error.h"
 
 namespace tiller::data {
 namespace {

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "core/error.h"
+#include "kernels/error.h"
 
 namespace tiller::data {
 namespace {

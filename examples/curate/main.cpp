@@ -16,10 +16,10 @@
 #include <sstream>
 
 #include "core/data/curate.h"
-#include "core/error.h"
+#include "kernels/error.h"
 #include "rl/data/curate_scores.h"
-#include "rl/metrics.h"
-#include "rl/plot.h"
+#include "rl/reports/metrics.h"
+#include "rl/reports/plot.h"
 
 namespace {
 

@@ -9,11 +9,11 @@
 #include <iostream>
 #include <limits>
 
-#include "core/autograd.h"
-#include "core/chat.h"
-#include "core/error.h"
-#include "core/special_tokens.h"
-#include "rl/metrics.h"
+#include "core/tensor/autograd.h"
+#include "core/text/chat.h"
+#include "kernels/error.h"
+#include "core/text/special_tokens.h"
+#include "rl/reports/metrics.h"
 
 namespace tiller::rl {
 namespace {

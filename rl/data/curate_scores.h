@@ -22,9 +22,9 @@
 #include <vector>
 
 #include "core/data/curate.h"
-#include "core/model.h"
-#include "core/tokenizer.h"
-#include "rl/reward.h"
+#include "core/models/model.h"
+#include "core/text/tokenizer.h"
+#include "rl/heads/reward.h"
 
 namespace tiller::rl {
 
