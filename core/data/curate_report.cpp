@@ -7,8 +7,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "core/io/atomic_file.h"
 #include "core/data/curate.h"
+#include "core/io/atomic_file.h"
 #include "kernels/error.h"
 
 namespace tiller::data {

@@ -26,7 +26,8 @@ namespace {
 constexpr const char* kStagesHelp = R"(
 Stages (run in the order of --stages; a row is dropped by the first stage that rejects it):
   exact_dedup    Same text after normalisation (UTF-8, lower-casing of ASCII/Latin/Greek/Cyrillic,
-                 punctuation to spaces, whitespace folded): keeps the first (or best-scored) row.
+                 math symbols + * / = < > kept as words, other punctuation to spaces, whitespace
+                 folded; core/data/normalize.h): keeps the first (or best-scored) row.
                  reason: exact_duplicate.
   near_dedup     MinHash over word 5-grams, LSH with 20 bands x 5 rows (candidate probability
                  1-(1-s^5)^20, midpoint ~0.55), every candidate pair checked with the exact
@@ -45,7 +46,8 @@ Stages (run in the order of --stages; a row is dropped by the first stage that r
                  Options in --config "scores": max_perplexity, min_reward, keep_top_fraction,
                  rank_by. Skipped without --model.
   select         With --budget N: diversity selection on embeddings (the model's mean-pooled
-                 final hidden states; without --model a hashed bag of words): deita (walk rows
+                 final hidden states, else a hashed bag of words; centred on the pool's mean and
+                 L2-normalised): deita (walk rows
                  best score first, skip one whose cosine to a kept row > 0.9) or k_center
                  (farthest point first). reason: not_selected.
 --config FILE.json overrides any default, e.g. {"near_dedup": {"bands": 14, "rows_per_band": 8},
@@ -126,7 +128,7 @@ int main(int argc, char** argv) {
   app.add_option("--budget", budget, "rows to select for diversity (0: no selection)");
   app.add_option("--model", model_dir, "model directory for perplexity, IFD and embeddings");
   app.add_option("--reward-model", reward_dir,
-                 "reward model directory (rl/reward.h) to score rows");
+                 "reward model directory (rl/heads/reward.h) to score rows");
   app.add_option("--tokenizer", tokenizer_path, "tokenizer file or directory (default: --model)");
   app.add_option("--config", config_path, "JSON file overriding the stage defaults");
   app.add_option("--stages", stages, "stage order (default: every stage, cheap ones first)");

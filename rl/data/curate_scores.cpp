@@ -11,8 +11,8 @@
 
 #include "core/tensor/autograd.h"
 #include "core/text/chat.h"
-#include "kernels/error.h"
 #include "core/text/special_tokens.h"
+#include "kernels/error.h"
 #include "rl/reports/metrics.h"
 
 namespace tiller::rl {
