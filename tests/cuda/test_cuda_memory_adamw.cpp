@@ -55,9 +55,9 @@ TEST_CASE("CUDA caching allocator reuses blocks: a repeated training step alloca
   };
   step();
   step();
-  AllocatorStats warm = cuda::allocator_stats();
+  kernels::AllocatorStats warm = cuda::allocator_stats();
   for (int i = 0; i < 5; ++i) step();
-  AllocatorStats after = cuda::allocator_stats();
+  kernels::AllocatorStats after = cuda::allocator_stats();
   REQUIRE(after.system_allocations == warm.system_allocations);
   REQUIRE(after.bytes_in_use == warm.bytes_in_use);  // nothing leaked between steps
 
