@@ -12,17 +12,19 @@
 
 namespace tiller::kernels {
 
+// Caching allocator statistics of one device, for tests and benchmarks (the same fields on every
+// backend). Bytes count whole size classes.
+struct AllocatorStats {
+  size_t system_allocations = 0;  // blocks taken from the system (malloc / cudaMalloc) so far
+  size_t cache_hits = 0;          // allocations served from the free lists
+  size_t bytes_in_use = 0;
+  size_t bytes_cached = 0;  // freed and kept (CPU: capped by TILLER_CPU_CACHE_BYTES, 2 GiB default)
+};
+
 namespace cpu {
 void* allocate(size_t bytes);
 void release(void* ptr);  // ptr from allocate() or nullptr; the block may be cached for reuse
-// Caching allocator statistics, for tests and benchmarks. Bytes count whole size classes.
-struct CpuAllocatorStats {
-  size_t system_allocations = 0;  // blocks taken from the C runtime so far
-  size_t cache_hits = 0;          // allocations served from the free lists
-  size_t bytes_in_use = 0;
-  size_t bytes_cached = 0;        // freed and kept; capped (TILLER_CPU_CACHE_BYTES, default 2 GiB)
-};
-CpuAllocatorStats allocator_stats();
+AllocatorStats allocator_stats();
 void empty_cache();  // returns every cached block to the C runtime
 }  // namespace cpu
 
@@ -41,12 +43,6 @@ void synchronize();
 // device (synchronize, the blocking host<->device copies, releasing the cache) counts one. Each
 // one stalls the queue; tests pin how many a training step makes.
 uint64_t host_sync_count();
-// Caching allocator statistics, for tests and benchmarks.
-struct AllocatorStats {
-  size_t device_allocations = 0;  // cudaMalloc calls made so far
-  size_t bytes_in_use = 0;
-  size_t bytes_cached = 0;
-};
 AllocatorStats allocator_stats();
 void empty_cache();
 }  // namespace cuda

@@ -115,7 +115,7 @@ class CachingAllocator {
       for (void* user : list) std::free(static_cast<char*>(user) - kHeaderBytes);
   }
 
-  CpuAllocatorStats stats() {
+  AllocatorStats stats() {
     std::lock_guard<std::mutex> lock(mutex_);
     return stats_;
   }
@@ -123,7 +123,7 @@ class CachingAllocator {
  private:
   std::mutex mutex_;
   std::unordered_map<size_t, std::vector<void*>> free_lists_;
-  CpuAllocatorStats stats_;
+  AllocatorStats stats_;
   size_t cap_ = cache_cap_from_environment();
 };
 
@@ -143,7 +143,7 @@ void release(void* ptr) {
   allocator().release(ptr);
 }
 
-CpuAllocatorStats allocator_stats() {
+AllocatorStats allocator_stats() {
   return allocator().stats();
 }
 

@@ -71,6 +71,7 @@ class CachingAllocator {
       cache.live_blocks.emplace(ptr, bin);
       stats_.bytes_cached -= bin;
       stats_.bytes_in_use += bin;
+      ++stats_.cache_hits;
       return ptr;
     }
     DeviceGuard guard(device);
@@ -88,7 +89,7 @@ class CachingAllocator {
            bytes, bin, device, cudaGetErrorString(status), stats_.bytes_in_use,
            stats_.bytes_cached);
     }
-    ++stats_.device_allocations;
+    ++stats_.system_allocations;
     stats_.bytes_in_use += bin;
     cache.live_blocks.emplace(ptr, bin);
     return ptr;

@@ -55,10 +55,10 @@ TEST_CASE("CUDA caching allocator reuses blocks: a repeated training step alloca
   };
   step();
   step();
-  cuda::AllocatorStats warm = cuda::allocator_stats();
+  kernels::AllocatorStats warm = cuda::allocator_stats();
   for (int i = 0; i < 5; ++i) step();
-  cuda::AllocatorStats after = cuda::allocator_stats();
-  REQUIRE(after.device_allocations == warm.device_allocations);
+  kernels::AllocatorStats after = cuda::allocator_stats();
+  REQUIRE(after.system_allocations == warm.system_allocations);
   REQUIRE(after.bytes_in_use == warm.bytes_in_use);  // nothing leaked between steps
 
   size_t before_cache = after.bytes_cached;
@@ -72,10 +72,10 @@ TEST_CASE("CUDA caching allocator hands a released block of the same size class 
           "[cuda][memory]") {
   void* first = cuda::allocate(1000, 0);
   cuda::release(first, 0);
-  size_t allocations = cuda::allocator_stats().device_allocations;
+  size_t allocations = cuda::allocator_stats().system_allocations;
   void* second = cuda::allocate(900, 0);  // rounds to the same 1024-byte bin
   REQUIRE(second == first);
-  REQUIRE(cuda::allocator_stats().device_allocations == allocations);
+  REQUIRE(cuda::allocator_stats().system_allocations == allocations);
   cuda::release(second, 0);
 }
 
