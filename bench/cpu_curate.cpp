@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "core/data/curate.h"
-#include "core/data/normalize.h"
+#include "core/data/normalise.h"
 #include "kernels/random.h"
 
 using namespace tiller;
@@ -213,7 +213,7 @@ void recall_table(uint64_t seed, const std::vector<std::string>& vocabulary) {
   std::vector<std::string> texts;
   for (size_t i = 0; i < kBase; ++i) {
     texts.push_back(words_text(s, vocabulary, kWords, 0.3));
-    sets.push_back(word_shingles(normalize_text(texts.back()), 5));
+    sets.push_back(word_shingles(normalise_text(texts.back()), 5));
   }
   struct Planted {
     size_t a, b;
@@ -229,7 +229,7 @@ void recall_table(uint64_t seed, const std::vector<std::string>& vocabulary) {
       std::vector<uint64_t> shingles = sets[base];
       for (;;) {
         std::string next = replace_words(s, copy, vocabulary, 1);
-        std::vector<uint64_t> next_shingles = word_shingles(normalize_text(next), 5);
+        std::vector<uint64_t> next_shingles = word_shingles(normalise_text(next), 5);
         if (jaccard(sets[base], next_shingles) < levels[level]) break;
         copy = std::move(next), shingles = std::move(next_shingles);
       }
@@ -318,7 +318,7 @@ void write_for_python(const std::filesystem::path& dir, const std::vector<Row>& 
     std::ofstream out(dir / "chats.jsonl");
     for (const Row& r : chats) out << r.raw << "\n";
     std::vector<std::vector<uint64_t>> sets;
-    for (const Row& r : chats) sets.push_back(word_shingles(normalize_text(r.text), near.ngram));
+    for (const Row& r : chats) sets.push_back(word_shingles(normalise_text(r.text), near.ngram));
     const auto t0 = std::chrono::steady_clock::now();
     const NearDuplicates found = find_near_duplicates(sets, near);
     const double seconds = seconds_since(t0);

@@ -3,7 +3,7 @@
 
 #include <fstream>
 
-#include "core/data/normalize.h"
+#include "core/data/normalise.h"
 #include "core/data/rows.h"
 #include "kernels/error.h"
 #include "support/temp_dir.h"
@@ -13,15 +13,15 @@ using namespace tiller::data;
 
 TEST_CASE("normalisation lower-cases Latin, Greek and Cyrillic and folds punctuation and spaces",
           "[curate]") {
-  CHECK(normalize_text("Don't  STOP!\n\tNow…") == "don t stop now");
-  CHECK(normalize_text("ÀÉÎÕÜ Ÿ Łódź") == "àéîõü ÿ łódź");
-  CHECK(normalize_text("ΑΒΓ Ωμέγα Άλφα") == "αβγ ωμέγα άλφα");
-  CHECK(normalize_text("ПРИВЕТ Ёж") == "привет ёж");
-  CHECK(normalize_text("a\u00A0b\u2003c\u200Bd") == "a b cd");  // nbsp, em space, zero width
-  CHECK(normalize_text("  ,,, ") == "");
-  CHECK(normalize_text("What is 11+8?") == "what is 11 + 8");  // operators are words
-  CHECK(normalize_text("What is 11 * 8?") == "what is 11 * 8");
-  CHECK(normalize_text("x\xFFy") == "x\xEF\xBF\xBDy");  // invalid byte -> U+FFFD, kept
+  CHECK(normalise_text("Don't  STOP!\n\tNow…") == "don t stop now");
+  CHECK(normalise_text("ÀÉÎÕÜ Ÿ Łódź") == "àéîõü ÿ łódź");
+  CHECK(normalise_text("ΑΒΓ Ωμέγα Άλφα") == "αβγ ωμέγα άλφα");
+  CHECK(normalise_text("ПРИВЕТ Ёж") == "привет ёж");
+  CHECK(normalise_text("a\u00A0b\u2003c\u200Bd") == "a b cd");  // nbsp, em space, zero width
+  CHECK(normalise_text("  ,,, ") == "");
+  CHECK(normalise_text("What is 11+8?") == "what is 11 + 8");  // operators are words
+  CHECK(normalise_text("What is 11 * 8?") == "what is 11 * 8");
+  CHECK(normalise_text("x\xFFy") == "x\xEF\xBF\xBDy");  // invalid byte -> U+FFFD, kept
 }
 
 TEST_CASE("crc32 is zlib's, so Python's zlib.crc32 reproduces the shingle hashes", "[curate]") {

@@ -11,7 +11,7 @@
 #include <ostream>
 #include <unordered_map>
 
-#include "core/data/normalize.h"
+#include "core/data/normalise.h"
 #include "kernels/error.h"
 
 namespace tiller::data {
@@ -64,7 +64,7 @@ std::vector<int64_t> ranked(std::vector<int64_t> indices, const std::vector<doub
 // Subtracts the pool's mean embedding, then L2-normalises each row. Mean-pooled hidden states of
 // a small model are anisotropic (every raw cosine near 1, so DEITA's θ = 0.9 would keep a
 // handful of rows); centring makes cosines measure how rows differ from the pool's average.
-void center_and_normalize(Embeddings& e) {
+void center_and_normalise(Embeddings& e) {
   const int64_t n = e.size();
   if (n == 0) return;
   std::vector<double> mean(static_cast<size_t>(e.dim), 0.0);
@@ -133,7 +133,7 @@ CurateResult Curator::run(const std::vector<Row>& rows, std::ostream* log) const
 #pragma omp parallel for schedule(dynamic, 256)
       for (int64_t k = 0; k < static_cast<int64_t>(alive.size()); ++k)
         hashes[static_cast<size_t>(k)] = text_hash64(
-            normalize_text(rows[static_cast<size_t>(alive[static_cast<size_t>(k)])].text));
+            normalise_text(rows[static_cast<size_t>(alive[static_cast<size_t>(k)])].text));
       for (size_t k = 0; k < alive.size(); ++k) {
         auto [it, inserted] = kept.emplace(hashes[k], alive[k]);
         if (!inserted && better(alive[k], it->second)) it->second = alive[k];
@@ -149,7 +149,7 @@ CurateResult Curator::run(const std::vector<Row>& rows, std::ostream* log) const
 #pragma omp parallel for schedule(dynamic, 256)
       for (int64_t k = 0; k < static_cast<int64_t>(alive.size()); ++k)
         shingles[static_cast<size_t>(k)] = word_shingles(
-            normalize_text(rows[static_cast<size_t>(alive[static_cast<size_t>(k)])].text),
+            normalise_text(rows[static_cast<size_t>(alive[static_cast<size_t>(k)])].text),
             config_.near_dedup.ngram);
       std::vector<double> priority;
       if (state.scored) {
@@ -259,13 +259,13 @@ CurateResult Curator::run(const std::vector<Row>& rows, std::ostream* log) const
 #pragma omp parallel for schedule(dynamic, 256)
           for (int64_t k = 0; k < static_cast<int64_t>(alive.size()); ++k) {
             const std::vector<float> f = hashed_bag_of_words(
-                normalize_text(rows[static_cast<size_t>(alive[static_cast<size_t>(k)])].text),
+                normalise_text(rows[static_cast<size_t>(alive[static_cast<size_t>(k)])].text),
                 embeddings.dim);
             std::copy(f.begin(), f.end(), embeddings.values.begin() + k * embeddings.dim);
           }
           diversity.embeddings = "hashed bag of words (no --model)";
         }
-        center_and_normalize(embeddings);
+        center_and_normalise(embeddings);
         std::vector<int64_t> positions(alive.size());
         std::iota(positions.begin(), positions.end(), 0);
         std::vector<double> local_rank(alive.size(), kNaN);

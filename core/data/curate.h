@@ -2,7 +2,7 @@
 // every dropped row, which stage dropped it and why (datatrove's pipeline of named stages).
 //
 // Stages (names as in CurateConfig::stages; cheap ones first by default):
-//   exact_dedup     same normalised text (normalize.h) as an earlier kept row -> "exact_duplicate"
+//   exact_dedup     same normalised text (normalise.h) as an earlier kept row -> "exact_duplicate"
 //   near_dedup      MinHash/LSH + exact Jaccard (minhash.h) -> "near_duplicate"
 //   quality         Gopher rules for text rows, chat rules for the others (quality_rules.h)
 //   decontaminate   overlap with the eval rows (decontaminate.h) -> "exact_question" /

@@ -1,7 +1,7 @@
 // Decontamination: see decontaminate.h.
 #include "core/data/decontaminate.h"
 
-#include "core/data/normalize.h"
+#include "core/data/normalise.h"
 #include "kernels/error.h"
 
 namespace tiller::data {
@@ -35,7 +35,7 @@ Decontaminator::Decontaminator(std::vector<Row> eval_rows, const Decontamination
                config.ngram_chats);
   for (size_t i = 0; i < eval_.size(); ++i) {
     if (eval_[i].prompt.empty()) continue;
-    questions_.emplace(text_hash64(normalize_text(eval_[i].prompt)), static_cast<int64_t>(i));
+    questions_.emplace(text_hash64(normalise_text(eval_[i].prompt)), static_cast<int64_t>(i));
   }
   build(documents_, config.ngram_documents);
   build(chats_, config.ngram_chats);
@@ -47,28 +47,28 @@ void Decontaminator::build(NgramIndex& index, int n) const {
     const std::string& source = field_of(eval_[i], config_.eval_field).empty()
                                     ? eval_[i].text
                                     : field_of(eval_[i], config_.eval_field);
-    const std::string normalized = normalize_text(source);
-    const auto words = static_cast<int>(word_spans(normalized).size());
+    const std::string normalised = normalise_text(source);
+    const auto words = static_cast<int>(word_spans(normalised).size());
     if (words == 0) continue;
     if (words < n) {
-      index.short_texts[words].emplace(text_hash64(normalized), static_cast<int64_t>(i));
+      index.short_texts[words].emplace(text_hash64(normalised), static_cast<int64_t>(i));
       continue;
     }
-    for (uint64_t gram : word_shingles(normalized, n))
+    for (uint64_t gram : word_shingles(normalised, n))
       index.full.emplace(gram, static_cast<int64_t>(i));
   }
 }
 
 std::optional<int64_t> Decontaminator::find(const NgramIndex& index,
-                                            const std::string& normalized) const {
-  const std::vector<WordSpan> words = word_spans(normalized);
+                                            const std::string& normalised) const {
+  const std::vector<WordSpan> words = word_spans(normalised);
   const auto check_grams =
       [&](int n, const std::unordered_map<uint64_t, int64_t>& table) -> std::optional<int64_t> {
     if (table.empty() || words.size() < static_cast<size_t>(n)) return std::nullopt;
     for (size_t i = 0; i + n <= words.size(); ++i) {
       const uint32_t begin = words[i].begin, end = words[i + n - 1].end;
       const auto hit =
-          table.find(shingle_hash64(std::string_view(normalized).substr(begin, end - begin)));
+          table.find(shingle_hash64(std::string_view(normalised).substr(begin, end - begin)));
       if (hit != table.end()) return hit->second;
     }
     return std::nullopt;
@@ -82,12 +82,12 @@ std::optional<int64_t> Decontaminator::find(const NgramIndex& index,
 std::optional<Contamination> Decontaminator::check(const Row& row) const {
   if (eval_.empty()) return std::nullopt;
   if (config_.exact_question && !row.prompt.empty()) {
-    const auto hit = questions_.find(text_hash64(normalize_text(row.prompt)));
+    const auto hit = questions_.find(text_hash64(normalise_text(row.prompt)));
     if (hit != questions_.end())
       return Contamination{"exact_question", hit->second, eval_[hit->second].source};
   }
   const NgramIndex& index = row.format == RowFormat::text ? documents_ : chats_;
-  if (auto hit = find(index, normalize_text(field_of(row, config_.train_field))))
+  if (auto hit = find(index, normalise_text(field_of(row, config_.train_field))))
     return Contamination{"ngram_overlap", *hit, eval_[*hit].source};
   return std::nullopt;
 }

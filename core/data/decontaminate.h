@@ -2,7 +2,7 @@
 //
 // Two checks, in this order:
 //   exact_question  the training row's normalised prompt equals an eval row's normalised prompt
-//                   (normalize.h), for rows that have a prompt
+//                   (normalise.h), for rows that have a prompt
 //   ngram_overlap   the training row shares a word n-gram of its normalised text with an eval
 //                   row's normalised prompt (eval text rows: their text). n = 13 for documents
 //                   (GPT-3, Brown et al. 2020, Appendix C) and 8 for chats and QA (our choice:
@@ -54,7 +54,7 @@ class Decontaminator {
     std::unordered_map<int, std::unordered_map<uint64_t, int64_t>> short_texts;
   };
   void build(NgramIndex& index, int n) const;
-  std::optional<int64_t> find(const NgramIndex& index, const std::string& normalized) const;
+  std::optional<int64_t> find(const NgramIndex& index, const std::string& normalised) const;
 
   std::vector<Row> eval_;
   DecontaminationConfig config_;

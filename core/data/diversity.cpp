@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-#include "core/data/normalize.h"
+#include "core/data/normalise.h"
 #include "kernels/error.h"
 
 namespace tiller::data {
@@ -105,18 +105,18 @@ double mean_nearest_neighbour_distance(const Embeddings& embeddings,
   return total / static_cast<double>(selected.size());
 }
 
-std::vector<float> hashed_bag_of_words(const std::string& normalized, int64_t dim) {
+std::vector<float> hashed_bag_of_words(const std::string& normalised, int64_t dim) {
   TILLER_CHECK(dim >= 1, "hashed_bag_of_words: dim must be >= 1, got {}", dim);
   std::vector<float> features(static_cast<size_t>(dim), 0.f);
-  const std::vector<WordSpan> words = word_spans(normalized);
+  const std::vector<WordSpan> words = word_spans(normalised);
   const auto add = [&](std::string_view gram) {
     const uint32_t h = crc32(gram);
     features[h % static_cast<uint32_t>(dim)] += (h >> 31) ? -1.f : 1.f;
   };
   for (size_t i = 0; i < words.size(); ++i) {
-    add(std::string_view(normalized).substr(words[i].begin, words[i].end - words[i].begin));
+    add(std::string_view(normalised).substr(words[i].begin, words[i].end - words[i].begin));
     if (i + 1 < words.size())
-      add(std::string_view(normalized).substr(words[i].begin, words[i + 1].end - words[i].begin));
+      add(std::string_view(normalised).substr(words[i].begin, words[i + 1].end - words[i].begin));
   }
   double norm = 0;
   for (float f : features) norm += static_cast<double>(f) * f;

@@ -34,6 +34,6 @@ double mean_nearest_neighbour_distance(const Embeddings& embeddings,
 
 // Feature hashing of a normalised text's words and word bigrams into `dim` buckets (crc32 of the
 // gram picks the bucket and, by its top bit, the sign), L2-normalised. A zero text stays zero.
-std::vector<float> hashed_bag_of_words(const std::string& normalized, int64_t dim = 256);
+std::vector<float> hashed_bag_of_words(const std::string& normalised, int64_t dim = 256);
 
 }  // namespace tiller::data

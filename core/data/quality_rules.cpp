@@ -9,7 +9,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "core/data/normalize.h"
+#include "core/data/normalise.h"
 #include "kernels/random.h"
 
 namespace tiller::data {
@@ -298,7 +298,7 @@ RuleVerdict check_chat(const Row& row, const ChatRulesConfig& config) {
   } else {
     answers.push_back(row.response);
   }
-  const std::string question = normalize_text(row.prompt);
+  const std::string question = normalise_text(row.prompt);
   for (size_t k = 0; k < answers.size(); ++k) {
     const std::string_view answer = trim(answers[k]);
     if (config.reject_empty_answer && answer.empty())
@@ -308,13 +308,13 @@ RuleVerdict check_chat(const Row& row, const ChatRulesConfig& config) {
         static_cast<int64_t>(answer.size()) > config.max_answer_chars)
       return fail_rule("answer_too_long",
                        fmt::format("{} characters > {}", answer.size(), config.max_answer_chars));
-    const std::string normalized = normalize_text(answer);
+    const std::string normalised = normalise_text(answer);
     const std::vector<std::string> words = repetition_words(answer);
     if (config.reject_repeated_phrase && repeats_back_to_back(words))
       return fail_rule("repeated_phrase", "a run of words repeats back to back");
     if (config.reject_copied_question && !question.empty()) {
-      if (normalized == question) return fail_rule("copies_question", "the answer is the question");
-      const std::vector<uint64_t> answer_grams = word_shingles(normalized, 3);
+      if (normalised == question) return fail_rule("copies_question", "the answer is the question");
+      const std::vector<uint64_t> answer_grams = word_shingles(normalised, 3);
       const std::vector<uint64_t> question_grams = word_shingles(question, 3);
       if (words.size() >= 3) {
         size_t found = 0;

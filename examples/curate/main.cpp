@@ -27,7 +27,7 @@ constexpr const char* kStagesHelp = R"(
 Stages (run in the order of --stages; a row is dropped by the first stage that rejects it):
   exact_dedup    Same text after normalisation (UTF-8, lower-casing of ASCII/Latin/Greek/Cyrillic,
                  math symbols + * / = < > kept as words, other punctuation to spaces, whitespace
-                 folded; core/data/normalize.h): keeps the first (or best-scored) row.
+                 folded; core/data/normalise.h): keeps the first (or best-scored) row.
                  reason: exact_duplicate.
   near_dedup     MinHash over word 5-grams, LSH with 20 bands x 5 rows (candidate probability
                  1-(1-s^5)^20, midpoint ~0.55), every candidate pair checked with the exact

@@ -1,5 +1,5 @@
-// Text normalisation and hashes: see normalize.h.
-#include "core/data/normalize.h"
+// Text normalisation and hashes: see normalise.h.
+#include "core/data/normalise.h"
 
 #include <algorithm>
 #include <array>
@@ -123,7 +123,7 @@ uint32_t load_le32(const unsigned char* p) {
 
 }  // namespace
 
-std::string normalize_text(std::string_view text) {
+std::string normalise_text(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   bool pending_space = false;
@@ -148,12 +148,12 @@ std::string normalize_text(std::string_view text) {
   return out;
 }
 
-std::vector<WordSpan> word_spans(std::string_view normalized) {
+std::vector<WordSpan> word_spans(std::string_view normalised) {
   std::vector<WordSpan> spans;
   uint32_t begin = 0;
-  const auto size = static_cast<uint32_t>(normalized.size());
+  const auto size = static_cast<uint32_t>(normalised.size());
   for (uint32_t i = 0; i <= size; ++i) {
-    if (i == size || normalized[i] == ' ') {
+    if (i == size || normalised[i] == ' ') {
       if (i > begin) spans.push_back({begin, i});
       begin = i + 1;
     }
@@ -180,13 +180,13 @@ uint64_t shingle_hash64(std::string_view bytes) {
          (static_cast<uint64_t>(crc32(bytes, 0x5bd1e995u)) << 32);
 }
 
-uint64_t text_hash64(std::string_view normalized) {
-  return shingle_hash64(normalized);
+uint64_t text_hash64(std::string_view normalised) {
+  return shingle_hash64(normalised);
 }
 
-std::vector<uint64_t> word_shingles(std::string_view normalized, int n) {
+std::vector<uint64_t> word_shingles(std::string_view normalised, int n) {
   TILLER_CHECK(n >= 1, "word_shingles: n must be >= 1, got {}", n);
-  const std::vector<WordSpan> words = word_spans(normalized);
+  const std::vector<WordSpan> words = word_spans(normalised);
   std::vector<uint64_t> hashes;
   if (words.empty()) return hashes;
   const size_t count = words.size() < static_cast<size_t>(n) ? 1 : words.size() - n + 1;
@@ -194,7 +194,7 @@ std::vector<uint64_t> word_shingles(std::string_view normalized, int n) {
   hashes.reserve(count);
   for (size_t i = 0; i < count; ++i) {
     const uint32_t begin = words[i].begin, end = words[i + width - 1].end;
-    hashes.push_back(shingle_hash64(normalized.substr(begin, end - begin)));
+    hashes.push_back(shingle_hash64(normalised.substr(begin, end - begin)));
   }
   std::sort(hashes.begin(), hashes.end());
   hashes.erase(std::unique(hashes.begin(), hashes.end()), hashes.end());

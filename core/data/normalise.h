@@ -1,6 +1,6 @@
 // Text normalisation for duplicate detection and decontamination, and the hashes built on it.
 //
-// normalize_text, exactly:
+// normalise_text, exactly:
 //   1. UTF-8 decode; an invalid byte becomes U+FFFD (kept as a character, never dropped).
 //   2. Lower-case: ASCII A-Z; Latin-1 U+00C0-U+00DE (not U+00D7 ×); Latin Extended-A
 //      U+0100-U+017F (its upper/lower pairs, Ÿ U+0178 -> ÿ, İ U+0130 -> i); Greek U+0386-U+03AB
@@ -28,20 +28,20 @@
 
 namespace tiller::data {
 
-std::string normalize_text(std::string_view text);
+std::string normalise_text(std::string_view text);
 
 // Byte offsets [begin, end) of each word of a normalised text.
 struct WordSpan {
   uint32_t begin = 0, end = 0;
 };
-std::vector<WordSpan> word_spans(std::string_view normalized);
+std::vector<WordSpan> word_spans(std::string_view normalised);
 
 uint32_t crc32(std::string_view bytes, uint32_t crc = 0);  // zlib.crc32(bytes, crc)
 uint64_t shingle_hash64(std::string_view bytes);
-uint64_t text_hash64(std::string_view normalized);  // the exact-dedup key
+uint64_t text_hash64(std::string_view normalised);  // the exact-dedup key
 
 // Sorted, unique hashes of every word n-gram of a normalised text; a text with fewer than n (but
 // at least one) words gives one shingle of all its words; an empty text gives none.
-std::vector<uint64_t> word_shingles(std::string_view normalized, int n);
+std::vector<uint64_t> word_shingles(std::string_view normalised, int n);
 
 }  // namespace tiller::data
