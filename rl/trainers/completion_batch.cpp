@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "core/ops.h"
+
 namespace tiller::rl {
 
 CompletionBatch make_completion_batch(const std::vector<std::vector<int32_t>>& prompts,
