@@ -152,7 +152,7 @@ TEST_CASE("a GRPO run writes one metrics line per step and a loadable model", "[
   REQUIRE(flat_weights(loaded) == flat_weights(trainer.policy()));
 }
 
-TEST_CASE("GRPO configuration errors name the field", "[grpo_trainer]") {
+TEST_CASE("GRPO trainer configuration errors name the field", "[grpo_trainer]") {
   GRPOConfig config = small_config();
   config.num_generations = 1;
   REQUIRE_THROWS_WITH(GRPOTrainer(config, tiny_policy(), target_reward(), tiny_prompts(4)),

@@ -193,28 +193,35 @@ DPOStepReport DPOTrainer::train_step() {
   }
   report.epoch = epoch_;
   std::vector<std::vector<int64_t>> micro_batches;
-  int64_t step_pairs = 0;
   for (int64_t m = 0; m < config_.grad_accumulation && cursor_ < pairs; ++m) {
     std::vector<int64_t> indices;
     for (int64_t r = 0; r < config_.batch_size && cursor_ < pairs; ++r)
       indices.push_back(order_[cursor_++]);
-    step_pairs += static_cast<int64_t>(indices.size());
     micro_batches.push_back(std::move(indices));
   }
   optimizer_->zero_grad();
-  const RefLogps* precomputed = reference_ ? nullptr : &train_ref_;
-  for (const auto& indices : micro_batches) {
-    // Each micro-batch's mean loss weighs its share of the update's pairs: the sum is the
-    // update's mean over pairs, exactly as one batch would give.
-    const double weight = static_cast<double>(indices.size()) / static_cast<double>(step_pairs);
-    report.metrics = combine(
-        report.metrics, run_batch(train_, indices, precomputed, weight, true, &report.tokens));
-  }
+  report.metrics = accumulate_gradients(micro_batches, &report.tokens);
   report.grad_norm = apply_update("dpo", *optimizer_, policy_.parameters(), report.step,
                                   static_cast<float>(report.metrics.loss), report.lr,
                                   config_.clip_norm);
   ++step_;
   return report;
+}
+
+DPOMetrics DPOTrainer::accumulate_gradients(
+    const std::vector<std::vector<int64_t>>& micro_batches, int64_t* tokens) {
+  int64_t pairs = 0;
+  for (const auto& indices : micro_batches) pairs += static_cast<int64_t>(indices.size());
+  TILLER_CHECK(pairs > 0, "dpo: accumulate_gradients got no pairs");
+  const RefLogps* precomputed = reference_ ? nullptr : &train_ref_;
+  DPOMetrics total;
+  for (const auto& indices : micro_batches) {
+    // Each micro-batch's mean loss weighs its share of the update's pairs: the sum is the
+    // update's mean over pairs, exactly as one batch would give.
+    const double weight = static_cast<double>(indices.size()) / static_cast<double>(pairs);
+    total = combine(total, run_batch(train_, indices, precomputed, weight, true, tokens));
+  }
+  return total;
 }
 
 DPOMetrics DPOTrainer::evaluate() {

@@ -106,6 +106,10 @@ class DPOTrainer {
   DPOSummary train();
   DPOStepReport train_step();
   DPOMetrics evaluate();  // over the eval pairs; pairs == 0 when there are none
+  // Backward of the mean loss over all the pairs of `micro_batches` (training-pair indices), one
+  // forward per micro-batch; gradients accumulate (+=) into the policy. train_step's core.
+  DPOMetrics accumulate_gradients(const std::vector<std::vector<int64_t>>& micro_batches,
+                                  int64_t* tokens = nullptr);
   void save_checkpoint(const std::filesystem::path& dir);
 
   Transformer& policy() { return policy_; }

@@ -86,8 +86,8 @@ def save_hf(model, path):
     os.makedirs(path, exist_ok=True)
     model.config.to_json_file(os.path.join(path, "config.json"))
     tensors = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()
-               if not k.endswith("attn.bias") and not k.endswith("masked_bias")
-               and k != "lm_head.weight"}
+               if not k.endswith((".attn.bias", ".attn.masked_bias"))  # causal-mask buffers
+               and k != "lm_head.weight"}  # tied to wte
     save_file(tensors, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
 
 
