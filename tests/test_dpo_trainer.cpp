@@ -170,7 +170,7 @@ TEST_CASE("a DPO run writes TRL-named metrics, eval records and a loadable model
   DPOTrainConfig config = small_config();
   config.output_dir = (dir.path() / "run").string();
   config.checkpoint_every = 1;
-  config.keep_checkpoints = 2;
+  config.keep_checkpoints = 1;
   DPOTrainer trainer(config, tiny_policy(), tiny_pairs(12), tiny_pairs(4));
   trainer.train();  // 3 steps
   std::ifstream in(dir.path() / "run" / "metrics.jsonl");

@@ -77,8 +77,9 @@ std::vector<float> flat_weights(Transformer& model) {
 
 TEST_CASE("GRPO with a callable reward raises the mean reward of a tiny model", "[grpo_trainer]") {
   GRPOConfig config = small_config();
-  config.steps = 14;
+  config.steps = 16;
   config.prompts_per_step = 8;
+  config.schedule.peak_lr = 1e-2f;
   GRPOTrainer trainer(config, tiny_policy(), target_reward(), tiny_prompts(24));
   REQUIRE_FALSE(trainer.has_reference_model());  // Î² = 0: no reference model is built
   std::vector<double> rewards;
@@ -108,11 +109,13 @@ TEST_CASE("GRPO logs TRL's metric names, per-reward statistics and the KL when Î
         "completions/mean_length", "completions/clipped_ratio", "generation_seconds",
         "training_seconds", "loss", "grad_norm"})
     REQUIRE_NOTHROW(m.get(key));
-  REQUIRE(m.get("kl") == Approx(0.0).margin(1e-6));  // first update: policy == reference
+  // Measured in the second update, after the first moved the policy away from the reference.
+  REQUIRE(m.get("kl") > 0.0);
+  REQUIRE(m.get("kl") < 0.5);
   REQUIRE(m.get("entropy") > 0.0);
   REQUIRE(m.get("completions/mean_length") <= 4.0);
-  // The second of the two updates sees moved weights: its clip statistics are measured.
-  REQUIRE(m.get("clip_ratio/region_mean") >= 0.0);
+  REQUIRE(m.get("clip_ratio/region_mean") ==
+          Approx(m.get("clip_ratio/low_mean") + m.get("clip_ratio/high_mean")));
   REQUIRE(m.get("generation_seconds") > 0.0);
 }
 
