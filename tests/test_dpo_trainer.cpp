@@ -91,7 +91,8 @@ TEST_CASE("DPO gradient accumulation over k micro-batches equals one batch", "[d
   REQUIRE(two.rewards_accuracies == one.rewards_accuracies);
   size_t compared = 0;
   for (size_t i = 0; i < a.policy().parameters().size(); ++i) {
-    Tensor ga = a.policy().parameters()[i].tensor.grad(), gb = b.policy().parameters()[i].tensor.grad();
+    Tensor ga = a.policy().parameters()[i].tensor.grad(),
+           gb = b.policy().parameters()[i].tensor.grad();
     INFO(a.policy().parameters()[i].name);
     REQUIRE_CLOSE(gb, ga, 1e-4f, 1e-7f);
     ++compared;
@@ -115,7 +116,8 @@ TEST_CASE("a precomputed reference gives the live reference's losses and keeps n
   auto pairs = tiny_pairs(12);
   DPOTrainConfig live = small_config(), pre = small_config();
   pre.precompute_ref = true;
-  DPOTrainer a(live, tiny_policy(), pairs, tiny_pairs(5)), b(pre, tiny_policy(), pairs, tiny_pairs(5));
+  DPOTrainer a(live, tiny_policy(), pairs, tiny_pairs(5)),
+      b(pre, tiny_policy(), pairs, tiny_pairs(5));
   REQUIRE(a.has_reference_model());
   REQUIRE_FALSE(b.has_reference_model());
   for (int step = 0; step < 3; ++step) {

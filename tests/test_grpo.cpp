@@ -229,8 +229,8 @@ TEST_CASE("the k3 KL term adds β (exp(ref - logp) - (ref - logp) - 1) per token
 // logp = old + a log-ratio chosen at least 0.05 away from the clip edges (log 0.8, log 1.2,
 // log 1.28), so central differences never straddle a kink of the clipped objective.
 Tensor ratios_off_the_clip_edges(const Tensor& old) {
-  const std::vector<float> offsets = {0.05f, -0.1f, 0.4f, -0.5f, 0.1f, -0.05f, 0.6f, -0.35f,
-                                      0.f, 0.32f, -0.15f, 0.12f, -0.6f, 0.45f, 0.08f};
+  const std::vector<float> offsets = {0.05f, -0.1f, 0.4f,   -0.5f, 0.1f,  -0.05f, 0.6f, -0.35f,
+                                      0.f,   0.32f, -0.15f, 0.12f, -0.6f, 0.45f,  0.08f};
   std::vector<float> values = old.to_vector();
   for (size_t i = 0; i < values.size(); ++i) values[i] += offsets[i % offsets.size()];
   return Tensor::from_vector(values, old.shape(), TensorOptions{}.grad(true));

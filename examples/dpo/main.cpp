@@ -92,7 +92,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--seed", config.seed, "pair order")->capture_default_str();
   app.add_flag("--resume", resume, "continue from the newest checkpoint in --out");
-  app.add_option("--eval-limit", eval_limit, "world held-out prompts generated before/after (0: all)")
+  app.add_option("--eval-limit", eval_limit,
+                 "world held-out prompts generated before/after (0: all)")
       ->capture_default_str();
   app.add_option("--world-seed", world_seed, "world seed (as in examples/make_world)")
       ->capture_default_str();
@@ -123,9 +124,10 @@ int main(int argc, char** argv) {
       tokenizer.emplace(std::move(tok));
     } else {
       if (!fs::exists(fs::path(policy_dir) / "config.json"))
-        fail("dpo: no policy at {} (config.json + model.safetensors); run examples/sft first, or "
-             "pass --policy DIR (or --tiny for a smoke run)",
-             policy_dir);
+        fail(
+            "dpo: no policy at {} (config.json + model.safetensors); run examples/sft first, or "
+            "pass --policy DIR (or --tiny for a smoke run)",
+            policy_dir);
       policy.emplace(Transformer::from_pretrained(policy_dir, config.device));
       tokenizer.emplace(Tokenizer::load(tokenizer_path.empty() ? policy_dir : tokenizer_path));
     }
@@ -170,13 +172,10 @@ int main(int argc, char** argv) {
         evaluate_world(trainer.policy(), *tokenizer, world.eval_prompts(), eval);
     std::cout << "[dpo] eval before: " << before.summary() << "\n"
               << "[dpo] eval after:  " << after.summary() << "\n"
-              << fmt::format("[dpo] held-out reward accuracy {:.3f} -> {:.3f}, margin {:.3f} -> "
-                             "{:.3f} ({} steps, {})\n",
-                             summary.initial_eval.rewards_accuracies,
-                             summary.final_eval.rewards_accuracies,
-                             summary.initial_eval.rewards_margins,
-                             summary.final_eval.rewards_margins, summary.steps,
-                             rl::format_duration(summary.seconds));
+              << fmt::format(
+                     "[dpo] held-out reward accuracy {:.3f}, margin {:.3f} ({} steps, {})\n",
+                     summary.final_eval.rewards_accuracies, summary.final_eval.rewards_margins,
+                     summary.steps, rl::format_duration(summary.seconds));
 
     const fs::path metrics = out / "metrics.jsonl";
     rl::PlotResult plot = rl::plot_metrics(

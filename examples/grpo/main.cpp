@@ -159,9 +159,10 @@ int main(int argc, char** argv) {
       tokenizer.emplace(std::move(tok));
     } else {
       if (!fs::exists(fs::path(policy_dir) / "config.json"))
-        fail("grpo: no policy at {} (config.json + model.safetensors); run examples/sft first, "
-             "or pass --policy DIR (or --tiny for a smoke run)",
-             policy_dir);
+        fail(
+            "grpo: no policy at {} (config.json + model.safetensors); run examples/sft first, "
+            "or pass --policy DIR (or --tiny for a smoke run)",
+            policy_dir);
       policy.emplace(Transformer::from_pretrained(policy_dir, config.device));
       tokenizer.emplace(Tokenizer::load(tokenizer_path.empty() ? policy_dir : tokenizer_path));
     }
@@ -182,17 +183,17 @@ int main(int argc, char** argv) {
     };
     std::vector<rl::GRPOReward> rewards;
     if (world_weight != 0.f)
-      rewards.push_back({"world", rl::batch_reward(rl::TokenReward(
-                                      [world_score](const auto& p, const auto& c) {
-                                        return static_cast<float>(world::reward_for(world_score(p, c)));
-                                      })),
-                         world_weight});
+      rewards.push_back(
+          {"world", rl::batch_reward(rl::TokenReward([world_score](const auto& p, const auto& c) {
+             return static_cast<float>(world::reward_for(world_score(p, c)));
+           })),
+           world_weight});
     if (format_weight != 0.f)
-      rewards.push_back({"format", rl::batch_reward(rl::TokenReward(
-                                       [world_score](const auto& p, const auto& c) {
-                                         return world_score(p, c).format_ok ? 1.f : 0.f;
-                                       })),
-                         format_weight});
+      rewards.push_back(
+          {"format", rl::batch_reward(rl::TokenReward([world_score](const auto& p, const auto& c) {
+             return world_score(p, c).format_ok ? 1.f : 0.f;
+           })),
+           format_weight});
     std::shared_ptr<rl::RewardModel> reward_model;
     if (!reward_model_dir.empty() && reward_model_weight != 0.f) {
       reward_model =
@@ -204,7 +205,8 @@ int main(int argc, char** argv) {
                          },
                          reward_model_weight});
     }
-    TILLER_CHECK(!rewards.empty(), "grpo: every reward weight is 0; set --world-weight, "
+    TILLER_CHECK(!rewards.empty(),
+                 "grpo: every reward weight is 0; set --world-weight, "
                  "--format-weight or --reward-model with --reward-model-weight");
 
     const fs::path out(config.output_dir);
@@ -225,8 +227,8 @@ int main(int argc, char** argv) {
                 << "\n";
     }
     std::cout << "[grpo] " << prompts.tokens.size() << " prompts, " << config.steps << " steps of "
-              << config.prompts_per_step << " x " << config.num_generations
-              << " completions, loss " << loss_type << ", beta " << config.loss.beta << "\n";
+              << config.prompts_per_step << " x " << config.num_generations << " completions, loss "
+              << loss_type << ", beta " << config.loss.beta << "\n";
     trainer.train();
 
     eval.jsonl_path = (out / "eval_after.jsonl").string();
@@ -236,11 +238,11 @@ int main(int argc, char** argv) {
               << "[grpo] eval after:  " << after.summary() << "\n";
 
     const fs::path metrics = out / "metrics.jsonl";
-    rl::PlotResult plot = rl::plot_metrics(
-        {{.label = "reward", .metrics_path = metrics, .key = "reward"},
-         {.label = "reward std", .metrics_path = metrics, .key = "reward_std"},
-         {.label = "KL to reference", .metrics_path = metrics, .key = "kl"}},
-        out / "reward_kl.png", {.title = "GRPO: reward", .x_label = "step"});
+    rl::PlotResult plot =
+        rl::plot_metrics({{.label = "reward", .metrics_path = metrics, .key = "reward"},
+                          {.label = "reward std", .metrics_path = metrics, .key = "reward_std"},
+                          {.label = "KL to reference", .metrics_path = metrics, .key = "kl"}},
+                         out / "reward_kl.png", {.title = "GRPO: reward", .x_label = "step"});
     rl::PlotResult time_plot = rl::plot_metrics(
         {{.label = "generation", .metrics_path = metrics, .key = "generation_seconds"},
          {.label = "training", .metrics_path = metrics, .key = "training_seconds"}},

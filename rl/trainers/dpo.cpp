@@ -94,7 +94,8 @@ DPOTrainer::DPOTrainer(DPOTrainConfig config, Transformer policy,
   }
   const int64_t per_step = config_.batch_size * config_.grad_accumulation;
   steps_per_epoch_ = (static_cast<int64_t>(train_.size()) + per_step - 1) / per_step;
-  if (config_.schedule.total_steps == 0) config_.schedule.total_steps = config_.epochs * steps_per_epoch_;
+  if (config_.schedule.total_steps == 0)
+    config_.schedule.total_steps = config_.epochs * steps_per_epoch_;
   config_.schedule.warmup_steps =
       clamp_warmup("dpo", config_.schedule.warmup_steps, config_.schedule.total_steps);
   config_.schedule.validate();
@@ -124,7 +125,8 @@ DPOTrainer::~DPOTrainer() = default;
 DPOTrainer::RefLogps DPOTrainer::precompute(const std::vector<PreferenceExample>& examples) {
   NoGradGuard no_grad;
   RefLogps out;
-  for (size_t start = 0; start < examples.size(); start += static_cast<size_t>(config_.batch_size)) {
+  for (size_t start = 0; start < examples.size();
+       start += static_cast<size_t>(config_.batch_size)) {
     std::vector<std::vector<int32_t>> prompts, completions;
     const size_t end = std::min(examples.size(), start + static_cast<size_t>(config_.batch_size));
     for (size_t i = start; i < end; ++i) prompts.push_back(examples[i].prompt);
@@ -152,8 +154,8 @@ DPOMetrics DPOTrainer::run_batch(const std::vector<PreferenceExample>& examples,
   for (int64_t i : indices) completions.push_back(examples[i].rejected);
   CompletionBatch batch =
       make_completion_batch(prompts, completions, config_.padding, config_.device);
-  if (tokens != nullptr) *tokens += static_cast<int64_t>(
-                             sum(batch.options.key_padding_mask.to(DType::f32)).item());
+  if (tokens != nullptr)
+    *tokens += static_cast<int64_t>(sum(batch.options.key_padding_mask.to(DType::f32)).item());
   const auto b = static_cast<int64_t>(indices.size());
   DPOInputs in;
   {
@@ -201,15 +203,15 @@ DPOStepReport DPOTrainer::train_step() {
   }
   optimizer_->zero_grad();
   report.metrics = accumulate_gradients(micro_batches, &report.tokens);
-  report.grad_norm = apply_update("dpo", *optimizer_, policy_.parameters(), report.step,
-                                  static_cast<float>(report.metrics.loss), report.lr,
-                                  config_.clip_norm);
+  report.grad_norm =
+      apply_update("dpo", *optimizer_, policy_.parameters(), report.step,
+                   static_cast<float>(report.metrics.loss), report.lr, config_.clip_norm);
   ++step_;
   return report;
 }
 
-DPOMetrics DPOTrainer::accumulate_gradients(
-    const std::vector<std::vector<int64_t>>& micro_batches, int64_t* tokens) {
+DPOMetrics DPOTrainer::accumulate_gradients(const std::vector<std::vector<int64_t>>& micro_batches,
+                                            int64_t* tokens) {
   int64_t pairs = 0;
   for (const auto& indices : micro_batches) pairs += static_cast<int64_t>(indices.size());
   TILLER_CHECK(pairs > 0, "dpo: accumulate_gradients got no pairs");
@@ -251,8 +253,7 @@ void DPOTrainer::save_checkpoint(const std::filesystem::path& dir) {
 void DPOTrainer::resume(const std::filesystem::path& dir) {
   auto state = nlohmann::json::parse(
       load_training_checkpoint(dir, policy_, *optimizer_, config_.device, "dpo"));
-  TILLER_CHECK(state.value("stage", "") == "dpo", "dpo: {} is not a DPO checkpoint",
-               dir.string());
+  TILLER_CHECK(state.value("stage", "") == "dpo", "dpo: {} is not a DPO checkpoint", dir.string());
   const auto saved_pairs = state.at("pairs").get<size_t>();
   const auto saved_batch = state.at("batch_size").get<int64_t>();
   const auto saved_accumulation = state.at("grad_accumulation").get<int64_t>();
@@ -283,16 +284,18 @@ DPOSummary DPOTrainer::train() {
     Metrics metrics = as_metrics(m, "eval_");
     log.write(step_, metrics);
     if (config_.log_every > 0)
-      log.print(step_, total_steps(), metrics, {"eval_loss", "eval_rewards/accuracies",
-                                                "eval_rewards/margins"});
+      log.print(step_, total_steps(), metrics,
+                {"eval_loss", "eval_rewards/accuracies", "eval_rewards/margins"});
   };
   if (truncated_pairs_ > 0 && config_.log_every > 0)
     fmt::print("[dpo] {} pairs cut to max_length {} (prompt start dropped)\n", truncated_pairs_,
                config_.max_length);
 
   DPOSummary summary;
-  summary.initial_eval = evaluate();
-  log_eval(summary.initial_eval);
+  if (step_ == 0) {  // a resumed run has its step-0 eval in the metrics already
+    summary.initial_eval = evaluate();
+    log_eval(summary.initial_eval);
+  }
   const auto start = std::chrono::steady_clock::now();
   while (step_ < total_steps()) {
     const auto step_start = std::chrono::steady_clock::now();
@@ -324,8 +327,7 @@ DPOSummary DPOTrainer::train() {
     save_checkpoint(summary.final_model);
   }
   summary.steps = step_;
-  summary.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
 }
 

@@ -68,9 +68,10 @@ struct DPOTrainConfig {
   int64_t eval_every = 0;        // steps; 0: only at the start and the end
   int64_t log_every = 10;        // progress line; 0: never print (records are always written)
   int64_t checkpoint_every = 0;  // 0: only the final model
-  int64_t keep_checkpoints = 3;  // newest step_* folders kept; 0: all (the final model never pruned)
-  std::string output_dir;        // empty: write nothing
-  uint64_t seed = 0;             // pair order
+  int64_t keep_checkpoints =
+      3;                   // newest step_* folders kept; 0: all (the final model never pruned)
+  std::string output_dir;  // empty: write nothing
+  uint64_t seed = 0;       // pair order
   Device device = Device::cpu();
 
   void validate() const;  // throws tiller::Error naming the first bad field
@@ -87,7 +88,7 @@ struct DPOStepReport {
 
 struct DPOSummary {
   int64_t steps = 0;
-  DPOMetrics initial_eval, final_eval;  // pairs == 0 without an eval set
+  DPOMetrics initial_eval, final_eval;  // pairs == 0 without an eval set (initial: or resumed)
   DPOMetrics final_train;
   double seconds = 0.0;
   std::filesystem::path final_model;  // empty when output_dir is empty

@@ -45,8 +45,7 @@ void GRPOConfig::validate() const {
   TILLER_CHECK(steps > 0, "grpo: steps must be > 0, got {}", steps);
   TILLER_CHECK(prompts_per_step > 0, "grpo: prompts_per_step must be > 0, got {}",
                prompts_per_step);
-  TILLER_CHECK(num_generations >= 2, "grpo: num_generations must be >= 2, got {}",
-               num_generations);
+  TILLER_CHECK(num_generations >= 2, "grpo: num_generations must be >= 2, got {}", num_generations);
   TILLER_CHECK(micro_batch_size > 0, "grpo: micro_batch_size must be > 0, got {}",
                micro_batch_size);
   TILLER_CHECK(num_iterations > 0, "grpo: num_iterations must be > 0, got {}", num_iterations);
@@ -230,8 +229,7 @@ GRPOStepReport GRPOTrainer::train_step() {
       .add("clip_ratio/low_mean", low / tokens)
       .add("clip_ratio/high_mean", high / tokens)
       .add("clip_ratio/region_mean", region / tokens)
-      .add("completions/mean_length",
-           static_cast<double>(tokens_in_batch) / static_cast<double>(N))
+      .add("completions/mean_length", static_cast<double>(tokens_in_batch) / static_cast<double>(N))
       .add("completions/clipped_ratio", static_cast<double>(clipped) / static_cast<double>(N))
       .add("lr", lr)
       .add("grad_norm", grad_norm)
@@ -243,9 +241,12 @@ GRPOStepReport GRPOTrainer::train_step() {
 }
 
 void GRPOTrainer::save_checkpoint(const std::filesystem::path& dir) {
-  nlohmann::json state = {{"stage", "grpo"},          {"step", step_},
-                          {"updates", updates_},       {"epoch", epoch_},
-                          {"cursor", cursor_},         {"prompts", prompts_.size()},
+  nlohmann::json state = {{"stage", "grpo"},
+                          {"step", step_},
+                          {"updates", updates_},
+                          {"epoch", epoch_},
+                          {"cursor", cursor_},
+                          {"prompts", prompts_.size()},
                           {"num_generations", config_.num_generations},
                           {"prompts_per_step", config_.prompts_per_step},
                           {"seed", config_.seed}};

@@ -63,14 +63,14 @@ struct GRPOReward {
 struct GRPOConfig {
   int64_t steps = 100;
   int64_t prompts_per_step = 4;
-  int64_t num_generations = 8;      // TRL's default
-  int64_t micro_batch_size = 8;     // completions per forward/backward
-  int64_t num_iterations = 1;       // optimizer steps per generation batch (TRL's μ)
+  int64_t num_generations = 8;   // TRL's default
+  int64_t micro_batch_size = 8;  // completions per forward/backward
+  int64_t num_iterations = 1;    // optimizer steps per generation batch (TRL's μ)
   int64_t max_completion_length = 64;
-  float temperature = 1.f;          // TRL's default
-  int32_t end_token = -1;           // required: ends a completion
+  float temperature = 1.f;  // TRL's default
+  int32_t end_token = -1;   // required: ends a completion
   ScaleRewards scale_rewards = ScaleRewards::group;
-  GRPOLossConfig loss;              // dapo, ε 0.2, β 0 (TRL's defaults)
+  GRPOLossConfig loss;  // dapo, ε 0.2, β 0 (TRL's defaults)
   // TRL's defaults: lr 1e-6, linear decay, AdamW (0.9, 0.999), no weight decay, max_grad_norm 1.
   // total_steps 0 means steps * num_iterations.
   optim::LrSchedule schedule{
