@@ -150,16 +150,17 @@ int main(int argc, char** argv) {
     // Tiny sizes keep every stage to seconds; the defaults are each stage's own.
     std::vector<std::string> tiny_pretrain, tiny_sft, tiny_reward, tiny_ppo, tiny_dpo, tiny_grpo;
     if (options.tiny) {
-      tiny_pretrain = {"--layers", "2", "--width", "64", "--heads", "2", "--seq-len", "64",
-                       "--batch", "4", "--steps", "30", "--vocab-size", "512", "--eval-every",
-                       "10", "--log-every", "10"};
+      tiny_pretrain = {"--layers",     "2",   "--width",      "64", "--heads",     "2",
+                       "--seq-len",    "64",  "--batch",      "4",  "--steps",     "30",
+                       "--vocab-size", "512", "--eval-every", "10", "--log-every", "10"};
       tiny_sft = {"--epochs", "1", "--batch", "16", "--eval-prompts", "8", "--log-every", "20"};
       tiny_reward = {"--epochs", "1", "--batch", "64", "--log-every", "10"};
-      tiny_ppo = {"--iterations", "2", "--rollout-batch", "8", "--minibatch", "4",
+      tiny_ppo = {"--iterations",  "2", "--rollout-batch",  "8",  "--minibatch",  "4",
                   "--micro-batch", "4", "--max-new-tokens", "16", "--eval-limit", "8"};
       tiny_dpo = {"--limit", "32", "--batch-size", "8", "--eval-limit", "8", "--log-every", "2"};
-      tiny_grpo = {"--steps", "2", "--prompts-per-step", "2", "--num-generations", "4",
-                   "--max-completion-length", "16", "--eval-limit", "8"};
+      tiny_grpo = {"--steps",           "2", "--prompts-per-step",      "2",
+                   "--num-generations", "4", "--max-completion-length", "16",
+                   "--eval-limit",      "8"};
     }
     auto with = [](std::vector<std::string> base, const std::vector<std::string>& more) {
       base.insert(base.end(), more.begin(), more.end());
@@ -178,27 +179,27 @@ int main(int argc, char** argv) {
       stages[name] = run_stage(name, program, args, extra);
     };
     stage("world", out / "world" / "eval.jsonl", bin / "make_world",
-                                {"--out", (out / "world").string(), "--seed", seed}, "");
+          {"--out", (out / "world").string(), "--seed", seed}, "");
     stage("pretrain", pretrain_dir / "model", bin / "pretrain",
-        with({"--out", pretrain_dir.string(), "--device", options.device, "--world-seed", seed},
-             tiny_pretrain),
-        options.pretrain_args);
+          with({"--out", pretrain_dir.string(), "--device", options.device, "--world-seed", seed},
+               tiny_pretrain),
+          options.pretrain_args);
     stage("sft", sft_dir / "model", bin / "sft",
-        with({"--base", (pretrain_dir / "model").string(), "--out", sft_dir.string(), "--device",
-              options.device, "--world-seed", seed},
-             tiny_sft),
-        options.sft_args);
+          with({"--base", (pretrain_dir / "model").string(), "--out", sft_dir.string(), "--device",
+                options.device, "--world-seed", seed},
+               tiny_sft),
+          options.sft_args);
     stage("reward", reward_dir / "model", bin / "reward",
-        with({"--sft", (sft_dir / "model").string(), "--out", reward_dir.string(), "--device",
-              options.device, "--world-seed", seed},
-             tiny_reward),
-        options.reward_args);
+          with({"--sft", (sft_dir / "model").string(), "--out", reward_dir.string(), "--device",
+                options.device, "--world-seed", seed},
+               tiny_reward),
+          options.reward_args);
     stage("ppo", ppo_dir / "policy", bin / "ppo",
-        with({"--policy", (sft_dir / "model").string(), "--reward-model",
-              (reward_dir / "model").string(), "--out", ppo_dir.string(), "--device",
-              options.device, "--world-seed", seed},
-             tiny_ppo),
-        options.ppo_args);
+          with({"--policy", (sft_dir / "model").string(), "--reward-model",
+                (reward_dir / "model").string(), "--out", ppo_dir.string(), "--device",
+                options.device, "--world-seed", seed},
+               tiny_ppo),
+          options.ppo_args);
     if (options.preference) {
       stage("dpo", dpo_dir / "model", bin / "dpo",
             with({"--policy", (sft_dir / "model").string(), "--out", dpo_dir.string(), "--device",
@@ -206,8 +207,8 @@ int main(int argc, char** argv) {
                  tiny_dpo),
             options.dpo_args);
       stage("grpo", grpo_dir / "model", bin / "grpo",
-            with({"--policy", (sft_dir / "model").string(), "--out", grpo_dir.string(),
-                  "--device", options.device, "--world-seed", seed},
+            with({"--policy", (sft_dir / "model").string(), "--out", grpo_dir.string(), "--device",
+                  options.device, "--world-seed", seed},
                  tiny_grpo),
             options.grpo_args);
     }
@@ -220,10 +221,10 @@ int main(int argc, char** argv) {
     std::vector<ModelRow> rows;
     rows.push_back(evaluate_model("base", pretrain_dir / "model", device, tokenizer, world,
                                   reward_model, options, out / "eval_base.jsonl"));
-    rows.push_back(evaluate_model("sft", sft_dir / "model", device, tokenizer, world,
-                                  reward_model, options, out / "eval_sft.jsonl"));
-    rows.push_back(evaluate_model("ppo", ppo_dir / "policy", device, tokenizer, world,
-                                  reward_model, options, out / "eval_ppo.jsonl"));
+    rows.push_back(evaluate_model("sft", sft_dir / "model", device, tokenizer, world, reward_model,
+                                  options, out / "eval_sft.jsonl"));
+    rows.push_back(evaluate_model("ppo", ppo_dir / "policy", device, tokenizer, world, reward_model,
+                                  options, out / "eval_ppo.jsonl"));
     if (options.preference) {
       rows.push_back(evaluate_model("dpo", dpo_dir / "model", device, tokenizer, world,
                                     reward_model, options, out / "eval_dpo.jsonl"));
@@ -275,20 +276,24 @@ int main(int argc, char** argv) {
     write_file_atomic(out / "report.json", report.dump(2) + "\n");
     write_file_atomic(out / "report.md", "# tiller pipeline report\n\n" + table);
 
-    plot(out / "loss_curves.png", "Training losses", "loss",
-         {{.label = "pretrain train", .metrics_path = pretrain_dir / "metrics.jsonl", .key = "loss"},
-          {.label = "pretrain val", .metrics_path = pretrain_dir / "metrics.jsonl",
-           .key = "val_loss"},
-          {.label = "sft train", .metrics_path = sft_dir / "metrics.jsonl", .key = "loss"},
-          {.label = "sft eval", .metrics_path = sft_dir / "metrics.jsonl", .key = "eval_loss"},
-          {.label = "reward model", .metrics_path = reward_dir / "metrics.jsonl", .key = "loss"}});
+    plot(
+        out / "loss_curves.png", "Training losses", "loss",
+        {{.label = "pretrain train", .metrics_path = pretrain_dir / "metrics.jsonl", .key = "loss"},
+         {.label = "pretrain val",
+          .metrics_path = pretrain_dir / "metrics.jsonl",
+          .key = "val_loss"},
+         {.label = "sft train", .metrics_path = sft_dir / "metrics.jsonl", .key = "loss"},
+         {.label = "sft eval", .metrics_path = sft_dir / "metrics.jsonl", .key = "eval_loss"},
+         {.label = "reward model", .metrics_path = reward_dir / "metrics.jsonl", .key = "loss"}});
     plot(out / "reward_model_accuracy.png", "Reward model accuracy", "accuracy",
          {{.label = "train", .metrics_path = reward_dir / "metrics.jsonl", .key = "accuracy"},
-          {.label = "held-out", .metrics_path = reward_dir / "metrics.jsonl",
+          {.label = "held-out",
+           .metrics_path = reward_dir / "metrics.jsonl",
            .key = "eval/accuracy"}});
     plot(out / "ppo_reward_kl.png", "PPO: reward and KL to the reference", "value",
          {{.label = "score", .metrics_path = ppo_dir / "metrics.jsonl", .key = "objective/scores"},
-          {.label = "rlhf reward", .metrics_path = ppo_dir / "metrics.jsonl",
+          {.label = "rlhf reward",
+           .metrics_path = ppo_dir / "metrics.jsonl",
            .key = "objective/rlhf_reward"},
           {.label = "kl", .metrics_path = ppo_dir / "metrics.jsonl", .key = "objective/kl"}});
 

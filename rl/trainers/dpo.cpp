@@ -154,8 +154,9 @@ DPOMetrics DPOTrainer::run_batch(const std::vector<PreferenceExample>& examples,
   for (int64_t i : indices) completions.push_back(examples[i].rejected);
   CompletionBatch batch =
       make_completion_batch(prompts, completions, config_.padding, config_.device);
-  if (tokens != nullptr)
-    *tokens += static_cast<int64_t>(sum(batch.options.key_padding_mask.to(DType::f32)).item());
+  if (tokens != nullptr)  // counted on the host: no device sync for a logged number
+    for (size_t i = 0; i < prompts.size(); ++i)
+      *tokens += static_cast<int64_t>(prompts[i].size() + completions[i].size());
   const auto b = static_cast<int64_t>(indices.size());
   DPOInputs in;
   {
