@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "core/model.h"
-#include "core/ops.h"
-#include "core/safetensors.h"
+#include "core/io/safetensors.h"
+#include "core/models/model.h"
+#include "core/ops/ops.h"
 #include "rl/trainers/completion_batch.h"
 #include "rl/trainers/dpo_loss.h"
 #include "support/gradcheck.h"

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 #include "rl/trainers/dpo.h"
 #include "support/gradcheck.h"
 #include "support/temp_dir.h"
@@ -46,7 +46,7 @@ DPOTrainConfig small_config() {
   c.batch_size = 4;
   c.log_every = 0;
   c.seed = 5;
-  c.schedule = {.kind = optim::LrSchedule::Kind::constant, .peak_lr = 1e-2f};
+  c.optimizer.schedule = {.kind = optim::LrSchedule::Kind::constant, .peak_lr = 1e-2f};
   return c;
 }
 

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 #include "rl/trainers/grpo_math.h"
 #include "support/gradcheck.h"
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 #include "rl/trainers/grpo.h"
 #include "support/temp_dir.h"
 
@@ -56,7 +56,7 @@ GRPOConfig small_config() {
   c.end_token = kEndToken;
   c.log_every = 0;
   c.seed = 7;
-  c.schedule = {.kind = optim::LrSchedule::Kind::constant, .peak_lr = 3e-3f};
+  c.optimizer.schedule = {.kind = optim::LrSchedule::Kind::constant, .peak_lr = 3e-3f};
   return c;
 }
 
@@ -79,7 +79,7 @@ TEST_CASE("GRPO with a callable reward raises the mean reward of a tiny model", 
   GRPOConfig config = small_config();
   config.steps = 16;
   config.prompts_per_step = 8;
-  config.schedule.peak_lr = 1e-2f;
+  config.optimizer.schedule.peak_lr = 1e-2f;
   GRPOTrainer trainer(config, tiny_policy(), target_reward(), tiny_prompts(24));
   REQUIRE_FALSE(trainer.has_reference_model());  // β = 0: no reference model is built
   std::vector<double> rewards;

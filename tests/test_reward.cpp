@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "core/ops.h"
-#include "core/special_tokens.h"
-#include "core/world.h"
-#include "rl/reward.h"
-#include "rl/reward_data.h"
-#include "rl/reward_trainer.h"
+#include "core/ops/ops.h"
+#include "core/text/special_tokens.h"
+#include "core/world/world.h"
+#include "rl/heads/reward.h"
+#include "rl/data/reward_data.h"
+#include "rl/trainers/reward_trainer.h"
 #include "support/gradcheck.h"
 #include "support/temp_dir.h"
 
@@ -263,10 +263,10 @@ TEST_CASE("preference batches keep the end of long sequences and count truncatio
 TEST_CASE("a reward model on a tiny backbone learns a separable preference", "[reward]") {
   TempDir dir;
   RewardModel model(Transformer(tiny_config(ModelFamily::gpt2), 12), 13);
-  RewardTrainConfig config;
+  RewardConfig config;
   config.epochs = 3;
   config.batch_size = 16;
-  config.schedule = {.kind = optim::LrSchedule::Kind::cosine,
+  config.optimizer.schedule = {.kind = optim::LrSchedule::Kind::cosine,
                      .peak_lr = 3e-3f,
                      .min_lr = 3e-4f,
                      .warmup_steps = 5};

@@ -8,7 +8,7 @@
 #include <limits>
 #include <random>
 
-#include "core/safetensors.h"
+#include "core/io/safetensors.h"
 #include "support/temp_dir.h"
 
 using namespace tiller;

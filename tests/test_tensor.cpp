@@ -1,7 +1,7 @@
 // Tensor creation, conversion, views and error messages.
 #include <catch2/catch.hpp>
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 #include "support/gradcheck.h"
 
 using namespace tiller;

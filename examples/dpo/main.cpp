@@ -2,7 +2,7 @@
 // reward model + PPO (rl/trainers/dpo.h; TRL's DPOTrainer semantics and metric names).
 //
 //   dpo                                        # runs/sft/model + the world's pairs -> runs/dpo
-//   dpo --train prefs.jsonl --heldout h.jsonl  # your pairs (rl/reward_data.h's JSONL formats)
+//   dpo --train prefs.jsonl --heldout h.jsonl  # your pairs (rl/data/reward_data.h formats)
 //   dpo --loss-type ipo --beta 0.5 --precompute-ref
 //   dpo --out runs/dpo --resume                # continue from the newest checkpoint in --out
 //   dpo --tiny --out /tmp/dpo                  # seconds-scale run on a random tiny model (ctest)
@@ -16,13 +16,13 @@
 #include <filesystem>
 #include <iostream>
 
-#include "core/error.h"
-#include "core/special_tokens.h"
-#include "core/world.h"
-#include "rl/evaluate.h"
-#include "rl/plot.h"
-#include "rl/pretrain.h"
-#include "rl/reward_data.h"
+#include "core/text/special_tokens.h"
+#include "core/world/world.h"
+#include "kernels/error.h"
+#include "rl/data/reward_data.h"
+#include "rl/kit/run_directory.h"
+#include "rl/reports/evaluate.h"
+#include "rl/reports/plot.h"
 #include "rl/trainers/dpo.h"
 
 namespace {
@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   config.epochs = 1;
   config.batch_size = 8;
   config.max_length = 0;
-  config.schedule.peak_lr = 5e-6f;  // TRL's 1e-6 is tuned for billion-parameter models
+  config.optimizer.schedule.peak_lr = 5e-6f;  // TRL's 1e-6 is tuned for billion-parameter models
   config.checkpoint_every = 50;
   config.log_every = 10;
   config.output_dir = "runs/dpo";
@@ -78,10 +78,12 @@ int main(int argc, char** argv) {
   app.add_flag("--precompute-ref", config.precompute_ref,
                "reference log-probs computed once; no reference model kept");
   app.add_option("--padding", padding, "left or right (equal results)")->capture_default_str();
-  app.add_option("--lr", config.schedule.peak_lr, "peak learning rate")->capture_default_str();
+  app.add_option("--lr", config.optimizer.schedule.peak_lr, "peak learning rate")
+      ->capture_default_str();
   app.add_option("--schedule", schedule, "constant, linear, cosine or wsd")->capture_default_str();
-  app.add_option("--warmup", config.schedule.warmup_steps, "warmup steps")->capture_default_str();
-  app.add_option("--clip-norm", config.clip_norm, "max gradient norm (0: off)")
+  app.add_option("--warmup", config.optimizer.schedule.warmup_steps, "warmup steps")
+      ->capture_default_str();
+  app.add_option("--clip-norm", config.optimizer.clip_norm, "max gradient norm (0: off)")
       ->capture_default_str();
   app.add_option("--eval-every", config.eval_every, "steps between evals (0: start and end)");
   app.add_option("--log-every", config.log_every, "steps between progress lines")
@@ -105,14 +107,14 @@ int main(int argc, char** argv) {
     TILLER_CHECK(padding == "left" || padding == "right",
                  "dpo: --padding must be left or right, got '{}'", padding);
     config.padding = padding == "left" ? rl::PaddingSide::left : rl::PaddingSide::right;
-    config.schedule.kind = optim::parse_schedule_kind(schedule);
+    config.optimizer.schedule.kind = optim::parse_schedule_kind(schedule);
     config.device = Device::parse(device);
     if (tiny) {
       limit = limit == 0 ? 24 : limit;
       eval_limit = 8;
       config.batch_size = 4;
       config.checkpoint_every = 3;
-      config.schedule.peak_lr = 1e-3f;
+      config.optimizer.schedule.peak_lr = 1e-3f;
       config.log_every = 2;
     }
 

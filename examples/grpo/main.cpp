@@ -22,14 +22,14 @@
 #include <map>
 #include <memory>
 
-#include "core/chat.h"
-#include "core/error.h"
-#include "core/special_tokens.h"
-#include "core/world.h"
-#include "rl/evaluate.h"
-#include "rl/plot.h"
-#include "rl/pretrain.h"
-#include "rl/reward.h"
+#include "core/text/chat.h"
+#include "core/text/special_tokens.h"
+#include "core/world/world.h"
+#include "kernels/error.h"
+#include "rl/heads/reward.h"
+#include "rl/kit/run_directory.h"
+#include "rl/reports/evaluate.h"
+#include "rl/reports/plot.h"
 #include "rl/trainers/grpo.h"
 
 namespace {
@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
   config.num_generations = 8;
   config.micro_batch_size = 16;
   config.max_completion_length = 40;
-  config.schedule.peak_lr = 1e-5f;  // TRL's 1e-6 is tuned for billion-parameter models
+  config.optimizer.schedule.peak_lr = 1e-5f;  // TRL's 1e-6 is tuned for billion-parameter models
   config.checkpoint_every = 20;
   config.output_dir = "runs/grpo";
   app.add_option("--policy", policy_dir, "starting policy (HF dir)")->capture_default_str();
@@ -113,10 +113,12 @@ int main(int argc, char** argv) {
   app.add_option("--reward-model", reward_model_dir, "reward model dir (examples/reward)");
   app.add_option("--reward-model-weight", reward_model_weight, "weight of the reward model")
       ->capture_default_str();
-  app.add_option("--lr", config.schedule.peak_lr, "peak learning rate")->capture_default_str();
+  app.add_option("--lr", config.optimizer.schedule.peak_lr, "peak learning rate")
+      ->capture_default_str();
   app.add_option("--schedule", schedule, "constant, linear, cosine or wsd")->capture_default_str();
-  app.add_option("--warmup", config.schedule.warmup_steps, "warmup steps")->capture_default_str();
-  app.add_option("--clip-norm", config.clip_norm, "max gradient norm (0: off)")
+  app.add_option("--warmup", config.optimizer.schedule.warmup_steps, "warmup steps")
+      ->capture_default_str();
+  app.add_option("--clip-norm", config.optimizer.clip_norm, "max gradient norm (0: off)")
       ->capture_default_str();
   app.add_option("--log-every", config.log_every, "steps between progress lines")
       ->capture_default_str();
@@ -137,7 +139,7 @@ int main(int argc, char** argv) {
   try {
     config.loss.loss_type = rl::parse_grpo_loss_type(loss_type);
     config.scale_rewards = rl::parse_scale_rewards(scale_rewards);
-    config.schedule.kind = optim::parse_schedule_kind(schedule);
+    config.optimizer.schedule.kind = optim::parse_schedule_kind(schedule);
     config.device = Device::parse(device);
     if (tiny) {
       config.steps = 4;
@@ -145,7 +147,7 @@ int main(int argc, char** argv) {
       config.num_generations = 4;
       config.max_completion_length = 16;
       config.checkpoint_every = 2;
-      config.schedule.peak_lr = 1e-3f;
+      config.optimizer.schedule.peak_lr = 1e-3f;
       eval_limit = 8;
       limit = limit == 0 ? 16 : limit;
     }

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 
 namespace tiller::rl {
 

@@ -12,8 +12,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/model.h"
-#include "rl/reward_data.h"
+#include "core/models/model.h"
+#include "rl/data/reward_data.h"
 
 namespace tiller::rl {
 

@@ -9,12 +9,12 @@
 #include <chrono>
 #include <cmath>
 
-#include "optim/clip.h"
-#include "rl/sft_data.h"
-#include "rl/train_checkpoint.h"
+#include "kernels/random.h"
+#include "rl/heads/value_model.h"
+#include "rl/kit/progress.h"
+#include "rl/kit/run_directory.h"
+#include "rl/kit/train_checkpoint.h"
 #include "rl/trainers/completion_batch.h"
-#include "rl/trainers/local_kit.h"
-#include "rl/value_model.h"
 
 namespace tiller::rl {
 
@@ -56,13 +56,24 @@ bool truncate_preference(PreferenceExample& e, int64_t max_length) {
   return true;
 }
 
+OptimizerConfig dpo_trainer_optimizer() {
+  OptimizerConfig c;
+  c.schedule = {
+      .kind = optim::LrSchedule::Kind::linear, .peak_lr = 1e-6f, .min_lr = 0.f, .warmup_steps = 0};
+  c.weight_decay = 0.f;
+  c.beta1 = 0.9f;
+  c.beta2 = 0.999f;
+  c.clip_norm = 1.f;
+  return c;
+}
+
 void DPOTrainConfig::validate() const {
   TILLER_CHECK(epochs > 0, "dpo: epochs must be > 0, got {}", epochs);
   TILLER_CHECK(batch_size > 0, "dpo: batch_size must be > 0, got {}", batch_size);
   TILLER_CHECK(grad_accumulation > 0, "dpo: grad_accumulation must be > 0, got {}",
                grad_accumulation);
   TILLER_CHECK(max_length >= 0, "dpo: max_length must be >= 0, got {}", max_length);
-  TILLER_CHECK(clip_norm >= 0.f, "dpo: clip_norm must be >= 0, got {}", clip_norm);
+  optimizer.validate("dpo");
   TILLER_CHECK(keep_checkpoints >= 0, "dpo: keep_checkpoints must be >= 0, got {}",
                keep_checkpoints);
   rl::validate(loss);
@@ -94,11 +105,8 @@ DPOTrainer::DPOTrainer(DPOTrainConfig config, Transformer policy,
   }
   const int64_t per_step = config_.batch_size * config_.grad_accumulation;
   steps_per_epoch_ = (static_cast<int64_t>(train_.size()) + per_step - 1) / per_step;
-  if (config_.schedule.total_steps == 0)
-    config_.schedule.total_steps = config_.epochs * steps_per_epoch_;
-  config_.schedule.warmup_steps =
-      clamp_warmup("dpo", config_.schedule.warmup_steps, config_.schedule.total_steps);
-  config_.schedule.validate();
+  schedule_ = resolve_schedule(config_.optimizer.schedule, config_.epochs * steps_per_epoch_, "dpo",
+                               config_.log_every == 0);
   if (policy_.device() != config_.device) policy_.to(config_.device);
 
   if (config_.precompute_ref) {
@@ -109,15 +117,8 @@ DPOTrainer::DPOTrainer(DPOTrainConfig config, Transformer policy,
     reference_ = std::make_unique<Transformer>(copy_transformer(policy_));
     for (const auto& p : reference_->parameters()) Tensor(p.tensor).requires_grad_(false);
   }
-  optimizer_ = std::make_unique<optim::AdamW>(
-      optim::default_param_groups(policy_.parameters(), config_.weight_decay),
-      optim::AdamWOptions{.lr = config_.schedule.lr(0),
-                          .beta1 = config_.beta1,
-                          .beta2 = config_.beta2,
-                          .eps = 1e-8f,
-                          .weight_decay = config_.weight_decay,
-                          .seed = config_.seed});
-  order_ = epoch_order(static_cast<int64_t>(train_.size()), config_.seed, epoch_);
+  optimizer_ = make_optimizer(policy_.parameters(), config_.optimizer, config_.seed);
+  order_ = random::epoch_order(static_cast<int64_t>(train_.size()), config_.seed, epoch_);
 }
 
 DPOTrainer::~DPOTrainer() = default;
@@ -187,12 +188,11 @@ DPOMetrics DPOTrainer::run_batch(const std::vector<PreferenceExample>& examples,
 DPOStepReport DPOTrainer::train_step() {
   DPOStepReport report;
   report.step = step_ + 1;
-  report.lr = config_.schedule.lr(step_);
   const auto pairs = static_cast<int64_t>(train_.size());
   if (cursor_ >= pairs) {
     ++epoch_;
     cursor_ = 0;
-    order_ = epoch_order(pairs, config_.seed, epoch_);
+    order_ = random::epoch_order(pairs, config_.seed, epoch_);
   }
   report.epoch = epoch_;
   std::vector<std::vector<int64_t>> micro_batches;
@@ -204,9 +204,12 @@ DPOStepReport DPOTrainer::train_step() {
   }
   optimizer_->zero_grad();
   report.metrics = accumulate_gradients(micro_batches, &report.tokens);
-  report.grad_norm =
-      apply_update("dpo", *optimizer_, policy_.parameters(), report.step,
-                   static_cast<float>(report.metrics.loss), report.lr, config_.clip_norm);
+  UpdateResult update =
+      apply_update(*optimizer_, policy_.parameters(), config_.optimizer, schedule_, step_,
+                   static_cast<float>(report.metrics.loss), "dpo");
+  report.lr = update.lr;
+  report.grad_norm = update.grad_norm;
+  report.skipped = update.skipped;
   ++step_;
   return report;
 }
@@ -268,18 +271,13 @@ void DPOTrainer::resume(const std::filesystem::path& dir) {
   step_ = state.at("step").get<int64_t>();
   epoch_ = state.at("epoch").get<int64_t>();
   cursor_ = state.at("cursor").get<int64_t>();
-  order_ = epoch_order(static_cast<int64_t>(train_.size()), config_.seed, epoch_);
+  order_ = random::epoch_order(static_cast<int64_t>(train_.size()), config_.seed, epoch_);
 }
 
 DPOSummary DPOTrainer::train() {
-  const std::filesystem::path out = config_.output_dir;
-  std::string metrics_path;
-  if (!out.empty()) {
-    std::filesystem::create_directories(out);
-    metrics_path = (out / "metrics.jsonl").string();
-    if (step_ > 0) truncate_metrics_for_resume(metrics_path, step_, "eval_loss");
-  }
-  MetricsLog log("dpo", metrics_path, /*append=*/step_ > 0);
+  RunDirectory run(config_.output_dir, config_.keep_checkpoints);
+  std::unique_ptr<MetricsLog> log_file = run.open_metrics("dpo", step_, "eval_loss");
+  MetricsLog& log = *log_file;
   auto log_eval = [&](const DPOMetrics& m) {
     if (m.pairs == 0) return;
     Metrics metrics = as_metrics(m, "eval_");
@@ -298,37 +296,45 @@ DPOSummary DPOTrainer::train() {
     log_eval(summary.initial_eval);
   }
   const auto start = std::chrono::steady_clock::now();
+  ThroughputWindow window;
   while (step_ < total_steps()) {
     const auto step_start = std::chrono::steady_clock::now();
     DPOStepReport report = train_step();
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
+    const double seconds = seconds_since(step_start);
+    window.add(static_cast<double>(report.tokens));
     summary.final_train = report.metrics;
     Metrics metrics = as_metrics(report.metrics, "");
     metrics.add("lr", report.lr)
         .add("grad_norm", report.grad_norm)
         .add("tokens_per_sec", static_cast<double>(report.tokens) / seconds)
         .add("epoch", static_cast<double>(report.epoch));
+    if (report.skipped) metrics.add("skipped", 1);
     log.write(step_, metrics);
-    if (config_.log_every > 0 && (step_ % config_.log_every == 0 || step_ == 1))
-      log.print(step_, total_steps(), metrics,
-                {"loss", "rewards/accuracies", "rewards/margins", "lr", "tokens_per_sec"});
+    if (config_.log_every > 0 && (every(step_, config_.log_every) || step_ == 1)) {
+      Metrics shown;
+      shown.add("loss", report.metrics.loss)
+          .add("acc", report.metrics.rewards_accuracies)
+          .add("margin", report.metrics.rewards_margins)
+          .add("lr", report.lr)
+          .add("tok/s", window.rate());
+      log.print(step_, total_steps(), shown);
+      window.reset();
+    }
     const bool last = step_ == total_steps();
-    if (!last && config_.eval_every > 0 && step_ % config_.eval_every == 0) log_eval(evaluate());
-    if (!last && !out.empty() && config_.checkpoint_every > 0 &&
-        step_ % config_.checkpoint_every == 0) {
-      save_checkpoint(out / "checkpoints" / fmt::format("step_{:06d}", step_));
-      prune_checkpoints(out / "checkpoints", config_.keep_checkpoints);
+    if (!last && every(step_, config_.eval_every)) log_eval(evaluate());
+    if (!last && run.enabled() && every(step_, config_.checkpoint_every)) {
+      save_checkpoint(run.checkpoint_path(step_));
+      run.prune_checkpoints();
     }
   }
   summary.final_eval = evaluate();
   log_eval(summary.final_eval);
-  if (!out.empty()) {
-    summary.final_model = out / "model";
+  if (run.enabled()) {
+    summary.final_model = run.final_path("model");
     save_checkpoint(summary.final_model);
   }
   summary.steps = step_;
-  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  summary.seconds = seconds_since(start);
   return summary;
 }
 

@@ -20,7 +20,7 @@
 // max_length, tokens are dropped from the START of the prompt (at least one prompt token stays);
 // a completion still too long is cut at its end. Cut pairs are counted (truncated_pairs()).
 //
-// Resume: trainer_state holds AdamW, step, epoch and cursor (rl/train_checkpoint.h); the
+// Resume: trainer_state holds AdamW, step, epoch and cursor (rl/kit/train_checkpoint.h); the
 // reference is rebuilt from the starting policy given to the constructor, so resume with the
 // same starting model and data. N straight steps equal k + save + resume + N - k bit-exactly on
 // the CPU (tested).
@@ -39,15 +39,19 @@
 #include <string>
 #include <vector>
 
-#include "core/model.h"
-#include "core/tokenizer.h"
+#include "core/models/model.h"
+#include "core/text/tokenizer.h"
 #include "optim/adamw.h"
 #include "optim/schedule.h"
-#include "rl/metrics.h"
-#include "rl/reward_data.h"
+#include "rl/data/reward_data.h"
+#include "rl/kit/optimizer.h"
+#include "rl/reports/metrics.h"
 #include "rl/trainers/dpo_loss.h"
 
 namespace tiller::rl {
+
+// TRL's DPOConfig / TrainingArguments optimizer defaults.
+OptimizerConfig dpo_trainer_optimizer();
 
 struct DPOTrainConfig {
   int64_t epochs = 1;
@@ -57,14 +61,10 @@ struct DPOTrainConfig {
   DPOLossConfig loss;      // loss_type sigmoid, beta 0.1 (TRL's defaults)
   bool precompute_ref = false;
   PaddingSide padding = PaddingSide::right;
-  // TRL's defaults: lr 1e-6, linear decay, no warmup, AdamW (0.9, 0.999), no weight decay,
-  // max_grad_norm 1. total_steps 0 means epochs * steps_per_epoch.
-  optim::LrSchedule schedule{
-      .kind = optim::LrSchedule::Kind::linear, .peak_lr = 1e-6f, .min_lr = 0.f, .warmup_steps = 0};
-  float weight_decay = 0.f;
-  float beta1 = 0.9f;
-  float beta2 = 0.999f;
-  float clip_norm = 1.f;         // 0 disables clipping
+  // TRL's defaults (dpo_trainer_optimizer()): lr 1e-6, linear decay, no warmup, AdamW
+  // (0.9, 0.999), no weight decay, max_grad_norm 1. schedule.total_steps 0 means
+  // epochs * steps_per_epoch; a warmup longer than the run is clamped (rl/kit/optimizer.h).
+  OptimizerConfig optimizer = dpo_trainer_optimizer();
   int64_t eval_every = 0;        // steps; 0: only at the start and the end
   int64_t log_every = 10;        // progress line; 0: never print (records are always written)
   int64_t checkpoint_every = 0;  // 0: only the final model
@@ -83,7 +83,8 @@ struct DPOStepReport {
   DPOMetrics metrics;
   float lr = 0.f;
   float grad_norm = 0.f;
-  int64_t tokens = 0;  // real tokens in the update's forwards
+  bool skipped = false;  // non-finite loss or gradient under NonFinitePolicy::skip
+  int64_t tokens = 0;    // real tokens in the update's forwards
 };
 
 struct DPOSummary {
@@ -117,7 +118,7 @@ class DPOTrainer {
   bool has_reference_model() const { return reference_ != nullptr; }
   int64_t step() const { return step_; }
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
-  int64_t total_steps() const { return config_.schedule.total_steps; }
+  int64_t total_steps() const { return schedule_.total_steps; }
   int64_t truncated_pairs() const { return truncated_pairs_; }
 
  private:
@@ -137,6 +138,7 @@ class DPOTrainer {
   RefLogps train_ref_, eval_ref_;
   std::optional<Tokenizer> tokenizer_;
   std::unique_ptr<optim::AdamW> optimizer_;
+  optim::LrSchedule schedule_;  // config_.optimizer.schedule resolved for this run
   int64_t steps_per_epoch_ = 0;
   int64_t truncated_pairs_ = 0;
   int64_t step_ = 0, epoch_ = 0, cursor_ = 0;

@@ -27,7 +27,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 
 namespace tiller::rl {
 

@@ -11,22 +11,20 @@
 #include <chrono>
 #include <cmath>
 
-#include "rl/generate.h"
-#include "rl/sft_data.h"
-#include "rl/train_checkpoint.h"
+#include "kernels/random.h"
+#include "rl/data/sft_data.h"
+#include "rl/generation/generate.h"
+#include "rl/heads/value_model.h"
+#include "rl/kit/progress.h"
+#include "rl/kit/run_directory.h"
+#include "rl/kit/train_checkpoint.h"
 #include "rl/trainers/completion_batch.h"
-#include "rl/trainers/local_kit.h"
-#include "rl/value_model.h"
 
 namespace tiller::rl {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // Rows [first, last) of per-completion values as a (last - first) tensor.
 Tensor rows_of(const std::vector<float>& values, size_t first, size_t last, Device device) {
@@ -41,7 +39,19 @@ std::vector<T> slice_rows(const std::vector<T>& all, size_t first, size_t last) 
 
 }  // namespace
 
+OptimizerConfig grpo_trainer_optimizer() {
+  OptimizerConfig c;
+  c.schedule = {.kind = optim::LrSchedule::Kind::linear, .peak_lr = 1e-6f, .min_lr = 0.f,
+                .warmup_steps = 0};
+  c.weight_decay = 0.f;
+  c.beta1 = 0.9f;
+  c.beta2 = 0.999f;
+  c.clip_norm = 1.f;
+  return c;
+}
+
 void GRPOConfig::validate() const {
+  optimizer.validate("grpo");
   TILLER_CHECK(steps > 0, "grpo: steps must be > 0, got {}", steps);
   TILLER_CHECK(prompts_per_step > 0, "grpo: prompts_per_step must be > 0, got {}",
                prompts_per_step);
@@ -86,25 +96,15 @@ GRPOTrainer::GRPOTrainer(GRPOConfig config, Transformer policy, std::vector<GRPO
                  "model's max_seq_len {}",
                  i, length, config_.max_completion_length, mc.max_seq_len);
   }
-  if (config_.schedule.total_steps == 0)
-    config_.schedule.total_steps = config_.steps * config_.num_iterations;
-  config_.schedule.warmup_steps =
-      clamp_warmup("grpo", config_.schedule.warmup_steps, config_.schedule.total_steps);
-  config_.schedule.validate();
+  schedule_ = resolve_schedule(config_.optimizer.schedule, config_.steps * config_.num_iterations,
+                               "grpo", config_.log_every == 0);
   if (policy_.device() != config_.device) policy_.to(config_.device);
   if (config_.loss.beta > 0.f) {  // β = 0 (TRL's default) needs no reference model at all
     reference_ = std::make_unique<Transformer>(copy_transformer(policy_));
     for (const auto& p : reference_->parameters()) Tensor(p.tensor).requires_grad_(false);
   }
-  optimizer_ = std::make_unique<optim::AdamW>(
-      optim::default_param_groups(policy_.parameters(), config_.weight_decay),
-      optim::AdamWOptions{.lr = config_.schedule.lr(0),
-                          .beta1 = config_.beta1,
-                          .beta2 = config_.beta2,
-                          .eps = 1e-8f,
-                          .weight_decay = config_.weight_decay,
-                          .seed = config_.seed});
-  order_ = epoch_order(static_cast<int64_t>(prompts_.size()), config_.seed, epoch_);
+  optimizer_ = make_optimizer(policy_.parameters(), config_.optimizer, config_.seed);
+  order_ = random::epoch_order(static_cast<int64_t>(prompts_.size()), config_.seed, epoch_);
 }
 
 GRPOTrainer::~GRPOTrainer() = default;
@@ -116,7 +116,7 @@ std::vector<size_t> GRPOTrainer::next_prompts() {
     if (cursor_ >= n) {
       ++epoch_;
       cursor_ = 0;
-      order_ = epoch_order(n, config_.seed, epoch_);
+      order_ = random::epoch_order(n, config_.seed, epoch_);
     }
     picked.push_back(static_cast<size_t>(order_[cursor_++]));
   }
@@ -180,6 +180,7 @@ GRPOStepReport GRPOTrainer::train_step() {
   double loss_sum = 0, entropy_sum = 0, kl_sum = 0, low = 0, high = 0, region = 0;
   int64_t counted_tokens = 0;
   float grad_norm = 0.f, lr = 0.f;
+  int64_t skipped = 0;
   for (int64_t iteration = 0; iteration < config_.num_iterations; ++iteration) {
     optimizer_->zero_grad();
     loss_sum = entropy_sum = kl_sum = low = high = region = 0;
@@ -207,9 +208,11 @@ GRPOStepReport GRPOTrainer::train_step() {
       region += loss.clip_region * t;
       counted_tokens += loss.tokens;
     }
-    lr = config_.schedule.lr(updates_);
-    grad_norm = apply_update("grpo", *optimizer_, policy_.parameters(), updates_ + 1,
-                             static_cast<float>(loss_sum), lr, config_.clip_norm);
+    UpdateResult update = apply_update(*optimizer_, policy_.parameters(), config_.optimizer,
+                                       schedule_, updates_, static_cast<float>(loss_sum), "grpo");
+    lr = update.lr;
+    grad_norm = update.grad_norm;
+    skipped += update.skipped ? 1 : 0;
     ++updates_;
   }
   const double training_seconds = seconds_since(training_start);
@@ -235,6 +238,7 @@ GRPOStepReport GRPOTrainer::train_step() {
       .add("grad_norm", grad_norm)
       .add("generation_seconds", generation_seconds)
       .add("training_seconds", training_seconds);
+  if (skipped > 0) m.add("skipped", static_cast<double>(skipped));
   report.reward = advantages.reward;
   ++step_;
   return report;
@@ -272,35 +276,35 @@ void GRPOTrainer::resume(const std::filesystem::path& dir) {
   updates_ = state.at("updates").get<int64_t>();
   epoch_ = state.at("epoch").get<int64_t>();
   cursor_ = state.at("cursor").get<int64_t>();
-  order_ = epoch_order(static_cast<int64_t>(prompts_.size()), config_.seed, epoch_);
+  order_ = random::epoch_order(static_cast<int64_t>(prompts_.size()), config_.seed, epoch_);
 }
 
 std::vector<GRPOStepReport> GRPOTrainer::train() {
-  const std::filesystem::path out = config_.output_dir;
-  std::string metrics_path;
-  if (!out.empty()) {
-    std::filesystem::create_directories(out);
-    metrics_path = (out / "metrics.jsonl").string();
-    if (step_ > 0) truncate_metrics_for_resume(metrics_path, step_, "eval_reward");
-  }
-  MetricsLog log("grpo", metrics_path, /*append=*/step_ > 0);
+  RunDirectory run(config_.output_dir, config_.keep_checkpoints);
+  std::unique_ptr<MetricsLog> log = run.open_metrics("grpo", step_, "eval_reward");
   std::vector<GRPOStepReport> reports;
   while (step_ < config_.steps) {
     GRPOStepReport report = train_step();
-    log.write(step_, report.metrics);
-    if (config_.log_every > 0 && (step_ % config_.log_every == 0 || step_ == 1))
-      log.print(step_, config_.steps, report.metrics,
-                {"reward", "reward_std", "kl", "entropy", "completions/mean_length",
-                 "generation_seconds", "training_seconds"});
+    log->write(step_, report.metrics);
+    if (config_.log_every > 0 && (every(step_, config_.log_every) || step_ == 1)) {
+      Metrics shown;
+      shown.add("reward", report.metrics.get("reward"))
+          .add("reward_std", report.metrics.get("reward_std"))
+          .add("entropy", report.metrics.get("entropy"))
+          .add("length", report.metrics.get("completions/mean_length"))
+          .add("gen_s", report.metrics.get("generation_seconds"))
+          .add("train_s", report.metrics.get("training_seconds"));
+      if (reference_) shown.add("kl", report.metrics.get("kl"));
+      log->print(step_, config_.steps, shown);
+    }
     const bool last = step_ == config_.steps;
-    if (!last && !out.empty() && config_.checkpoint_every > 0 &&
-        step_ % config_.checkpoint_every == 0) {
-      save_checkpoint(out / "checkpoints" / fmt::format("step_{:06d}", step_));
-      prune_checkpoints(out / "checkpoints", config_.keep_checkpoints);
+    if (!last && run.enabled() && every(step_, config_.checkpoint_every)) {
+      save_checkpoint(run.checkpoint_path(step_));
+      run.prune_checkpoints();
     }
     reports.push_back(std::move(report));
   }
-  if (!out.empty()) save_checkpoint(out / "model");
+  if (run.enabled()) save_checkpoint(run.final_path("model"));
   return reports;
 }
 

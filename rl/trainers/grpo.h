@@ -42,23 +42,27 @@
 #include <string>
 #include <vector>
 
-#include "core/model.h"
-#include "core/tokenizer.h"
+#include "core/models/model.h"
+#include "core/text/tokenizer.h"
 #include "optim/adamw.h"
 #include "optim/schedule.h"
-#include "rl/metrics.h"
-#include "rl/ppo.h"
+#include "rl/kit/optimizer.h"
+#include "rl/reports/metrics.h"
 #include "rl/trainers/grpo_math.h"
+#include "rl/trainers/ppo.h"
 
 namespace tiller::rl {
 
 // A named reward function with its weight (TRL's reward_funcs + reward_weights). BatchReward
-// (rl/ppo.h) is the form of C++ callables, verifiable scorers and reward models alike.
+// (rl/trainers/ppo.h) is the form of C++ callables, verifiable scorers and reward models alike.
 struct GRPOReward {
   std::string name;
   BatchReward function;
   float weight = 1.f;
 };
+
+// TRL's GRPOConfig / TrainingArguments optimizer defaults.
+OptimizerConfig grpo_trainer_optimizer();
 
 struct GRPOConfig {
   int64_t steps = 100;
@@ -71,14 +75,9 @@ struct GRPOConfig {
   int32_t end_token = -1;   // required: ends a completion
   ScaleRewards scale_rewards = ScaleRewards::group;
   GRPOLossConfig loss;  // dapo, ε 0.2, β 0 (TRL's defaults)
-  // TRL's defaults: lr 1e-6, linear decay, AdamW (0.9, 0.999), no weight decay, max_grad_norm 1.
-  // total_steps 0 means steps * num_iterations.
-  optim::LrSchedule schedule{
-      .kind = optim::LrSchedule::Kind::linear, .peak_lr = 1e-6f, .min_lr = 0.f, .warmup_steps = 0};
-  float weight_decay = 0.f;
-  float beta1 = 0.9f;
-  float beta2 = 0.999f;
-  float clip_norm = 1.f;
+  // TRL's defaults (grpo_trainer_optimizer()): lr 1e-6, linear decay, AdamW (0.9, 0.999), no
+  // weight decay, max_grad_norm 1. schedule.total_steps 0 means steps * num_iterations.
+  OptimizerConfig optimizer = grpo_trainer_optimizer();
   int64_t log_every = 1;
   int64_t checkpoint_every = 0;
   int64_t keep_checkpoints = 3;
@@ -121,6 +120,7 @@ class GRPOTrainer {
   std::vector<std::vector<int32_t>> prompts_;
   std::optional<Tokenizer> tokenizer_;
   std::unique_ptr<optim::AdamW> optimizer_;
+  optim::LrSchedule schedule_;  // config_.optimizer.schedule resolved for this run
   int64_t step_ = 0, updates_ = 0, epoch_ = 0, cursor_ = 0;
   std::vector<int64_t> order_;
 };

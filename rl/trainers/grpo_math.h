@@ -36,7 +36,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 
 namespace tiller::rl {
 
