@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
   std::string policy_dir = "runs/sft/model", tokenizer_path, train_path, heldout_path;
   std::string loss_type = "sigmoid", padding = "right", schedule = "linear", device = "cpu";
   uint64_t world_seed = WorldConfig{}.seed;
-  int64_t limit = 0, eval_limit = 64;
+  int64_t limit = 0, eval_limit = 64, heldout_limit = 0;
   bool resume = false, tiny = false;
   rl::DPOTrainConfig config;
   config.epochs = 1;
@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
   app.add_option("--train", train_path, "preference JSONL (default: the world's train pairs)");
   app.add_option("--heldout", heldout_path, "held-out JSONL (default: the world's held-out pairs)");
   app.add_option("--limit", limit, "use only the first N training pairs (0: all)");
+  app.add_option("--heldout-limit", heldout_limit, "use only the first N held-out pairs (0: all)");
   app.add_option("--out", config.output_dir, "output folder")->capture_default_str();
   app.add_option("--device", device, "cpu or cuda[:N]")->capture_default_str();
   app.add_option("--epochs", config.epochs, "passes over the pairs")->capture_default_str();
@@ -144,7 +145,9 @@ int main(int argc, char** argv) {
             ? rl::preference_examples(*tokenizer, world.preference_pairs(world::Split::kHeldOut))
             : rl::load_preferences_jsonl(*tokenizer, heldout_path);
     if (limit > 0 && static_cast<int64_t>(train.size()) > limit) train.resize(limit);
-    if (tiny && heldout.size() > 8) heldout.resize(8);
+    if (tiny && heldout_limit == 0) heldout_limit = 8;
+    if (heldout_limit > 0 && static_cast<int64_t>(heldout.size()) > heldout_limit)
+      heldout.resize(heldout_limit);
 
     const fs::path out(config.output_dir);
     fs::create_directories(out);

@@ -29,10 +29,10 @@
 #include "core/io/atomic_file.h"
 #include "core/text/tokenizer.h"
 #include "core/world/world.h"
+#include "rl/heads/reward.h"
 #include "rl/reports/evaluate.h"
 #include "rl/reports/metrics.h"
 #include "rl/reports/plot.h"
-#include "rl/heads/reward.h"
 #include "tiller.h"
 
 namespace fs = std::filesystem;
@@ -157,7 +157,8 @@ int main(int argc, char** argv) {
       tiny_reward = {"--epochs", "1", "--batch", "64", "--log-every", "10"};
       tiny_ppo = {"--iterations",  "2", "--rollout-batch",  "8",  "--minibatch",  "4",
                   "--micro-batch", "4", "--max-new-tokens", "16", "--eval-limit", "8"};
-      tiny_dpo = {"--limit", "32", "--batch-size", "8", "--eval-limit", "8", "--log-every", "2"};
+      tiny_dpo = {"--limit",      "32", "--heldout-limit", "16", "--batch-size", "8",
+                  "--eval-limit", "8",  "--log-every",     "2"};
       tiny_grpo = {"--steps",           "2", "--prompts-per-step",      "2",
                    "--num-generations", "4", "--max-completion-length", "16",
                    "--eval-limit",      "8"};
