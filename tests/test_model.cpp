@@ -228,6 +228,62 @@ TEST_CASE("packed documents do not see each other", "[model]") {
   }
 }
 
+TEST_CASE("packed rows with a different document layout per row keep every document apart",
+          "[model]") {
+  for (const ModelConfig& c : {tiny_gpt2(), tiny_llama()}) {
+    INFO(family_name(c.family));
+    Transformer model(c, 6);
+    NoGradGuard no_grad;
+    Tensor ids = token_ids(2, 7, c.vocab_size, 4);
+    // Row 0: documents [0, 3) and [3, 7); row 1: [0, 5) and [5, 7).
+    Tensor docs = Tensor::from_ints({0, 0, 0, 1, 1, 1, 1, 4, 4, 4, 4, 4, 9, 9}, {2, 7});
+    Tensor positions = Tensor::from_ints({0, 1, 2, 0, 1, 2, 3, 0, 1, 2, 3, 4, 0, 1}, {2, 7});
+    Tensor packed = model.forward(ids, {.positions = positions, .document_ids = docs});
+    auto alone = [&](int64_t row, int64_t begin, int64_t end) {
+      return model.forward(slice(slice(ids, 0, row, row + 1), 1, begin, end));
+    };
+    auto part = [&](int64_t row, int64_t begin, int64_t end) {
+      return slice(slice(packed, 0, row, row + 1), 1, begin, end);
+    };
+    REQUIRE_CLOSE(part(0, 0, 3), alone(0, 0, 3), 1e-4f, 1e-5f);
+    REQUIRE_CLOSE(part(0, 3, 7), alone(0, 3, 7), 1e-4f, 1e-5f);
+    REQUIRE_CLOSE(part(1, 0, 5), alone(1, 0, 5), 1e-4f, 1e-5f);
+    REQUIRE_CLOSE(part(1, 5, 7), alone(1, 5, 7), 1e-4f, 1e-5f);
+  }
+}
+
+TEST_CASE("KV-cached decoding of a left-padded batch uses the full forward's positions",
+          "[model]") {
+  // Row 0 has two pad columns: its real tokens sit at positions 0.. while the cache columns keep
+  // counting; each decode step must get the position the full forward gives that token.
+  for (const ModelConfig& c : {tiny_gpt2(), tiny_llama()}) {
+    INFO(family_name(c.family));
+    Transformer model(c, 9);
+    NoGradGuard no_grad;
+    Tensor ids = token_ids(2, 8, c.vocab_size, 21);
+    Tensor mask = Tensor::from_ints({0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, {2, 8});
+    Tensor positions = Tensor::from_ints({0, 0, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 6, 7}, {2, 8});
+    Tensor full = model.forward(ids, {.positions = positions, .key_padding_mask = mask});
+    KVCache cache = model.make_cache();
+    Tensor prefix = model.forward(slice(ids, 1, 0, 5), {.positions = slice(positions, 1, 0, 5),
+                                                        .key_padding_mask = slice(mask, 1, 0, 5),
+                                                        .cache = &cache});
+    auto real_rows = [](const Tensor& logits, int64_t begin, int64_t end) {
+      return slice(slice(logits, 1, begin, end), 0, 1, 2);  // row 1 has no padding
+    };
+    REQUIRE_CLOSE(real_rows(prefix, 2, 5), real_rows(full, 2, 5), 1e-4f, 1e-5f);
+    REQUIRE_CLOSE(slice(slice(prefix, 1, 2, 5), 0, 0, 1), slice(slice(full, 1, 2, 5), 0, 0, 1),
+                  1e-4f, 1e-5f);
+    for (int64_t t = 5; t < 8; ++t) {
+      Tensor step = model.forward(slice(ids, 1, t, t + 1),
+                                  {.positions = slice(positions, 1, t, t + 1),
+                                   .key_padding_mask = slice(mask, 1, 0, t + 1),
+                                   .cache = &cache});
+      REQUIRE_CLOSE(step, slice(full, 1, t, t + 1), 1e-4f, 1e-5f);
+    }
+  }
+}
+
 TEST_CASE("a few AdamW steps on one batch lower the loss", "[model]") {
   for (const ModelConfig& c : {tiny_gpt2(), tiny_llama()}) {
     INFO(family_name(c.family));

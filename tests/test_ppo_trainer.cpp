@@ -288,3 +288,120 @@ TEST_CASE(
   fixed.train_iteration();
   REQUIRE(fixed.kl_coef() == 0.05f);
 }
+
+TEST_CASE("a PPO run killed after k iterations and resumed repeats the uninterrupted run exactly",
+          "[ppo_trainer]") {
+  auto dir = std::filesystem::temp_directory_path() / "tiller_test_ppo_resume";
+  std::filesystem::remove_all(dir);
+  PpoConfig config = small_config();
+  config.iterations = 4;
+  config.kl_target = 0.5f;  // the adaptive coefficient is state too
+  config.policy_optimizer.schedule = {.kind = optim::LrSchedule::Kind::cosine,
+                                      .peak_lr = 3e-3f,
+                                      .min_lr = 3e-4f,
+                                      .warmup_steps = 2};
+  config.value_optimizer.schedule.peak_lr = 3e-3f;
+  auto prompts = tiny_prompts(12);  // 16 rollouts per iteration: passes over the prompts wrap
+  auto weights = [](const ParameterList& params) {
+    std::vector<std::vector<float>> values;
+    for (const auto& p : params) values.push_back(p.tensor.to_vector());
+    return values;
+  };
+
+  PpoTrainer straight(config, tiny_policy(), batch_reward(first_token_is_target), prompts);
+  std::vector<double> straight_scores;
+  for (int i = 0; i < 4; ++i)
+    straight_scores.push_back(straight.train_iteration().get("objective/rlhf_reward"));
+  {
+    PpoTrainer first(config, tiny_policy(), batch_reward(first_token_is_target), prompts);
+    for (int i = 0; i < 2; ++i)
+      REQUIRE(first.train_iteration().get("objective/rlhf_reward") == straight_scores[i]);
+    first.save_checkpoint(dir);
+  }
+  // Another initial policy: policy, critic, reference and optimizers all come from the checkpoint.
+  PpoTrainer resumed(config, tiny_policy(77), batch_reward(first_token_is_target), prompts);
+  resumed.resume(dir);
+  REQUIRE(resumed.iteration() == 2);
+  REQUIRE(resumed.kl_coef() == Approx(straight.kl_coef()).epsilon(0.5));  // restored, not initial
+  for (int i = 2; i < 4; ++i)
+    REQUIRE(resumed.train_iteration().get("objective/rlhf_reward") == straight_scores[i]);
+  REQUIRE(resumed.kl_coef() == straight.kl_coef());
+  REQUIRE(weights(resumed.policy().parameters()) == weights(straight.policy().parameters()));
+  REQUIRE(weights(resumed.value_model().parameters()) ==
+          weights(straight.value_model().parameters()));
+  REQUIRE(weights(resumed.reference().parameters()) == weights(straight.reference().parameters()));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("rollout whitening: advantages have masked mean 0 and variance 1, returns stay raw, "
+          "and each whitening flag does what it says",
+          "[ppo_trainer]") {
+  // Scores with spread: longer responses and the target token score higher.
+  auto reward = [](const std::vector<int32_t>&, const std::vector<int32_t>& response) {
+    return 0.3f * static_cast<float>(response.size()) + first_token_is_target({}, response);
+  };
+  auto masked_moments = [](const Tensor& x, const Tensor& mask) {
+    std::vector<float> xv = x.to_vector(), mv = mask.to_vector();
+    double n = 0, s = 0, ss = 0;
+    for (size_t i = 0; i < xv.size(); ++i)
+      if (mv[i] > 0) n += 1, s += xv[i];
+    const double mean = s / n;
+    for (size_t i = 0; i < xv.size(); ++i)
+      if (mv[i] > 0) ss += (xv[i] - mean) * (xv[i] - mean);
+    return std::pair{mean, ss / (n - 1)};  // unbiased, as masked_whiten
+  };
+  auto near = [](const Tensor& a, const Tensor& b) {
+    std::vector<float> av = a.to_vector(), bv = b.to_vector();
+    REQUIRE(av.size() == bv.size());
+    for (size_t i = 0; i < av.size(); ++i) REQUIRE(av[i] == Approx(bv[i]).margin(1e-5));
+  };
+  for (bool whiten_scores : {false, true}) {
+    for (bool whiten_rewards : {false, true}) {
+      CAPTURE(whiten_scores, whiten_rewards);
+      PpoConfig config = small_config();
+      config.whiten_scores = whiten_scores;
+      config.whiten_rewards = whiten_rewards;
+      config.max_new_tokens = 6;
+      PpoTrainer trainer(config, tiny_policy(), batch_reward(reward), tiny_prompts(16));
+      Rollout rollout = trainer.collect_rollout();
+      const auto N = static_cast<int64_t>(rollout.scores.size());
+
+      // Scores: the raw reward minus the missing-end penalty, whitened over the batch when asked.
+      std::vector<float> penalised = rollout.raw_scores;
+      for (int64_t b = 0; b < N; ++b)
+        if (!rollout.ended[b]) penalised[b] -= config.missing_end_penalty;
+      Tensor score_row = Tensor::from_vector(rollout.scores, {1, N});
+      if (whiten_scores) {
+        auto [mean, variance] = masked_moments(score_row, Tensor::ones({1, N}));
+        REQUIRE(std::abs(mean) < 1e-5);
+        REQUIRE(variance == Approx(1.0).epsilon(1e-4));
+      } else {
+        REQUIRE(rollout.scores == penalised);
+      }
+
+      // Rewards: shaped from the scores; with whiten_rewards scaled to unit variance, mean kept.
+      Tensor shaped = shape_rewards(Tensor::from_vector(rollout.scores, {N}), rollout.kl,
+                                    rollout.mask, trainer.kl_coef());
+      if (whiten_rewards) {
+        near(rollout.rewards, masked_whiten(shaped, rollout.mask, /*shift_mean=*/false));
+        REQUIRE(masked_moments(rollout.rewards, rollout.mask).second ==
+                Approx(1.0).epsilon(1e-4));
+        REQUIRE(masked_moments(rollout.rewards, rollout.mask).first ==
+                Approx(masked_moments(shaped, rollout.mask).first).margin(1e-5));
+      } else {
+        near(rollout.rewards, shaped);
+      }
+
+      // Advantages: whitened GAE of those rewards and the critic's values; returns are not.
+      Advantages raw = gae(rollout.rewards, rollout.values, rollout.mask, config.gamma,
+                           config.lambda);
+      near(rollout.advantages, masked_whiten(raw.advantages, rollout.mask));
+      auto [mean, variance] = masked_moments(rollout.advantages, rollout.mask);
+      REQUIRE(std::abs(mean) < 1e-5);
+      REQUIRE(variance == Approx(1.0).epsilon(1e-4));
+      near(rollout.returns, raw.returns);
+      near(mul(sub(rollout.returns, rollout.values), rollout.mask),
+           mul(raw.advantages, rollout.mask));
+    }
+  }
+}

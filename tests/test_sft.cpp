@@ -321,9 +321,14 @@ TEST_CASE("world SFT examples become a dataset, and a held-out split partitions 
 
 TEST_CASE("an SFT run resumed from its checkpoint repeats the uninterrupted run exactly", "[sft]") {
   Tokenizer tokenizer = byte_chat_tokenizer();
+  // Sixteen distinct chats: a resume that restored the wrong data cursor would train on other
+  // rows and show it in the losses (repeated chats could hide that).
   std::vector<std::vector<ChatMessage>> chats;
   for (int i = 0; i < 4; ++i)
-    for (const auto& chat : short_chats()) chats.push_back(chat);
+    for (auto chat : short_chats()) {
+      chat.back().content += " #" + std::to_string(i);
+      chats.push_back(chat);
+    }
   SftDataset data = dataset(tokenizer, chats, 96);
   SftConfig config;
   config.epochs = 2;

@@ -97,3 +97,12 @@ TEST_CASE("printing shows shape, dtype, device and the first values", "[tensor]"
   os << Tensor::from_vector({1.f, 2.5f}, {2});
   REQUIRE(os.str() == "Tensor(2) f32 cpu [1, 2.5]");
 }
+
+TEST_CASE("an undefined tensor's dtype and device are a clear error, not a crash", "[tensor]") {
+  Tensor undefined;
+  REQUIRE_FALSE(undefined.defined());
+  REQUIRE_THROWS_WITH(undefined.dtype(), Catch::Contains("Tensor::dtype: use of an undefined tensor"));
+  REQUIRE_THROWS_WITH(undefined.device(),
+                      Catch::Contains("Tensor::device: use of an undefined tensor"));
+  REQUIRE_THROWS_WITH(undefined.shape(), Catch::Contains("undefined tensor"));
+}

@@ -149,8 +149,14 @@ int64_t Tensor::size(int64_t d) const {
 }
 
 int64_t Tensor::numel() const { return shape_numel(shape()); }
-DType Tensor::dtype() const { return impl_->dtype; }
-Device Tensor::device() const { return impl_->device; }
+DType Tensor::dtype() const {
+  TILLER_CHECK(impl_, "Tensor::dtype: use of an undefined tensor");
+  return impl_->dtype;
+}
+Device Tensor::device() const {
+  TILLER_CHECK(impl_, "Tensor::device: use of an undefined tensor");
+  return impl_->device;
+}
 
 std::string Tensor::str() const {
   if (!impl_) return "Tensor(undefined)";

@@ -1,8 +1,8 @@
 // Tensor: a shared handle to an n-dimensional, row-major, contiguous array on one device.
 //
-// Design choice: every tensor is contiguous. `reshape` and `slice` along dim 0 are views that
-// share storage (they stay contiguous); `transpose`, `permute`, general `slice` and `concat`
-// (core/ops.h) materialise a new tensor. A transformer needs few views, and contiguous-only
+// Design choice: every tensor is contiguous. `reshape` is the only view (it shares storage);
+// `transpose`, `permute`, `slice` (along any dim, dim 0 included) and `concat` (core/ops/ops.h)
+// materialise a new tensor. A transformer needs few views, and contiguous-only
 // kernels are simpler and faster than stride-generic ones.
 //
 // Autograd state (requires_grad, grad, the node that produced the tensor) lives on the impl, so
