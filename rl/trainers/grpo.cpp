@@ -176,7 +176,6 @@ GRPOStepReport GRPOTrainer::train_step() {
   }
 
   // 4. num_iterations optimizer steps on the batch.
-  GRPOLoss last_loss_stats;
   double loss_sum = 0, entropy_sum = 0, kl_sum = 0, low = 0, high = 0, region = 0;
   int64_t counted_tokens = 0;
   float grad_norm = 0.f, lr = 0.f;
