@@ -11,7 +11,12 @@ The "impl" field of each line says which ran. Timing: 1 warm-up call, then the m
 events, bench/torch_gpt2.py); tokens/s = B x 128 / call time; "gbps" counts the bf16 weights read
 once per forward (128 forwards per call), as bench/cuda/generate.cu does.
 
+--device cpu is the smoke mode (bench/torch_smoke.py): torch_gpt2.smoke_config()'s tiny model
+(and the same sizes for transformers' GPT-2), batch 1 and 2, 8-token prompts, 4 new tokens, both
+implementations; exit status 1 when a line is an "error". It checks the API calls, not speed.
+
 Usage: python3 bench/torch_generate.py [--impl auto|hf|loop|both] [--prompt 64] [--new 128]
+                                       [--device cuda|cpu]
 """
 
 import argparse
@@ -19,18 +24,23 @@ import sys
 
 try:
     import torch
-    from torch_bench import measure_ceilings
+    import torch_bench
     from torch_gpt2 import (GPT2, VOCAB, Config, print_error, print_line, random_tokens,
-                            time_calls, timing_fields)
+                            smoke_config, time_calls, timing_fields)
 except ImportError as error:  # device-check reports this line and moves on
     print('{"source":"torch","kernel":"generate","shape":"-","error":"%s"}' % error)
     sys.exit(0)
 
 BATCHES = (1, 8, 32)
+DEVICE = "cuda"
+
+
+def model_config():
+    return smoke_config() if DEVICE == "cpu" else Config()
 
 
 def loop_model():
-    model = GPT2(Config(), seed=1).to("cuda", torch.bfloat16).eval()
+    model = GPT2(model_config(), seed=1).to(DEVICE, torch.bfloat16).eval()
 
     @torch.no_grad()
     def generate(prompts, new_tokens):
@@ -48,10 +58,11 @@ def loop_model():
 def hf_model():
     import transformers
 
-    config = transformers.GPT2Config(vocab_size=VOCAB, n_positions=1024, n_embd=768, n_layer=12,
-                                     n_head=12)
+    ours = model_config()
+    config = transformers.GPT2Config(vocab_size=VOCAB, n_positions=ours.max_seq_len,
+                                     n_embd=ours.n_embd, n_layer=ours.n_layer, n_head=ours.n_head)
     torch.manual_seed(1)
-    model = transformers.GPT2LMHeadModel(config).to("cuda", torch.bfloat16).eval()
+    model = transformers.GPT2LMHeadModel(config).to(DEVICE, torch.bfloat16).eval()
     # Random weights emit end-of-text sometimes; without an eos id every row runs to the end.
     model.generation_config.eos_token_id = None
     model.generation_config.pad_token_id = 0
@@ -67,18 +78,22 @@ def hf_model():
 
 
 def run(impl, make_model, args, ceilings):
+    """Prints one line per batch size; returns the number of "error" lines."""
     try:
         model, generate = make_model()
     except Exception as error:  # noqa: BLE001 - e.g. transformers too old for this torch
         print_error(impl, "generate", "-", error)
-        return
+        return 1
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    for batch in BATCHES:
-        shape = f"gpt2-124M B={batch} prompt={args.prompt} new={args.new} greedy bf16"
+    model_name = "gpt2-smoke" if DEVICE == "cpu" else "gpt2-124M"
+    errors = 0
+    for batch in args.batches:
+        shape = f"{model_name} B={batch} prompt={args.prompt} new={args.new} greedy bf16"
         try:
-            prompts = random_tokens(batch, args.prompt, seed=10 + batch)
+            prompts = random_tokens(batch, args.prompt, seed=10 + batch, device=DEVICE)
             outputs = []
-            times = time_calls(lambda: outputs.append(generate(prompts, args.new)), 1, args.runs)
+            times = time_calls(lambda: outputs.append(generate(prompts, args.new)), 1, args.runs,
+                               DEVICE)
             if tuple(outputs[-1].shape) != (batch, args.new):
                 raise RuntimeError(f"generated {tuple(outputs[-1].shape)}, expected "
                                    f"{(batch, args.new)}")
@@ -95,6 +110,8 @@ def run(impl, make_model, args, ceilings):
                        kv_cache="yes", torch=torch.__version__)
         except Exception as error:  # noqa: BLE001 - one failing batch must not hide the others
             print_error(impl, "generate", shape, error)
+            errors += 1
+    return errors
 
 
 def transformers_importable():
@@ -112,13 +129,24 @@ def main():
     parser.add_argument("--prompt", type=int, default=64)
     parser.add_argument("--new", type=int, default=128)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                        help="cpu: the smoke mode (tiny model; exit 1 on any error line)")
     args = parser.parse_args()
+    args.batches = BATCHES
+    if args.device == "cpu":
+        global DEVICE
+        DEVICE = torch_bench.DEVICE = "cpu"
+        args.batches, args.prompt, args.new, args.runs = (1, 2), 8, 4, 1
+        ceilings = torch_bench.measure_ceilings()
+        errors = run("hf-generate", hf_model, args, ceilings) if args.impl != "loop" else 0
+        errors += run("torch-kv-loop", loop_model, args, ceilings) if args.impl != "hf" else 0
+        return 1 if errors else 0
     if not torch.cuda.is_available():
         print_error("torch", "generate", "-", RuntimeError("no CUDA device visible to torch"))
         return 0
     impls = {"auto": ["hf" if transformers_importable() else "loop"], "hf": ["hf"],
              "loop": ["loop"], "both": ["hf", "loop"]}[args.impl]
-    ceilings = measure_ceilings()
+    ceilings = torch_bench.measure_ceilings()
     for impl in impls:
         if impl == "hf":
             run("hf-generate", hf_model, args, ceilings)

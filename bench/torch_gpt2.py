@@ -16,10 +16,15 @@ Timing (identical to bench/cuda/end_to_end.cuh): `warmup` untimed calls, then `r
 between two CUDA events, the host not waiting between calls; mean for throughput, median beside.
 FLOPs per token for training (identical to train_gpt2.cu): 6 N + 12 L T C with N the parameters
 without the position table.
+
+smoke_config() is the tiny model of the scripts' `--device cpu` smoke mode, which runs every API
+call of the GPU path on the CPU in seconds, so PyTorch / transformers API drift shows up in the
+development machine's tests rather than during a GPU loan (bench/torch_smoke.py).
 """
 
 import json
 import math
+import time
 
 import torch
 import torch.nn as nn
@@ -45,6 +50,11 @@ class Config:
     def flops_per_token(self, T):
         matmul_params = self.num_parameters() - self.max_seq_len * self.n_embd
         return 6.0 * matmul_params + 12.0 * self.n_layer * T * self.n_embd
+
+
+def smoke_config():
+    """The --device cpu smoke model: GPT-2's vocabulary, 2 layers of width 64."""
+    return Config(n_layer=2, n_head=2, n_embd=64, max_seq_len=64)
 
 
 class KVCache:
@@ -141,10 +151,18 @@ class GPT2(nn.Module):
                 {"params": no_decay, "weight_decay": 0.0}]
 
 
-def time_calls(call, warmup, runs):
-    """Per-call CUDA-event times in ms (see the module comment)."""
+def time_calls(call, warmup, runs, device="cuda"):
+    """Per-call times in ms (see the module comment); on the CPU (the --device cpu smoke mode)
+    perf_counter around each call instead of CUDA events."""
     for _ in range(warmup):
         call()
+    if device != "cuda":
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - started) * 1e3)
+        return times
     torch.cuda.synchronize()
     events = [torch.cuda.Event(enable_timing=True) for _ in range(runs + 1)]
     events[0].record()

@@ -12,6 +12,9 @@ if(NOT TILLER_CUDA STREQUAL "OFF")
     if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
       set(CMAKE_CUDA_ARCHITECTURES 80 90)
     endif()
+    # One CUDA runtime per process: targets with .cu sources would otherwise link the static
+    # cudart next to the shared CUDA::cudart (two runtimes, two sets of runtime state).
+    set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)
     # CMake < 3.26 has no C++20 flag for nvcc; CUDA_STANDARD 20 then fails at generate time.

@@ -37,6 +37,10 @@ void copy_device_to_host(void* dst, const void* src, size_t bytes);
 void copy_device_to_device(void* dst, const void* src, size_t bytes);
 void memset_zero(void* ptr, size_t bytes);
 void synchronize();
+// Host synchronisations so far in this process: every call above that makes the host wait for the
+// device (synchronize, the blocking host<->device copies, releasing the cache) counts one. Each
+// one stalls the queue; tests pin how many a training step makes.
+uint64_t host_sync_count();
 // Caching allocator statistics, for tests and benchmarks.
 struct AllocatorStats {
   size_t device_allocations = 0;  // cudaMalloc calls made so far

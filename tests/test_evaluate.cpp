@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "core/text/special_tokens.h"
+#include "rl/data/world_data.h"
 #include "rl/reports/evaluate.h"
 #include "rl/generation/generate.h"
 #include "rl/trainers/sft.h"
@@ -136,7 +137,7 @@ TEST_CASE("a short SFT run from scratch raises format compliance well above the 
   Transformer untrained = small_model(tokenizer.vocab_size());
   EvaluationReport before = evaluate_world(untrained, tokenizer, world.eval_prompts(), eval);
 
-  SftDataset data = SftDataset::from_world(world.sft_examples(), tokenizer, {.max_length = 127});
+  SftDataset data = world_sft_dataset(world.sft_examples(), tokenizer, {.max_length = 127});
   SftConfig config;
   config.epochs = 12;
   config.batch_size = 16;

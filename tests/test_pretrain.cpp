@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "core/data/shards.h"
+#include "rl/data/world_data.h"
 #include "rl/trainers/pretrain.h"
 #include "rl/data/pretrain_data.h"
 #include "support/temp_dir.h"

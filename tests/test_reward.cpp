@@ -11,6 +11,7 @@
 #include "core/ops/ops.h"
 #include "core/text/special_tokens.h"
 #include "core/world/world.h"
+#include "rl/data/world_data.h"
 #include "rl/heads/reward.h"
 #include "rl/data/reward_data.h"
 #include "rl/trainers/reward_trainer.h"

@@ -7,6 +7,7 @@
 
 #include "core/ops/ops.h"
 #include "core/text/special_tokens.h"
+#include "rl/data/world_data.h"
 #include "rl/trainers/sft.h"
 #include "rl/data/sft_data.h"
 #include "support/gradcheck.h"
@@ -303,7 +304,7 @@ TEST_CASE("world SFT examples become a dataset, and a held-out split partitions 
                           .num_eval_prompts = 16,
                           .num_preference_pairs = 16,
                           .preference_heldout_fraction = 0.1});
-  SftDataset data = SftDataset::from_world(world.sft_examples(), tokenizer, {.max_length = 400});
+  SftDataset data = world_sft_dataset(world.sft_examples(), tokenizer, {.max_length = 400});
   REQUIRE(data.size() == 40);
   REQUIRE(data[0].tokens == render_chat(tokenizer, world.sft_examples()[0].messages).tokens);
   REQUIRE(data[7].source == "world example 7");

@@ -33,7 +33,8 @@ TokenLoader::TokenLoader(const std::vector<std::string>& shard_paths, TokenLoade
   steps_per_epoch_ = windows_per_epoch() / global_batch;
   TILLER_CHECK(steps_per_epoch_ > 0,
                "TokenLoader: the shards hold {} windows of {} tokens, fewer than one global batch "
-               "of {} (batch_size {} x world_size {})",
+               "of {} (batch_size {} x world_size {}); use a smaller batch or sequence length, or "
+               "more data",
                windows_per_epoch(), T + 1, global_batch, options.batch_size, options.world_size);
 }
 

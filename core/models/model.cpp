@@ -25,11 +25,24 @@ bool is_llama(const ModelConfig& c) {
   return c.family == ModelFamily::llama;
 }
 
+// Positions start..start+T-1 on `device`. The last tensor made is kept (per thread) and handed
+// out again for the same request: a training step asks for the same positions every time, and on
+// CUDA each new one would be a blocking upload (a host synchronisation). Nothing writes to it.
 Tensor default_positions(int64_t start, int64_t T, Device device) {
+  struct Cached {
+    int64_t start = -1, T = -1;
+    Device device = Device::cpu();
+    Tensor positions;
+  };
+  thread_local Cached cached;
+  if (cached.positions.defined() && cached.start == start && cached.T == T &&
+      cached.device == device)
+    return cached.positions;
   std::vector<int32_t> positions(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t)
     positions[static_cast<size_t>(t)] = static_cast<int32_t>(start + t);
-  return Tensor::from_ints(positions, {T}).to(device);
+  cached = {start, T, device, Tensor::from_ints(positions, {T}).to(device)};
+  return cached.positions;
 }
 
 }  // namespace

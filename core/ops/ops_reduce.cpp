@@ -23,7 +23,7 @@ Tensor expand_to(const Tensor& g, const Shape& shape) {
 
 Tensor sum(const Tensor& x, int64_t dim, bool keepdim) {
   check_float("sum", "x", x);
-  int64_t d = detail::normalize_dim("sum", dim, x.dim());
+  int64_t d = detail::normalise_dim("sum", dim, x.dim());
   int64_t outer = 1, inner = 1, n = x.size(d);
   for (int64_t i = 0; i < d; ++i) outer *= x.size(i);
   for (int64_t i = d + 1; i < x.dim(); ++i) inner *= x.size(i);
@@ -49,7 +49,7 @@ Tensor sum(const Tensor& x) {
 }
 
 Tensor mean(const Tensor& x, int64_t dim, bool keepdim) {
-  int64_t d = detail::normalize_dim("mean", dim, x.dim());
+  int64_t d = detail::normalise_dim("mean", dim, x.dim());
   TILLER_CHECK(x.size(d) > 0, "mean: dim {} of {} is empty", dim, shape_str(x.shape()));
   return scale(sum(x, d, keepdim), 1.f / static_cast<float>(x.size(d)));
 }

@@ -12,7 +12,7 @@
 namespace tiller {
 
 using detail::empty_like;
-using detail::normalize_dim;
+using detail::normalise_dim;
 
 Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
   detail::check_defined("permute", "x", x);
@@ -24,7 +24,7 @@ Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
   std::vector<bool> seen(n, false);
   Shape out_shape(n);
   for (int64_t i = 0; i < n; ++i) {
-    int64_t d = normalize_dim("permute", dims[i], n);
+    int64_t d = normalise_dim("permute", dims[i], n);
     TILLER_CHECK(!seen[d], "permute: dim {} repeated in ({})", d, fmt::join(dims, ","));
     seen[d] = true;
     perm[i] = static_cast<int>(d);
@@ -44,8 +44,8 @@ Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
   detail::check_defined("transpose", "x", x);
   std::vector<int64_t> dims(x.dim());
   std::iota(dims.begin(), dims.end(), 0);
-  std::swap(dims[normalize_dim("transpose", dim0, x.dim())],
-            dims[normalize_dim("transpose", dim1, x.dim())]);
+  std::swap(dims[normalise_dim("transpose", dim0, x.dim())],
+            dims[normalise_dim("transpose", dim1, x.dim())]);
   return permute(x, dims);
 }
 
@@ -61,7 +61,7 @@ void outer_inner(const Tensor& x, int64_t d, int64_t& outer, int64_t& inner) {
 
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end) {
   detail::check_defined("slice", "x", x);
-  int64_t d = normalize_dim("slice", dim, x.dim());
+  int64_t d = normalise_dim("slice", dim, x.dim());
   int64_t size = x.size(d);
   TILLER_CHECK(0 <= start && start <= end && end <= size,
                "slice: [{}, {}) is not inside dim {} of size {} (shape {})", start, end, d, size,
@@ -91,7 +91,7 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
   TILLER_CHECK(!xs.empty(), "concat: no tensors given");
   const Tensor& first = xs[0];
   detail::check_defined("concat", "xs[0]", first);
-  int64_t d = normalize_dim("concat", dim, first.dim());
+  int64_t d = normalise_dim("concat", dim, first.dim());
   Shape out_shape = first.shape();
   out_shape[d] = 0;
   for (size_t i = 0; i < xs.size(); ++i) {
@@ -133,14 +133,14 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
 }
 
 Tensor unsqueeze(const Tensor& x, int64_t dim) {
-  int64_t d = normalize_dim("unsqueeze", dim, x.dim() + 1);
+  int64_t d = normalise_dim("unsqueeze", dim, x.dim() + 1);
   Shape s = x.shape();
   s.insert(s.begin() + d, 1);
   return x.reshape(s);
 }
 
 Tensor squeeze(const Tensor& x, int64_t dim) {
-  int64_t d = normalize_dim("squeeze", dim, x.dim());
+  int64_t d = normalise_dim("squeeze", dim, x.dim());
   TILLER_CHECK(x.size(d) == 1, "squeeze: dim {} of {} has size {}, not 1", d,
                shape_str(x.shape()), x.size(d));
   Shape s = x.shape();

@@ -51,7 +51,7 @@ inline void check_pair(const char* op, const Tensor& a, const char* a_name, cons
   check_same_dtype(op, a, a_name, b, b_name);
 }
 
-inline int64_t normalize_dim(const char* op, int64_t dim, int64_t ndim) {
+inline int64_t normalise_dim(const char* op, int64_t dim, int64_t ndim) {
   int64_t d = dim < 0 ? dim + ndim : dim;
   TILLER_CHECK(d >= 0 && d < ndim, "{}: dim {} out of range for a {}-d tensor", op, dim, ndim);
   return d;

@@ -43,7 +43,7 @@ std::vector<std::string> unique_names(Rng& rng, int count, std::set<std::string>
   std::vector<std::string> names;
   for (int attempts = 0; static_cast<int>(names.size()) < count; ++attempts) {
     TILLER_CHECK(attempts < 1000 * count + 1000,
-                 "World: could not invent {} distinct names; ask for fewer", count);
+                 "world: could not invent {} distinct names; ask for fewer", count);
     std::string name = towns ? invented_name(rng, 2, rng.pick(town_endings))
                              : invented_name(rng, rng.between(2, 3), "");
     if (taken.insert(name).second) names.push_back(std::move(name));
@@ -114,7 +114,7 @@ std::string wrong_value(const Expected& expected, const std::vector<std::string>
     case TaskType::kCapitals:
       return swap_adjacent_letters(detail::uppercased(detail::parse_subject(expected).name), rng);
   }
-  fail("World: no wrong value for task {}", task_name(expected.task));
+  fail("world: no wrong value for task {}", task_name(expected.task));
 }
 
 std::string lowercased(std::string text) {
@@ -176,18 +176,18 @@ const std::vector<std::string>& follow_up_openers() {
 
 World::World(WorldConfig config) : config_(config) {
   const WorldConfig& c = config_;
-  TILLER_CHECK(c.num_entities >= 2, "World: num_entities is {}, needs at least 2", c.num_entities);
-  TILLER_CHECK(c.num_towns >= 2, "World: num_towns is {}, needs at least 2", c.num_towns);
-  TILLER_CHECK(c.mentions_per_fact >= 1, "World: mentions_per_fact is {}, needs at least 1",
+  TILLER_CHECK(c.num_entities >= 2, "world: num_entities is {}, needs at least 2", c.num_entities);
+  TILLER_CHECK(c.num_towns >= 2, "world: num_towns is {}, needs at least 2", c.num_towns);
+  TILLER_CHECK(c.mentions_per_fact >= 1, "world: mentions_per_fact is {}, needs at least 1",
                c.mentions_per_fact);
   TILLER_CHECK(c.num_sft_examples >= 0 && c.num_eval_prompts >= 0 && c.num_preference_pairs >= 0,
-               "World: counts must be non-negative (sft {}, eval {}, preferences {})",
+               "world: counts must be non-negative (sft {}, eval {}, preferences {})",
                c.num_sft_examples, c.num_eval_prompts, c.num_preference_pairs);
   TILLER_CHECK(c.sft_multi_turn_fraction >= 0 && c.sft_multi_turn_fraction <= 1,
-               "World: sft_multi_turn_fraction is {}, must be in [0, 1]",
+               "world: sft_multi_turn_fraction is {}, must be in [0, 1]",
                c.sft_multi_turn_fraction);
   TILLER_CHECK(c.preference_heldout_fraction >= 0 && c.preference_heldout_fraction < 1,
-               "World: preference_heldout_fraction is {}, must be in [0, 1)",
+               "world: preference_heldout_fraction is {}, must be in [0, 1)",
                c.preference_heldout_fraction);
   build_entities();
   build_facts();
@@ -232,7 +232,7 @@ void World::build_facts() {
     rng.shuffle(facts);
     int num_eval = share(config_.num_eval_prompts, t);
     TILLER_CHECK(num_eval < static_cast<int>(facts.size()),
-                 "World: {} eval prompts need {} {} facts held out, but the world has only {}; "
+                 "world: {} eval prompts need {} {} facts held out, but the world has only {}; "
                  "raise num_entities or lower num_eval_prompts",
                  config_.num_eval_prompts, num_eval, task_name(task), facts.size());
     eval_facts_[t].assign(facts.begin(), facts.begin() + num_eval);
@@ -298,7 +298,7 @@ void World::build_preferences() {
     heldout_begin[t] = size;
     if (num_heldout == 0) continue;
     TILLER_CHECK(size >= 2,
-                 "World: task {} has {} training facts, too few for a held-out preference split",
+                 "world: task {} has {} training facts, too few for a held-out preference split",
                  task_name(task_from_index(static_cast<int>(t))), size);
     double tail = std::round(static_cast<double>(size) * config_.preference_heldout_fraction);
     heldout_begin[t] = size - std::clamp<size_t>(static_cast<size_t>(tail), 1, size - 1);

@@ -20,6 +20,7 @@
 #include "core/io/atomic_file.h"
 #include "kernels/error.h"
 #include "core/world/world.h"
+#include "rl/data/world_data.h"
 #include "rl/reports/plot.h"
 #include "rl/trainers/pretrain.h"
 #include "rl/data/pretrain_data.h"

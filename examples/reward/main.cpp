@@ -18,6 +18,7 @@
 
 #include "kernels/error.h"
 #include "core/world/world.h"
+#include "rl/data/world_data.h"
 #include "rl/reports/metrics.h"
 #include "rl/reports/plot.h"
 #include "rl/heads/reward.h"

@@ -21,6 +21,7 @@
 
 #include "kernels/error.h"
 #include "core/world/world.h"
+#include "rl/data/world_data.h"
 #include "rl/reports/evaluate.h"
 #include "rl/reports/metrics.h"
 #include "rl/reports/plot.h"
@@ -147,7 +148,7 @@ int main(int argc, char** argv) {
             on_malformed == "skip" ? rl::MalformedLinePolicy::skip : rl::MalformedLinePolicy::stop};
     rl::SftDataset all =
         data_path.empty()
-            ? rl::SftDataset::from_world(world.sft_examples(), tokenizer, data_options)
+            ? rl::world_sft_dataset(world.sft_examples(), tokenizer, data_options)
             : rl::SftDataset::from_jsonl(data_path, tokenizer, data_options);
     std::cout << "data: " << (data_path.empty() ? "world SFT chats" : data_path) << ": "
               << all.report().summary() << "\n";

@@ -2,8 +2,11 @@
 //
 // A model has hundreds of parameter tensors, many small (biases, norms); one launch per tensor
 // would be launch-bound. Instead the host builds two small arrays — one descriptor per tensor
-// (pointers, length, decay, dtypes) and one (tensor, start) entry per kChunk-element chunk —
-// uploads them in one copy, and block b updates chunk b of its tensor.
+// (pointers, length, weight decay, dtypes) and one (tensor, start) entry per kChunk-element chunk
+// — uploads them in one copy, and block b updates chunk b of its tensor. The tables hold nothing
+// that changes between steps (lr and the bias corrections travel as kernel arguments), so they
+// are uploaded once and reused while they stay byte-identical: a training step makes no blocking
+// host-to-device copy here (the upload is a host synchronisation, kernels/memory.h).
 // Arithmetic mirrors the CPU reference (kernels/cpu/adamw.cpp, torch.optim.AdamW's order) with
 // explicitly rounded intrinsics (__fmul_rn, __fadd_rn, ...): nvcc would otherwise contract
 // a * b + c into FMAs and the two backends would drift apart by an ulp per step.
@@ -14,6 +17,7 @@
 // = 28; FLOPs ~ 15.
 #include <cmath>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "kernels/adamw.h"
@@ -40,7 +44,7 @@ struct TensorDescriptor {
   float* v;
   int64_t n;
   uint64_t counter_base;
-  float decay;  // 1 - lr * weight_decay
+  float weight_decay;  // the kernel computes 1 - lr * weight_decay, as the CPU does on the host
   int grad_is_bf16;
 };
 
@@ -50,6 +54,7 @@ struct ChunkRef {
 };
 
 struct StepScalars {
+  float lr;
   float step_size;              // lr / (1 - beta1^t)
   float bias_correction2_sqrt;  // sqrt(1 - beta2^t)
   float one_minus_beta1, beta2, one_minus_beta2, eps, grad_scale;
@@ -76,7 +81,7 @@ __global__ void adamw_kernel(const TensorDescriptor* tensors, const ChunkRef* ch
     float m_old = x.m[i], v_old = x.v[i];
     float m = __fadd_rn(m_old, __fmul_rn(s.one_minus_beta1, __fsub_rn(g, m_old)));  // lerp
     float v = __fadd_rn(__fmul_rn(v_old, s.beta2), __fmul_rn(__fmul_rn(s.one_minus_beta2, g), g));
-    float w = __fmul_rn(x.master[i], x.decay);
+    float w = __fmul_rn(x.master[i], __fsub_rn(1.f, __fmul_rn(s.lr, x.weight_decay)));
     float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(v), s.bias_correction2_sqrt), s.eps);
     w = __fsub_rn(w, __fmul_rn(s.step_size, __fdiv_rn(m, denom)));
     x.m[i] = m;
@@ -84,6 +89,40 @@ __global__ void adamw_kernel(const TensorDescriptor* tensors, const ChunkRef* ch
     x.master[i] = w;
     if (x.param_bf16 != nullptr) x.param_bf16[i] = stochastic_bf16(w, s.seed, x.counter_base + i);
   }
+}
+
+// The device copy of the last tables uploaded, reused while a step's tables are byte-identical.
+// One entry: a process trains one model at a time; another optimizer just replaces it.
+class TableCache {
+ public:
+  const unsigned char* device_copy(const std::vector<unsigned char>& tables) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    int device = 0;
+    TILLER_CUDA_CHECK(cudaGetDevice(&device));
+    if (device_ != nullptr && device == device_index_ && tables == host_)
+      return static_cast<const unsigned char*>(device_);
+    if (device_ == nullptr || device != device_index_ || capacity_ < tables.size()) {
+      if (device_ != nullptr) cuda::release(device_, device_index_);  // queued kernels first
+      device_ = cuda::allocate(tables.size(), device);
+      device_index_ = device;
+      capacity_ = tables.size();
+    }
+    cuda::copy_host_to_device(device_, tables.data(), tables.size());
+    host_ = tables;
+    return static_cast<const unsigned char*>(device_);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<unsigned char> host_;
+  void* device_ = nullptr;
+  int device_index_ = -1;
+  size_t capacity_ = 0;
+};
+
+TableCache& table_cache() {
+  static auto* cache = new TableCache();  // never destroyed, like the allocator it draws from
+  return *cache;
 }
 
 }  // namespace
@@ -104,7 +143,7 @@ void adamw_step<Backend::cuda>(const std::vector<AdamWTensor>& tensors, const Ad
                  dtype_name(x.param_dtype));
     descriptors.push_back({x.master, write_param ? static_cast<uint16_t*>(x.param) : nullptr,
                            x.grad, x.m, x.v, x.n, static_cast<uint64_t>(t) << kTensorIndexShift,
-                           1.f - h.lr * x.weight_decay, x.grad_dtype == DType::bf16 ? 1 : 0});
+                           x.weight_decay, x.grad_dtype == DType::bf16 ? 1 : 0});
     for (int64_t start = 0; start < x.n; start += kChunk)
       chunks.push_back({static_cast<int64_t>(t), start});
   }
@@ -115,7 +154,8 @@ void adamw_step<Backend::cuda>(const std::vector<AdamWTensor>& tensors, const Ad
   // Same host arithmetic as the CPU reference: bias corrections in double, rounded once.
   double bias_correction1 = 1.0 - std::pow(static_cast<double>(h.beta1), h.step);
   double bias_correction2 = 1.0 - std::pow(static_cast<double>(h.beta2), h.step);
-  StepScalars scalars{static_cast<float>(h.lr / bias_correction1),
+  StepScalars scalars{h.lr,
+                      static_cast<float>(h.lr / bias_correction1),
                       static_cast<float>(std::sqrt(bias_correction2)),
                       1.f - h.beta1,
                       h.beta2,
@@ -124,17 +164,17 @@ void adamw_step<Backend::cuda>(const std::vector<AdamWTensor>& tensors, const Ad
                       h.grad_scale,
                       h.seed};
 
-  // One upload: descriptors, then the chunk map (both 8-byte aligned structs).
+  // One upload when the tables changed: descriptors, then the chunk map (both 8-byte aligned
+  // structs without padding, so equal tables compare equal byte for byte).
+  static_assert(sizeof(TensorDescriptor) == 64 && sizeof(ChunkRef) == 16, "padding bytes");
   size_t descriptor_bytes = descriptors.size() * sizeof(TensorDescriptor);
   size_t chunk_bytes = chunks.size() * sizeof(ChunkRef);
   std::vector<unsigned char> staging(descriptor_bytes + chunk_bytes);
   std::memcpy(staging.data(), descriptors.data(), descriptor_bytes);
   std::memcpy(staging.data() + descriptor_bytes, chunks.data(), chunk_bytes);
-  ScratchBuffer device_tables(staging.size());
-  cuda::copy_host_to_device(device_tables.as<unsigned char>(), staging.data(), staging.size());
-  auto* device_descriptors = device_tables.as<TensorDescriptor>();
-  auto* device_chunks =
-      reinterpret_cast<const ChunkRef*>(device_tables.as<unsigned char>() + descriptor_bytes);
+  const unsigned char* device_tables = table_cache().device_copy(staging);
+  auto* device_descriptors = reinterpret_cast<const TensorDescriptor*>(device_tables);
+  auto* device_chunks = reinterpret_cast<const ChunkRef*>(device_tables + descriptor_bytes);
   adamw_kernel<<<static_cast<unsigned>(chunks.size()), kThreads>>>(device_descriptors,
                                                                     device_chunks, scalars);
   TILLER_CUDA_CHECK_LAUNCH();

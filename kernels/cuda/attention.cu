@@ -129,8 +129,13 @@ __global__ void __launch_bounds__(kFmaThreads)
     for (int e = tid; e < kFmaQueryRows * D; e += kFmaThreads) {
       int i = e / D, d = e % D;
       float value = acc[e] * row_scale[i];
+      // p = 0 terms are skipped, never multiplied: a masked key's NaN / Inf value must not leak
+      // (as on the CPU).
 #pragma unroll 8
-      for (int j = 0; j < kFmaKeys; ++j) value += ss[i * kFmaKeys + j] * vs[j * ld + d];
+      for (int j = 0; j < kFmaKeys; ++j) {
+        float prob = ss[i * kFmaKeys + j];
+        value += prob != 0.f ? prob * vs[j * ld + d] : 0.f;
+      }
       acc[e] = value;
     }
     __syncthreads();

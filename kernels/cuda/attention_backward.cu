@@ -228,8 +228,13 @@ __global__ void __launch_bounds__(kFmaThreads)
     for (int e = threadIdx.x; e < kFmaQueryRows * D; e += kFmaThreads) {
       int i = e / D, d = e % D;
       float sum = 0.f;
+      // ds = 0 terms (hidden keys) are skipped, never multiplied: a masked key's NaN / Inf must
+      // not leak into dq (as on the CPU).
 #pragma unroll 8
-      for (int j = 0; j < kFmaKeys; ++j) sum += dss[i * kFmaKeys + j] * ks[j * ld + d];
+      for (int j = 0; j < kFmaKeys; ++j) {
+        float score_grad = dss[i * kFmaKeys + j];
+        sum += score_grad != 0.f ? score_grad * ks[j * ld + d] : 0.f;
+      }
       dq_acc[e] += sum;
     }
   }

@@ -7,8 +7,13 @@
 // the S accumulator fragments are re-packed as bf16 A-fragments of P for O += P V without a trip
 // through shared memory (FlashAttention-2's register reuse).
 // Shared memory (bf16, rows padded by 8 elements = 16 bytes so the 8 quads of a warp hit 8
-// different bank groups): Q (64, D+8), K (64, D+8), V^T (D, 64+8), plus 2 x 64 i32 of key flags.
-// D = 128: 53.8 KB (opt-in above 48 KB); D = 64: 28.2 KB.
+// different bank groups): Q (64, D+8), K (64, D+8), V^T (D, 64+8), plus 4 x 64 i32 of key flags.
+// D = 128: 54.3 KB (opt-in above 48 KB); D = 64: 28.7 KB.
+// Non-finite values: the tensor cores would turn P = 0 times a NaN / Inf value into NaN for rows
+// that cannot see that key. So V is staged with non-finite elements replaced by 0 and the key
+// flagged; a row whose probability for a flagged key is non-zero is written as NaN (on the CPU it
+// would be NaN or Inf), every other row is exact — a masked key never leaks, as on the CPU, which
+// skips p = 0 terms. (Masked K rows cannot leak: their scores are replaced, not multiplied.)
 // Fragment loads are plain 32-bit shared loads: V is stored transposed while it is staged so that
 // the B operand of P V is contiguous, like K's is for Q K^T. No cp.async pipelining yet: the tile
 // loads are synchronous (the known next step for speed).
@@ -27,7 +32,26 @@ constexpr int kMmaPad = 8;  // bf16 elements per padded row (16 bytes)
 template <int D>
 constexpr size_t mma_forward_smem_bytes() {
   return (2 * kMmaQueryRows * (D + kMmaPad) + D * (kMmaKeys + kMmaPad)) * sizeof(__nv_bfloat16) +
-         2 * kMmaKeys * sizeof(int32_t);
+         4 * kMmaKeys * sizeof(int32_t);
+}
+
+// Whether any of the 8 bf16 values in a 16-byte chunk is NaN or +-Inf (exponent bits all ones);
+// those values are zeroed in place.
+__device__ __forceinline__ bool zero_non_finite(uint4& chunk) {
+  uint32_t* words = reinterpret_cast<uint32_t*>(&chunk);
+  bool found = false;
+#pragma unroll
+  for (int w = 0; w < 4; ++w) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const uint32_t mask = 0xffffu << (16 * half), exponent = 0x7f80u << (16 * half);
+      if ((words[w] & exponent) == exponent) {
+        words[w] &= ~mask;
+        found = true;
+      }
+    }
+  }
+  return found;
 }
 
 __device__ __forceinline__ uint32_t load_pair(const __nv_bfloat16* p) {
@@ -72,6 +96,9 @@ __global__ void __launch_bounds__(kMmaThreads)
   __nv_bfloat16* vt = ks + kMmaKeys * kLdQK;                    // (D, 64+8): V transposed
   auto* key_ok_s = reinterpret_cast<int32_t*>(vt + D * kLdVt);  // in range and not padding
   int32_t* key_doc_s = key_ok_s + kMmaKeys;
+  // Non-finite V rows of the tile, double-buffered by tile parity: a tile's flags are set while
+  // it loads and the other buffer is cleared for the next tile in the same phase.
+  int32_t* key_bad_s = key_doc_s + kMmaKeys;  // (2, 64)
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int group_id = lane / 4, thread_in_group = lane % 4;  // mma fragment coordinates
@@ -107,6 +134,7 @@ __global__ void __launch_bounds__(kMmaThreads)
   }
   const int64_t last_query = (q0 + kMmaQueryRows < p.Tq ? q0 + kMmaQueryRows : p.Tq) - 1;
   const int64_t block_key_end = key_end_for_query(p, last_query);
+  for (int e = tid; e < 2 * kMmaKeys; e += kMmaThreads) key_bad_s[e] = 0;
   __syncthreads();
 
   uint32_t q_frag[D / 16][4];
@@ -125,9 +153,12 @@ __global__ void __launch_bounds__(kMmaThreads)
   for (int n = 0; n < D / 8; ++n) o_acc[n][0] = o_acc[n][1] = o_acc[n][2] = o_acc[n][3] = 0.f;
   float row_max[2] = {-CUDART_INF_F, -CUDART_INF_F};  // in log2 units (scores * log2 e)
   float row_sum[2] = {0.f, 0.f};  // this lane's share; the quad sums it at the end
+  bool row_poisoned[2] = {false, false};  // saw a non-finite value with p > 0
   const float scale_log2 = p.scale * kLog2e;
 
   for (int64_t k0 = 0; k0 < block_key_end; k0 += kMmaKeys) {
+    int32_t* tile_bad = key_bad_s + ((k0 / kMmaKeys) % 2) * kMmaKeys;
+    int32_t* next_bad = key_bad_s + (1 - (k0 / kMmaKeys) % 2) * kMmaKeys;
     __syncthreads();  // every warp is done reading the previous K and V^T tiles
     for (int e = tid; e < kMmaKeys * kChunks; e += kMmaThreads) {
       int r = e / kChunks, c = e % kChunks;
@@ -135,6 +166,7 @@ __global__ void __launch_bounds__(kMmaThreads)
       if (k0 + r < p.Tk) {
         k_chunk = *reinterpret_cast<const uint4*>(k_head + (k0 + r) * D + c * 8);
         v_chunk = *reinterpret_cast<const uint4*>(v_head + (k0 + r) * D + c * 8);
+        if (zero_non_finite(v_chunk)) tile_bad[r] = 1;
       }
       *reinterpret_cast<uint4*>(ks + r * kLdQK + c * 8) = k_chunk;
       const auto* v_values = reinterpret_cast<const __nv_bfloat16*>(&v_chunk);
@@ -146,6 +178,7 @@ __global__ void __launch_bounds__(kMmaThreads)
       bool in_range = key < p.Tk;
       key_ok_s[tid] = in_range && (!p.mask || p.mask[b * p.Tk + key] != 0);
       key_doc_s[tid] = (p.docs && in_range) ? p.docs[b * p.Tk + key] : 0;
+      next_bad[tid] = 0;  // last read before the barrier at the top of this iteration
     }
     __syncthreads();
 
@@ -200,6 +233,7 @@ __global__ void __launch_bounds__(kMmaThreads)
           float prob = exp2f(s[n][2 * r + c] - reference);
           s[n][2 * r + c] = prob;
           row_sum[r] += prob;
+          if (prob != 0.f && tile_bad[n * 8 + 2 * thread_in_group + c]) row_poisoned[r] = true;
         }
       }
     }
@@ -223,8 +257,11 @@ __global__ void __launch_bounds__(kMmaThreads)
     float total = row_sum[r];
     total += __shfl_xor_sync(0xffffffffu, total, 1);
     total += __shfl_xor_sync(0xffffffffu, total, 2);
+    int poisoned = row_poisoned[r];  // the quad's four lanes share the row
+    poisoned |= __shfl_xor_sync(0xffffffffu, poisoned, 1);
+    poisoned |= __shfl_xor_sync(0xffffffffu, poisoned, 2);
     if (row_query[r] >= p.Tq) continue;
-    float inverse = total > 0.f ? 1.f / total : 0.f;
+    float inverse = poisoned ? CUDART_NAN_F : total > 0.f ? 1.f / total : 0.f;
     __nv_bfloat16* out_row = out + (bh * p.Tq + row_query[r]) * D;
 #pragma unroll
     for (int n = 0; n < D / 8; ++n)

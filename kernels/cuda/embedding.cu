@@ -3,18 +3,21 @@
 //
 // Forward: one block per token copies its weight row with 16-byte loads when aligned.
 // Backward: dweight[v] = sum of dout rows whose id is v. Float atomics would make the sum order
-// (and so the bits) depend on scheduling, so the ids are grouped first: they are copied to the
-// host (N int32s — tens of KiB, small next to the N * C gradient), counting-sorted stably there
-// (O(N + V)), and the offsets (V + 1) and row order (N) uploaded. One block per vocabulary row
-// then sums its rows in increasing n — the same serial order as the CPU reference — and every
-// row of dweight is written exactly once (zeros for absent ids), so no memset is needed.
-// The host round trip synchronises the stream once per backward; a device radix sort would
-// avoid it if this ever shows in a profile.
+// (and so the bits) depend on scheduling, so the ids are grouped first, on the device and without
+// a host round trip: CUB's stable radix sort orders the positions 0..N-1 by id (equal ids keep
+// increasing n), a kernel turns the sorted ids into the offsets (V + 1) of each id's run. One
+// block per vocabulary row then sums its rows in increasing n — the same serial order as the CPU
+// reference — and every row of dweight is written exactly once (zeros for absent ids), so no
+// memset is needed. Ids are range-checked by the embedding op before the forward; here an id
+// outside [0, V) is clamped into the offsets (its gradient is dropped), never written out of
+// bounds.
 // Bytes: forward 2 N C; backward N C in + V C out.
 // RoPE: one thread per rotated pair. Angles are computed in double (inverse frequency,
 // pos * frequency, cos, sin) and rounded to f32 once, exactly like the CPU reference, so the two
 // backends agree even at positions of 100k where an f32 angle is off by ~1e-2 rad.
 // Bytes: 2 * B H T D * sizeof(T); FLOPs: 6 per pair plus the double sin/cos.
+#include <algorithm>
+#include <cub/device/device_radix_sort.cuh>
 #include <vector>
 
 #include "kernels/cuda/common.cuh"
@@ -51,6 +54,23 @@ __global__ void embedding_backward_kernel(const int32_t* offsets, const int32_t*
     for (int32_t k = begin; k < end; ++k) acc += load_f32(dout, order[k] * C + c);
     store_f32(dweight, v * C + c, acc);
   }
+}
+
+__global__ void iota_kernel(int32_t* values, int64_t n) {
+  int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) values[i] = static_cast<int32_t>(i);
+}
+
+// offsets[v] = the first index i of sorted ids with sorted[i] >= v, for v in [0, V]: each
+// boundary between two runs (and the two ends) writes the offsets of the ids it skips over.
+__global__ void run_offsets_kernel(const int32_t* sorted, int64_t N, int64_t V,
+                                   int32_t* offsets) {
+  int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i > N) return;
+  auto clamp_id = [V](int64_t id) { return id < 0 ? int64_t{0} : (id > V ? V : id); };
+  int64_t previous = i == 0 ? -1 : clamp_id(sorted[i - 1]);
+  int64_t current = i == N ? V : clamp_id(sorted[i]);
+  for (int64_t v = previous + 1; v <= current; ++v) offsets[v] = static_cast<int32_t>(i);
 }
 
 template <typename T>
@@ -106,29 +126,36 @@ void embedding_backward<Backend::cuda>(const int32_t* ids, const void* dout, voi
   TILLER_CHECK(dtype == DType::f32 || dtype == DType::bf16,
                "embedding_backward: CUDA takes f32 or bf16, got {}", dtype_name(dtype));
 
-  // Stable counting sort of the token positions by id, on the host.
-  std::vector<int32_t> host_ids(static_cast<size_t>(N));
-  cuda::copy_device_to_host(host_ids.data(), ids, N * sizeof(int32_t));
-  std::vector<int32_t> offsets_and_order(static_cast<size_t>(V + 1 + N), 0);
-  int32_t* offsets = offsets_and_order.data();  // (V + 1)
-  int32_t* order = offsets + V + 1;             // (N)
-  for (int64_t n = 0; n < N; ++n) {
-    int32_t id = host_ids[n];
-    TILLER_CHECK(id >= 0 && id < V, "embedding_backward: id {} at position {} is outside [0, {})",
-                 id, n, V);
-    ++offsets[id + 1];
+  // Stable device sort of the positions by id, then each id's run offsets.
+  int end_bit = 1;
+  while (end_bit < 31 && (int64_t{1} << end_bit) < V) ++end_bit;
+  size_t sort_bytes = 0;
+  TILLER_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
+      nullptr, sort_bytes, static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr),
+      static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr), static_cast<int>(N),
+      0, end_bit));
+  // One scratch block: sorted ids (N), positions (N), ordered positions (N), offsets (V + 1),
+  // then CUB's temporary storage (16-byte aligned).
+  size_t index_bytes = sizeof(int32_t) * static_cast<size_t>(3 * N + V + 1);
+  size_t sort_offset = (index_bytes + 15) / 16 * 16;
+  ScratchBuffer scratch(sort_offset + std::max<size_t>(sort_bytes, 1));
+  int32_t* sorted_ids = scratch.as<int32_t>();
+  int32_t* positions = sorted_ids + N;
+  int32_t* order = positions + N;
+  int32_t* device_offsets = order + N;
+  if (N > 0) {
+    constexpr int kIndexThreads = 256;
+    iota_kernel<<<blocks_for(N, kIndexThreads), kIndexThreads>>>(positions, N);
+    TILLER_CUDA_CHECK_LAUNCH();
+    TILLER_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
+        scratch.as<unsigned char>() + sort_offset, sort_bytes, ids, sorted_ids, positions, order,
+        static_cast<int>(N), 0, end_bit));
   }
-  for (int64_t v = 0; v < V; ++v) offsets[v + 1] += offsets[v];
-  std::vector<int32_t> cursor(offsets, offsets + V);
-  for (int64_t n = 0; n < N; ++n) order[cursor[host_ids[n]]++] = static_cast<int32_t>(n);
-
-  ScratchBuffer device_index(offsets_and_order.size() * sizeof(int32_t));
-  cuda::copy_host_to_device(device_index.as<int32_t>(), offsets_and_order.data(),
-                            offsets_and_order.size() * sizeof(int32_t));
-  const int32_t* device_offsets = device_index.as<int32_t>();
+  run_offsets_kernel<<<blocks_for(N + 1, 256), 256>>>(sorted_ids, N, V, device_offsets);
+  TILLER_CUDA_CHECK_LAUNCH();
   TILLER_DISPATCH_FLOAT(dtype, "embedding_backward", {
     embedding_backward_kernel<T><<<static_cast<unsigned>(V), kThreads>>>(
-        device_offsets, device_offsets + V + 1, static_cast<const T*>(dout),
+        device_offsets, order, static_cast<const T*>(dout),
         static_cast<T*>(dweight), C);
     TILLER_CUDA_CHECK_LAUNCH();
   });

@@ -16,6 +16,8 @@
 // The allocator is created on first use and intentionally never destroyed: at process exit the
 // CUDA runtime may already be torn down, and the driver frees the memory anyway.
 // release() never throws: it is called from Storage's destructor.
+// Every host synchronisation goes through blocking(), which counts it (host_sync_count()).
+#include <atomic>
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -28,6 +30,16 @@
 namespace tiller::kernels::cuda {
 
 namespace {
+
+std::atomic<uint64_t> host_syncs{0};
+
+// The one door for calls that make the host wait for the device: counts, then runs the call.
+template <typename Call>
+void blocking(const char* what, Call&& call) {
+  host_syncs.fetch_add(1, std::memory_order_relaxed);
+  cudaError_t status = call();
+  if (status != cudaSuccess) cuda_detail::throw_cuda(status, what, __FILE__, __LINE__);
+}
 
 constexpr size_t kSmallGranule = 512;         // bytes; also the alignment every block gets
 constexpr size_t kSmallLimit = size_t{1} << 20;  // up to 1 MiB, bins are 512 B apart
@@ -135,7 +147,7 @@ class CachingAllocator {
   // Caller holds mutex_ and has made the cache's device current. Synchronises first: a cached
   // block may still be used by a queued kernel (see the stream note at the top).
   void release_cached(DeviceCache& cache) {
-    TILLER_CUDA_CHECK(cudaDeviceSynchronize());
+    blocking("cudaDeviceSynchronize (releasing the cache)", [] { return cudaDeviceSynchronize(); });
     for (auto& [bin, blocks] : cache.free_blocks) {
       for (void* ptr : blocks) {
         TILLER_CUDA_CHECK(cudaFree(ptr));
@@ -191,12 +203,14 @@ void release(void* ptr, int device) { allocator().release(ptr, device); }
 // and a device-to-host copy waits for the kernels that produce its data.
 void copy_host_to_device(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
-  TILLER_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+  blocking("cudaMemcpy host to device",
+           [&] { return cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice); });
 }
 
 void copy_device_to_host(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
-  TILLER_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+  blocking("cudaMemcpy device to host",
+           [&] { return cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost); });
 }
 
 void copy_device_to_device(void* dst, const void* src, size_t bytes) {
@@ -209,7 +223,11 @@ void memset_zero(void* ptr, size_t bytes) {
   TILLER_CUDA_CHECK(cudaMemsetAsync(ptr, 0, bytes, 0));
 }
 
-void synchronize() { TILLER_CUDA_CHECK(cudaDeviceSynchronize()); }
+void synchronize() {
+  blocking("cudaDeviceSynchronize", [] { return cudaDeviceSynchronize(); });
+}
+
+uint64_t host_sync_count() { return host_syncs.load(std::memory_order_relaxed); }
 
 AllocatorStats allocator_stats() { return allocator().stats(); }
 

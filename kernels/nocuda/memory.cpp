@@ -22,6 +22,7 @@ void copy_device_to_device(void*, const void*, size_t) {
 }
 void memset_zero(void*, size_t) { unavailable("cuda::memset_zero"); }
 void synchronize() {}
+uint64_t host_sync_count() { return 0; }
 AllocatorStats allocator_stats() { return {}; }
 void empty_cache() {}
 

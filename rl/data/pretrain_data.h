@@ -7,9 +7,7 @@
 // followed by the <|endoftext|> id, so a document's tokens never depend on its neighbours.
 //
 // Outputs in `dir`: tokenizer.json (trained here or copied from a given tokenizer), train.bin and
-// val.bin (core/shards.h). prepare_world_pretraining_data reuses the files when a previous call
-// with the same world seed, size and vocabulary left them there (recorded in data.json), so a
-// pipeline that calls it at every start pays for tokenizer training once.
+// val.bin (core/shards.h). rl/data/world_data.h runs this on the built-in world's corpus.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +17,6 @@
 #include <vector>
 
 #include "core/text/tokenizer.h"
-#include "core/world/world.h"
 
 namespace tiller::rl {
 
@@ -52,9 +49,5 @@ CorpusShards write_corpus_shards(const std::vector<std::string_view>& documents,
                                  const Tokenizer& tokenizer, const std::filesystem::path& dir,
                                  double val_fraction);
 
-// The built-in world's pretraining corpus, end to end: corpus -> tokenizer -> shards in `dir`.
-CorpusShards prepare_world_pretraining_data(const WorldConfig& world,
-                                            const std::filesystem::path& dir,
-                                            const CorpusShardOptions& options = {});
 
 }  // namespace tiller::rl

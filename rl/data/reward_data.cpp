@@ -114,17 +114,6 @@ std::vector<PreferenceExample> load_preferences_jsonl(const Tokenizer& tokenizer
   return out;
 }
 
-std::vector<PreferenceExample> preference_examples(
-    const Tokenizer& tokenizer, const std::vector<world::PreferencePair>& pairs) {
-  std::vector<PreferenceExample> out;
-  out.reserve(pairs.size());
-  for (const world::PreferencePair& pair : pairs)
-    out.push_back({render_generation_prompt(tokenizer, pair.prompt),
-                   encode_special(tokenizer, pair.chosen), encode_special(tokenizer, pair.rejected),
-                   0.f});
-  return out;
-}
-
 PaddedSequences pad_sequences(const std::vector<std::vector<int32_t>>& sequences, PaddingSide side,
                               int32_t pad_id, Device device) {
   TILLER_CHECK(!sequences.empty(), "pad_sequences: no sequences");

@@ -27,7 +27,6 @@
 
 #include "core/tensor/tensor.h"
 #include "core/text/tokenizer.h"
-#include "core/world/world.h"
 
 namespace tiller::rl {
 
@@ -44,10 +43,6 @@ PreferenceExample parse_preference_record(const Tokenizer& tokenizer, std::strin
 // Every non-blank line of `path`. An empty file is an error.
 std::vector<PreferenceExample> load_preferences_jsonl(const Tokenizer& tokenizer,
                                                       const std::string& path);
-// The world's pairs: the prompt through render_generation_prompt, the raw completions encoded
-// with special tokens allowed — the same tokens as the text form of the files the world writes.
-std::vector<PreferenceExample> preference_examples(const Tokenizer& tokenizer,
-                                                   const std::vector<world::PreferencePair>& pairs);
 
 enum class PaddingSide { left, right };
 

@@ -107,18 +107,6 @@ SftDataset SftDataset::from_conversations(
   return SftDataset(std::move(examples), std::move(report), options.max_length);
 }
 
-SftDataset SftDataset::from_world(const std::vector<world::SftExample>& examples,
-                                  const Tokenizer& tokenizer, const SftDataOptions& options) {
-  std::vector<std::vector<ChatMessage>> conversations;
-  std::vector<std::string> sources;
-  for (size_t i = 0; i < examples.size(); ++i) {
-    conversations.push_back(examples[i].messages);
-    sources.push_back(fmt::format("world example {}", i));
-  }
-  TILLER_CHECK(!conversations.empty(), "sft data: the world gave no SFT examples");
-  return from_conversations(conversations, sources, tokenizer, options);
-}
-
 SftDataset SftDataset::from_jsonl(const std::filesystem::path& path, const Tokenizer& tokenizer,
                                   const SftDataOptions& options) {
   TILLER_CHECK(options.max_length > 0, "sft data: max_length must be positive, got {}",

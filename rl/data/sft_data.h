@@ -1,7 +1,8 @@
 // SFT data: conversations -> tokenised examples with a loss mask -> (optionally packed) batches.
 //
 // Sources: JSONL files of {"messages":[{"role","content"},...]} or {"prompt","completion"}
-// records (core/chat.h parses one line), or the built-in world's SftExample lists directly. Every
+// records (core/chat.h parses one line), or conversations given directly (rl/data/world_data.h
+// adapts the built-in world's). Every
 // conversation is rendered with the chat template (core/chat.h), whose mask marks the assistant
 // content and the <|end|> closing each assistant turn: only those tokens carry loss.
 //
@@ -29,7 +30,6 @@
 #include "core/text/chat.h"
 #include "core/tensor/tensor.h"
 #include "core/text/tokenizer.h"
-#include "core/world/world.h"
 
 namespace tiller::rl {
 
@@ -67,8 +67,6 @@ class SftDataset {
   // (skip) with a message "sft.jsonl line 7: ...". Throws when no example is left.
   static SftDataset from_jsonl(const std::filesystem::path& path, const Tokenizer& tokenizer,
                                const SftDataOptions& options = {});
-  static SftDataset from_world(const std::vector<world::SftExample>& examples,
-                               const Tokenizer& tokenizer, const SftDataOptions& options = {});
   // `sources` names each conversation in messages ("what line"); same length as conversations.
   static SftDataset from_conversations(const std::vector<std::vector<ChatMessage>>& conversations,
                                        const std::vector<std::string>& sources,

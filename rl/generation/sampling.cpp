@@ -40,7 +40,7 @@ SampledTokens sample_next(const Tensor& logits, const SamplingConfig& config, Ge
     TILLER_CHECK(std::isfinite(max_value), "sample_next: row {} of the logits is not finite", b);
     double total = 0;
     for (int64_t v = 0; v < V; ++v) total += std::exp(scaled[v] - max_value);
-    float log_normalizer = max_value + static_cast<float>(std::log(total));
+    float log_normaliser = max_value + static_cast<float>(std::log(total));
 
     int32_t chosen = 0;
     if (greedy) {
@@ -59,7 +59,7 @@ SampledTokens sample_next(const Tensor& logits, const SamplingConfig& config, Ge
       double cumulative = 0;
       int64_t kept = 0;
       for (; kept < keep; ++kept) {
-        probs[kept] = std::exp(scaled[order[kept]] - log_normalizer);
+        probs[kept] = std::exp(scaled[order[kept]] - log_normaliser);
         cumulative += probs[kept];
         if (config.top_p < 1.f && cumulative >= config.top_p) {
           ++kept;
@@ -78,7 +78,7 @@ SampledTokens sample_next(const Tensor& logits, const SamplingConfig& config, Ge
       }
     }
     out.tokens[b] = chosen;
-    out.logprobs[b] = scaled[chosen] - log_normalizer;
+    out.logprobs[b] = scaled[chosen] - log_normaliser;
   }
   return out;
 }

@@ -6,23 +6,28 @@
 // tolerance only has to cover bf16 probabilities on the tensor cores and bf16 outputs.
 // The problem list covers each kernel path: the tensor-core forward (bf16, D = 64/128), the FMA
 // tiles (f32, and bf16 at D = 40), split-K decode (Tq <= 16), sequence lengths that are not a
-// multiple of any tile (77, 130), GQA, the Tk - Tq causal offset, padding and packed documents.
+// multiple of any tile (77, 130), GQA, the Tk - Tq causal offset, padding and packed documents,
+// the tensor-core forward at D = 128 with causal masking over more than 3 key tiles, and one
+// benchmark-scale problem (T = 1024, D = 128, bf16; tagged [slow], left out of the sanitizer run).
+// Tolerances: rtol of each element plus atol of the tensor's largest magnitude (cuda_parity.h).
+// Masked keys holding NaN / Inf must leave every output and gradient as the CPU computes it.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "core/ops/ops.h"
+#include "cuda_parity.h"
 #include "kernels/attention.h"
 #include "kernels/memory.h"
 #include "support/gradcheck.h"
 
 using namespace tiller;
+using cuda_testing::kNaN;
 
 namespace {
-
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 struct Problem {
   const char* name;
@@ -124,7 +129,7 @@ Outputs run_kernels(const Problem& p, const Inputs& in, Device device, DType dty
   return {host(out), host(lse), host(dq), host(dk), host(dv)};
 }
 
-// lse may hold -inf (rows with no visible key), which REQUIRE_CLOSE would read as NaN.
+// lse may hold -inf (rows with no visible key), which REQUIRE_CLOSE_TO_MAX would read as NaN.
 int64_t lse_mismatches(const Tensor& got, const Tensor& want, float rtol, float atol,
                        std::string& first) {
   std::vector<float> g = got.to_vector(), w = want.to_vector();
@@ -142,13 +147,13 @@ void require_parity(const Problem& p, DType dtype, float rtol, float atol) {
   Outputs want = run_kernels(p, in, Device::cpu(), DType::f32);
   Outputs got = run_kernels(p, in, Device::cuda(), dtype);
   INFO(p.name << " " << dtype_name(dtype));
-  REQUIRE_CLOSE(got.out, want.out, rtol, atol);
+  REQUIRE_CLOSE_TO_MAX(got.out, want.out, rtol, atol);
   std::string first_lse;
   INFO(first_lse);
   REQUIRE(lse_mismatches(got.lse, want.lse, rtol, atol, first_lse) == 0);
-  REQUIRE_CLOSE(got.dq, want.dq, rtol, atol);
-  REQUIRE_CLOSE(got.dk, want.dk, rtol, atol);
-  REQUIRE_CLOSE(got.dv, want.dv, rtol, atol);
+  REQUIRE_CLOSE_TO_MAX(got.dq, want.dq, rtol, atol);
+  REQUIRE_CLOSE_TO_MAX(got.dk, want.dk, rtol, atol);
+  REQUIRE_CLOSE_TO_MAX(got.dv, want.dv, rtol, atol);
 }
 
 const std::vector<Problem>& problems() {
@@ -163,6 +168,9 @@ const std::vector<Problem>& problems() {
       {"decode Tq=5, Tk=600, D=64, documents", 2, 4, 4, 5, 600, 64, true, false, true},
       {"decode Tq=16, Tk=300, odd D=40, non-causal", 1, 2, 1, 16, 300, 40, false},
       {"D=256 causal, T=50", 1, 2, 1, 50, 50, 256},
+      // 300 keys: 5 tensor-core key tiles of 64 (10 FMA tiles of 32), the last one partial.
+      {"D=128 causal, T=300 (5 key tiles)", 1, 2, 2, 300, 300, 128},
+      {"D=64 causal, T=260, padding, GQA 4:2 (5 key tiles)", 2, 4, 2, 260, 260, 64, true, true},
   };
   return list;
 }
@@ -185,6 +193,64 @@ TEST_CASE("CUDA attention matches the CPU reference in bf16 (tensor cores at D =
       require_parity(p, DType::bf16, 3e-2f, 3e-2f);
     }
   }
+}
+
+TEST_CASE("CUDA attention at benchmark scale (T = 1024, D = 128, bf16) matches the CPU",
+          "[cuda][attention][slow]") {
+  require_parity({"B=2 H=4 T=1024 D=128 causal", 2, 4, 4, 1024, 1024, 128}, DType::bf16, 3e-2f,
+                 3e-2f);
+}
+
+TEST_CASE("CUDA attention ignores NaN and Inf in masked keys, as the CPU does",
+          "[cuda][attention]") {
+  // Padded keys (the mask's zeros) get NaN, +Inf and -Inf in K and V: a kernel that multiplies
+  // p = 0 by them instead of skipping them turns visible rows' outputs or dq into NaN.
+  const std::vector<Problem> list = {
+      {"D=64 causal, padding (tensor cores in bf16)", 2, 4, 2, 100, 100, 64, true, true},
+      {"D=128 non-causal, padding + documents", 2, 2, 2, 90, 90, 128, false, true, true},
+      {"odd D=40 causal, padding (FMA tiles)", 2, 2, 1, 77, 77, 40, true, true},
+      {"decode Tq=4, Tk=300, padding (split-K)", 2, 4, 2, 4, 300, 64, true, true},
+  };
+  const float poison[] = {kNaN, std::numeric_limits<float>::infinity(),
+                          -std::numeric_limits<float>::infinity()};
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (const Problem& p : list) {
+      DYNAMIC_SECTION(p.name << " " << dtype_name(dtype)) {
+        Inputs in = make_inputs(p, dtype, 4321);
+        std::vector<int32_t> mask = in.mask.to_int_vector();
+        std::vector<float> k = in.k.to_vector(), v = in.v.to_vector();
+        int64_t poisoned = 0;
+        for (int64_t b = 0; b < p.B; ++b)
+          for (int64_t j = 0; j < p.Tk; ++j) {
+            if (mask[b * p.Tk + j] != 0) continue;
+            for (int64_t h = 0; h < p.Hkv; ++h)
+              for (int64_t d = 0; d < p.D; ++d) {
+                int64_t at = ((b * p.Hkv + h) * p.Tk + j) * p.D + d;
+                k[at] = poison[(d + 1) % 3];
+                v[at] = poison[d % 3];
+                ++poisoned;
+              }
+          }
+        REQUIRE(poisoned > 0);
+        in.k = Tensor::from_vector(k, in.k.shape());
+        in.v = Tensor::from_vector(v, in.v.shape());
+        Outputs want = run_kernels(p, in, Device::cpu(), DType::f32);
+        Outputs got = run_kernels(p, in, Device::cuda(), dtype);
+        for (const Tensor* t : {&want.out, &want.dq, &want.dk, &want.dv}) {
+          std::vector<float> values = t->to_vector();
+          REQUIRE(std::all_of(values.begin(), values.end(),
+                              [](float x) { return std::isfinite(x); }));
+        }
+        float tolerance = dtype == DType::bf16 ? 3e-2f : 1e-4f;
+        REQUIRE_CLOSE_TO_MAX(got.out, want.out, tolerance, tolerance);
+        std::string first_lse;
+        INFO(first_lse);
+        REQUIRE(lse_mismatches(got.lse, want.lse, tolerance, tolerance, first_lse) == 0);
+        REQUIRE_CLOSE_TO_MAX(got.dq, want.dq, tolerance, tolerance);
+        REQUIRE_CLOSE_TO_MAX(got.dk, want.dk, tolerance, tolerance);
+        REQUIRE_CLOSE_TO_MAX(got.dv, want.dv, tolerance, tolerance);
+      }
+    }
 }
 
 TEST_CASE("CUDA attention gives rows with no visible key zero output, lse -inf, zero dq",
@@ -240,7 +306,8 @@ TEST_CASE("the attention op on CUDA tensors matches the CPU op, gradients includ
     std::vector<Tensor> got = run(Device::cuda(), dtype);
     float tolerance = dtype == DType::bf16 ? 3e-2f : 1e-4f;
     INFO(dtype_name(dtype));
-    for (size_t i = 0; i < want.size(); ++i) REQUIRE_CLOSE(got[i], want[i], tolerance, tolerance);
+    for (size_t i = 0; i < want.size(); ++i)
+      REQUIRE_CLOSE_TO_MAX(got[i], want[i], tolerance, tolerance);
   }
 }
 

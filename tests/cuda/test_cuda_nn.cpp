@@ -88,8 +88,8 @@ TEST_CASE("CUDA fused residual layernorm equals the residual add followed by lay
             y.data_ptr(), mean.data<float>(), rstd.data<float>(), N, C, 1e-5f, dtype);
         REQUIRE(bitwise_equal(residual_out, sum.to(dtype)));
         Tolerance tol = default_tolerance(dtype);
-        REQUIRE_CLOSE(on_host_f32(y), want_y, tol.rtol, tol.atol);
-        REQUIRE_CLOSE(on_host_f32(mean), tiller::mean(sum, 1), 1e-5f, 1e-5f);
+        REQUIRE_CLOSE_TO_MAX(on_host_f32(y), want_y, tol.rtol, tol.atol);
+        REQUIRE_CLOSE_TO_MAX(on_host_f32(mean), tiller::mean(sum, 1), 1e-5f, 1e-5f);
       }
     }
 }

@@ -1,0 +1,35 @@
+// Adapters from the built-in task world (core/world) to the trainers' generic data types, kept
+// apart so rl/data's formats (JSONL, conversations, preference pairs, token shards) know nothing
+// about the world.
+//
+// prepare_world_pretraining_data reuses its files when a previous call with the same world seed,
+// size and vocabulary left them there (recorded in data.json), so a pipeline that calls it at
+// every start pays for tokenizer training once.
+#pragma once
+
+#include <filesystem>
+#include <vector>
+
+#include "core/text/tokenizer.h"
+#include "core/world/world.h"
+#include "rl/data/pretrain_data.h"
+#include "rl/data/reward_data.h"
+#include "rl/data/sft_data.h"
+
+namespace tiller::rl {
+
+// The world's curated SFT chats; sources read "world example <i>".
+SftDataset world_sft_dataset(const std::vector<world::SftExample>& examples,
+                             const Tokenizer& tokenizer, const SftDataOptions& options = {});
+
+// The world's pairs: the prompt through render_generation_prompt, the raw completions encoded
+// with special tokens allowed — the same tokens as the text form of the files the world writes.
+std::vector<PreferenceExample> preference_examples(const Tokenizer& tokenizer,
+                                                   const std::vector<world::PreferencePair>& pairs);
+
+// The built-in world's pretraining corpus, end to end: corpus -> tokenizer -> shards in `dir`.
+CorpusShards prepare_world_pretraining_data(const WorldConfig& world,
+                                            const std::filesystem::path& dir,
+                                            const CorpusShardOptions& options = {});
+
+}  // namespace tiller::rl
