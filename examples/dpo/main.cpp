@@ -20,6 +20,7 @@
 #include "core/world/world.h"
 #include "kernels/error.h"
 #include "rl/data/reward_data.h"
+#include "rl/data/world_data.h"
 #include "rl/kit/run_directory.h"
 #include "rl/reports/evaluate.h"
 #include "rl/reports/plot.h"
