@@ -1,6 +1,6 @@
 # ctest driver for the pipeline smoke test: runs `pipeline --tiny` into a scratch folder and checks
-# that report.json is well formed: three models with every metric, the reward-model accuracy and
-# the final KL, and that the plots exist.
+# that report.json is well formed: five models with every metric, the reward-model accuracy and
+# the final KL, and that the plots exist (with the DPO and GRPO rows).
 # Invoked as: cmake -DPIPELINE=<exe> -DOUT=<dir> -P pipeline_smoke.cmake
 file(REMOVE_RECURSE ${OUT})
 execute_process(COMMAND ${PIPELINE} --tiny --out ${OUT} RESULT_VARIABLE rc)
@@ -8,7 +8,7 @@ if(rc)
   message(FATAL_ERROR "pipeline --tiny failed (${rc})")
 endif()
 file(READ ${OUT}/report.json report)
-foreach(model base sft ppo)
+foreach(model base sft ppo dpo grpo)
   foreach(key exact_match format_compliance reward_model_score mean_response_tokens)
     string(JSON value ERROR_VARIABLE error GET "${report}" models ${model} ${key})
     if(error OR value STREQUAL "")

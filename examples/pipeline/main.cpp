@@ -1,5 +1,7 @@
 // pipeline: the whole alignment story on the built-in world in one command —
-//   world -> pretrain -> SFT on the 1,000 curated chats -> reward model -> PPO -> report.
+//   world -> pretrain -> SFT on the 1,000 curated chats -> reward model -> PPO -> report,
+//   with DPO (world preference pairs) and GRPO (world verifiable reward) from the same SFT model
+//   as extra rows (--no-preference skips them).
 //
 //   pipeline                      # defaults: runs/pipeline, CPU, ~10 minutes on 2 cores
 //   pipeline --tiny --out /tmp/p  # seconds-scale smoke run (what ctest runs)
@@ -27,10 +29,10 @@
 #include "core/io/atomic_file.h"
 #include "core/text/tokenizer.h"
 #include "core/world/world.h"
+#include "rl/heads/reward.h"
 #include "rl/reports/evaluate.h"
 #include "rl/reports/metrics.h"
 #include "rl/reports/plot.h"
-#include "rl/heads/reward.h"
 #include "tiller.h"
 
 namespace fs = std::filesystem;
@@ -46,6 +48,8 @@ struct Options {
   int64_t eval_prompts = 0;  // 0: all held-out prompts
   uint64_t world_seed = WorldConfig{}.seed;
   std::string pretrain_args, sft_args, reward_args, ppo_args;  // appended to each stage
+  bool preference = true;  // also DPO and GRPO from the same SFT model
+  std::string dpo_args, grpo_args;
 };
 
 std::string quote(const std::string& s) {
@@ -126,6 +130,9 @@ int main(int argc, char** argv) {
   app.add_option("--sft-args", options.sft_args, "extra flags for the sft stage");
   app.add_option("--reward-args", options.reward_args, "extra flags for the reward stage");
   app.add_option("--ppo-args", options.ppo_args, "extra flags for the ppo stage");
+  app.add_flag("!--no-preference", options.preference, "skip the DPO and GRPO stages");
+  app.add_option("--dpo-args", options.dpo_args, "extra flags for the dpo stage");
+  app.add_option("--grpo-args", options.grpo_args, "extra flags for the grpo stage");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -136,19 +143,25 @@ int main(int argc, char** argv) {
     const fs::path out = fs::absolute(options.out);
     const std::string seed = std::to_string(options.world_seed);
     const fs::path pretrain_dir = out / "pretrain", sft_dir = out / "sft",
-                   reward_dir = out / "reward", ppo_dir = out / "ppo";
+                   reward_dir = out / "reward", ppo_dir = out / "ppo", dpo_dir = out / "dpo",
+                   grpo_dir = out / "grpo";
     if (options.tiny && options.eval_prompts == 0) options.eval_prompts = 16;
 
     // Tiny sizes keep every stage to seconds; the defaults are each stage's own.
-    std::vector<std::string> tiny_pretrain, tiny_sft, tiny_reward, tiny_ppo;
+    std::vector<std::string> tiny_pretrain, tiny_sft, tiny_reward, tiny_ppo, tiny_dpo, tiny_grpo;
     if (options.tiny) {
-      tiny_pretrain = {"--layers", "2", "--width", "64", "--heads", "2", "--seq-len", "64",
-                       "--batch", "4", "--steps", "30", "--vocab-size", "512", "--eval-every",
-                       "10", "--log-every", "10"};
+      tiny_pretrain = {"--layers",     "2",   "--width",      "64", "--heads",     "2",
+                       "--seq-len",    "64",  "--batch",      "4",  "--steps",     "30",
+                       "--vocab-size", "512", "--eval-every", "10", "--log-every", "10"};
       tiny_sft = {"--epochs", "1", "--batch", "16", "--eval-prompts", "8", "--log-every", "20"};
       tiny_reward = {"--epochs", "1", "--batch", "64", "--log-every", "10"};
-      tiny_ppo = {"--iterations", "2", "--rollout-batch", "8", "--minibatch", "4",
+      tiny_ppo = {"--iterations",  "2", "--rollout-batch",  "8",  "--minibatch",  "4",
                   "--micro-batch", "4", "--max-new-tokens", "16", "--eval-limit", "8"};
+      tiny_dpo = {"--limit",      "32", "--heldout-limit", "16", "--batch-size", "8",
+                  "--eval-limit", "8",  "--log-every",     "2"};
+      tiny_grpo = {"--steps",           "2", "--prompts-per-step",      "2",
+                   "--num-generations", "4", "--max-completion-length", "16",
+                   "--eval-limit",      "8"};
     }
     auto with = [](std::vector<std::string> base, const std::vector<std::string>& more) {
       base.insert(base.end(), more.begin(), more.end());
@@ -167,27 +180,39 @@ int main(int argc, char** argv) {
       stages[name] = run_stage(name, program, args, extra);
     };
     stage("world", out / "world" / "eval.jsonl", bin / "make_world",
-                                {"--out", (out / "world").string(), "--seed", seed}, "");
+          {"--out", (out / "world").string(), "--seed", seed}, "");
     stage("pretrain", pretrain_dir / "model", bin / "pretrain",
-        with({"--out", pretrain_dir.string(), "--device", options.device, "--world-seed", seed},
-             tiny_pretrain),
-        options.pretrain_args);
+          with({"--out", pretrain_dir.string(), "--device", options.device, "--world-seed", seed},
+               tiny_pretrain),
+          options.pretrain_args);
     stage("sft", sft_dir / "model", bin / "sft",
-        with({"--base", (pretrain_dir / "model").string(), "--out", sft_dir.string(), "--device",
-              options.device, "--world-seed", seed},
-             tiny_sft),
-        options.sft_args);
+          with({"--base", (pretrain_dir / "model").string(), "--out", sft_dir.string(), "--device",
+                options.device, "--world-seed", seed},
+               tiny_sft),
+          options.sft_args);
     stage("reward", reward_dir / "model", bin / "reward",
-        with({"--sft", (sft_dir / "model").string(), "--out", reward_dir.string(), "--device",
-              options.device, "--world-seed", seed},
-             tiny_reward),
-        options.reward_args);
+          with({"--sft", (sft_dir / "model").string(), "--out", reward_dir.string(), "--device",
+                options.device, "--world-seed", seed},
+               tiny_reward),
+          options.reward_args);
     stage("ppo", ppo_dir / "policy", bin / "ppo",
-        with({"--policy", (sft_dir / "model").string(), "--reward-model",
-              (reward_dir / "model").string(), "--out", ppo_dir.string(), "--device",
-              options.device, "--world-seed", seed},
-             tiny_ppo),
-        options.ppo_args);
+          with({"--policy", (sft_dir / "model").string(), "--reward-model",
+                (reward_dir / "model").string(), "--out", ppo_dir.string(), "--device",
+                options.device, "--world-seed", seed},
+               tiny_ppo),
+          options.ppo_args);
+    if (options.preference) {
+      stage("dpo", dpo_dir / "model", bin / "dpo",
+            with({"--policy", (sft_dir / "model").string(), "--out", dpo_dir.string(), "--device",
+                  options.device, "--world-seed", seed},
+                 tiny_dpo),
+            options.dpo_args);
+      stage("grpo", grpo_dir / "model", bin / "grpo",
+            with({"--policy", (sft_dir / "model").string(), "--out", grpo_dir.string(), "--device",
+                  options.device, "--world-seed", seed},
+                 tiny_grpo),
+            options.grpo_args);
+    }
 
     // --- report ------------------------------------------------------------------------------
     auto report_start = std::chrono::steady_clock::now();
@@ -197,10 +222,16 @@ int main(int argc, char** argv) {
     std::vector<ModelRow> rows;
     rows.push_back(evaluate_model("base", pretrain_dir / "model", device, tokenizer, world,
                                   reward_model, options, out / "eval_base.jsonl"));
-    rows.push_back(evaluate_model("sft", sft_dir / "model", device, tokenizer, world,
-                                  reward_model, options, out / "eval_sft.jsonl"));
-    rows.push_back(evaluate_model("ppo", ppo_dir / "policy", device, tokenizer, world,
-                                  reward_model, options, out / "eval_ppo.jsonl"));
+    rows.push_back(evaluate_model("sft", sft_dir / "model", device, tokenizer, world, reward_model,
+                                  options, out / "eval_sft.jsonl"));
+    rows.push_back(evaluate_model("ppo", ppo_dir / "policy", device, tokenizer, world, reward_model,
+                                  options, out / "eval_ppo.jsonl"));
+    if (options.preference) {
+      rows.push_back(evaluate_model("dpo", dpo_dir / "model", device, tokenizer, world,
+                                    reward_model, options, out / "eval_dpo.jsonl"));
+      rows.push_back(evaluate_model("grpo", grpo_dir / "model", device, tokenizer, world,
+                                    reward_model, options, out / "eval_grpo.jsonl"));
+    }
     stages["report"] =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - report_start).count();
 
@@ -246,20 +277,24 @@ int main(int argc, char** argv) {
     write_file_atomic(out / "report.json", report.dump(2) + "\n");
     write_file_atomic(out / "report.md", "# tiller pipeline report\n\n" + table);
 
-    plot(out / "loss_curves.png", "Training losses", "loss",
-         {{.label = "pretrain train", .metrics_path = pretrain_dir / "metrics.jsonl", .key = "loss"},
-          {.label = "pretrain val", .metrics_path = pretrain_dir / "metrics.jsonl",
-           .key = "val_loss"},
-          {.label = "sft train", .metrics_path = sft_dir / "metrics.jsonl", .key = "loss"},
-          {.label = "sft eval", .metrics_path = sft_dir / "metrics.jsonl", .key = "eval_loss"},
-          {.label = "reward model", .metrics_path = reward_dir / "metrics.jsonl", .key = "loss"}});
+    plot(
+        out / "loss_curves.png", "Training losses", "loss",
+        {{.label = "pretrain train", .metrics_path = pretrain_dir / "metrics.jsonl", .key = "loss"},
+         {.label = "pretrain val",
+          .metrics_path = pretrain_dir / "metrics.jsonl",
+          .key = "val_loss"},
+         {.label = "sft train", .metrics_path = sft_dir / "metrics.jsonl", .key = "loss"},
+         {.label = "sft eval", .metrics_path = sft_dir / "metrics.jsonl", .key = "eval_loss"},
+         {.label = "reward model", .metrics_path = reward_dir / "metrics.jsonl", .key = "loss"}});
     plot(out / "reward_model_accuracy.png", "Reward model accuracy", "accuracy",
          {{.label = "train", .metrics_path = reward_dir / "metrics.jsonl", .key = "accuracy"},
-          {.label = "held-out", .metrics_path = reward_dir / "metrics.jsonl",
+          {.label = "held-out",
+           .metrics_path = reward_dir / "metrics.jsonl",
            .key = "eval/accuracy"}});
     plot(out / "ppo_reward_kl.png", "PPO: reward and KL to the reference", "value",
          {{.label = "score", .metrics_path = ppo_dir / "metrics.jsonl", .key = "objective/scores"},
-          {.label = "rlhf reward", .metrics_path = ppo_dir / "metrics.jsonl",
+          {.label = "rlhf reward",
+           .metrics_path = ppo_dir / "metrics.jsonl",
            .key = "objective/rlhf_reward"},
           {.label = "kl", .metrics_path = ppo_dir / "metrics.jsonl", .key = "objective/kl"}});
 
