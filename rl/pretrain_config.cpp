@@ -116,7 +116,7 @@ PretrainConfig pretrain_config_from_json(const std::string& json_text, PretrainC
                "pretrain config: not a JSON object: {:.80}", json_text);
   for (const auto& [key, value] : object.items()) {
     auto it = std::find_if(fields().begin(), fields().end(),
-                           [&](const Field& field) { return key == field.key; });
+                           [&key = key](const Field& field) { return key == field.key; });
     TILLER_CHECK(it != fields().end(), "pretrain config: unknown key '{}'", key);
     try {
       it->set(base, value);
