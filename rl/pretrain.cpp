@@ -205,18 +205,26 @@ void Pretrainer::save_checkpoint(const std::filesystem::path& dir) {
 void Pretrainer::resume(const std::filesystem::path& dir) {
   auto state = nlohmann::json::parse(
       load_training_checkpoint(dir, model_, *optimizer_, config_.device, "pretrain"));
-  TILLER_CHECK(state.at("batch_size").get<int64_t>() == config_.batch_size &&
-                   state.at("seq_len").get<int64_t>() == config_.seq_len,
+  int64_t saved_batch = 0, saved_seq_len = 0;
+  TokenLoaderState loader;
+  try {
+    saved_batch = state.at("batch_size").get<int64_t>();
+    saved_seq_len = state.at("seq_len").get<int64_t>();
+    const auto& saved_loader = state.at("loader");
+    loader = {.epoch = saved_loader.at("epoch").get<int64_t>(),
+              .cursor = saved_loader.at("cursor").get<int64_t>(),
+              .seed = saved_loader.at("seed").get<uint64_t>()};
+    step_ = state.at("step").get<int64_t>();
+    tokens_seen_ = state.at("tokens_seen").get<int64_t>();
+    skipped_steps_ = state.at("skipped_steps").get<int64_t>();
+  } catch (const nlohmann::json::exception& error) {
+    fail("pretrain: {}: a field is missing or has the wrong type: {}",
+         (dir / "trainer_state.json").string(), error.what());
+  }
+  TILLER_CHECK(saved_batch == config_.batch_size && saved_seq_len == config_.seq_len,
                "pretrain: {} was trained with batch {} x {} tokens but this run uses {} x {}",
-               dir.string(), state.at("batch_size").get<int64_t>(),
-               state.at("seq_len").get<int64_t>(), config_.batch_size, config_.seq_len);
-  const auto& loader = state.at("loader");
-  train_loader_.restore({.epoch = loader.at("epoch").get<int64_t>(),
-                         .cursor = loader.at("cursor").get<int64_t>(),
-                         .seed = loader.at("seed").get<uint64_t>()});
-  step_ = state.at("step").get<int64_t>();
-  tokens_seen_ = state.at("tokens_seen").get<int64_t>();
-  skipped_steps_ = state.at("skipped_steps").get<int64_t>();
+               dir.string(), saved_batch, saved_seq_len, config_.batch_size, config_.seq_len);
+  train_loader_.restore(loader);
 }
 
 void Pretrainer::log_validation(MetricsLog& log, float val_loss) {

@@ -38,11 +38,21 @@ std::string load_training_checkpoint(const std::filesystem::path& dir, Transform
   TILLER_CHECK(saved.to_hf_json() == model.config().to_hf_json(),
                "{}: {} holds a different model configuration:\n{}\nthan this run's:\n{}", who,
                dir.string(), saved.to_hf_json(), model.config().to_hf_json());
-  nlohmann::json state = nlohmann::json::parse(checkpoint.trainer_json);
+  // The JSON fields are read before anything is loaded: a missing one changes nothing.
+  // load_checkpoint has checked that the text is a JSON object.
+  optim::AdamWState optimizer_state;
+  Generator saved_dropout;
+  try {
+    nlohmann::json state = nlohmann::json::parse(checkpoint.trainer_json);
+    optimizer_state.step = state.at("optimizer_step").get<int64_t>();
+    saved_dropout.seed = state.at("dropout_generator").at("seed").get<uint64_t>();
+    saved_dropout.offset = state.at("dropout_generator").at("offset").get<uint64_t>();
+  } catch (const nlohmann::json::exception& error) {
+    fail("{}: {}: a field is missing or has the wrong type: {}", who,
+         (dir / "trainer_state.json").string(), error.what());
+  }
 
   model.load_hf_tensors(checkpoint.tensors.all(), "checkpoint " + dir.string());
-  optim::AdamWState optimizer_state;
-  optimizer_state.step = state.at("optimizer_step").get<int64_t>();
   const std::string prefix = kOptimizerPrefix;
   for (const auto& [name, tensor] : checkpoint.trainer_tensors.all()) {
     if (name.rfind(prefix, 0) == 0)
@@ -50,8 +60,8 @@ std::string load_training_checkpoint(const std::filesystem::path& dir, Transform
   }
   optimizer.load_state(optimizer_state);
   Generator& dropout = model.dropout_generator();
-  dropout.seed = state.at("dropout_generator").at("seed").get<uint64_t>();
-  dropout.offset = state.at("dropout_generator").at("offset").get<uint64_t>();
+  dropout.seed = saved_dropout.seed;
+  dropout.offset = saved_dropout.offset;
   return checkpoint.trainer_json;
 }
 
