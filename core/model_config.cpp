@@ -60,6 +60,22 @@ void ModelConfig::validate() const {
                "ModelConfig ({}): sizes must be positive: vocab_size {} n_layer {} n_head {} "
                "n_kv_head {} n_embd {} intermediate_size {} max_seq_len {}",
                f, vocab_size, n_layer, n_head, n_kv_head, n_embd, intermediate_size, max_seq_len);
+  for (auto [name, size] : {std::pair{"vocab_size", vocab_size}, {"n_layer", n_layer},
+                            {"n_head", n_head}, {"n_embd", n_embd},
+                            {"intermediate_size", intermediate_size},
+                            {"max_seq_len", max_seq_len}}) {
+    TILLER_CHECK(size <= kMaxSize, "ModelConfig ({}): {} {} is larger than {}", f, name, size,
+                 kMaxSize);
+  }
+  // Each size fits 31 bits, so this count cannot overflow 128 bits; num_parameters() (int64) and
+  // every table's byte size stay exact below the bound.
+  const __int128 C = n_embd, I = intermediate_size, V = vocab_size, L = n_layer;
+  const __int128 parameters = L * (4 * C * C + 3 * C * I + 8 * C + 2 * I) +
+                              2 * V * C + static_cast<__int128>(max_seq_len) * C + 2 * C;
+  TILLER_CHECK(parameters <= kMaxParameters,
+               "ModelConfig ({}): about {:.3g} parameters (n_layer {} n_embd {} intermediate_size "
+               "{} vocab_size {}) is more than tiller can address",
+               f, static_cast<double>(parameters), n_layer, n_embd, intermediate_size, vocab_size);
   TILLER_CHECK(n_embd % n_head == 0, "ModelConfig ({}): n_embd {} is not divisible by n_head {}", f,
                n_embd, n_head);
   TILLER_CHECK(n_head % n_kv_head == 0,
@@ -170,9 +186,12 @@ ModelConfig ModelConfig::from_hf_json(const std::string& json_text) {
   ModelConfig c;
   try {
     if (type == "gpt2") {
+      // n_embd enters 4 * n_embd below, before validate() bounds it.
+      const auto n_embd = required<int64_t>(j, "n_embd");
+      TILLER_CHECK(n_embd > 0 && n_embd <= kMaxSize, "config.json: n_embd {} is not in [1, {}]",
+                   n_embd, kMaxSize);
       c = gpt2(required<int64_t>(j, "vocab_size"), required<int64_t>(j, "n_layer"),
-               required<int64_t>(j, "n_head"), required<int64_t>(j, "n_embd"),
-               field<int64_t>(j, "n_positions", 1024));
+               required<int64_t>(j, "n_head"), n_embd, field<int64_t>(j, "n_positions", 1024));
       c.intermediate_size = field<int64_t>(j, "n_inner", 4 * c.n_embd);
       c.norm_eps = field<float>(j, "layer_norm_epsilon", 1e-5f);
       c.dropout = field<float>(j, "resid_pdrop", 0.f);
