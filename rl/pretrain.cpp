@@ -224,6 +224,13 @@ void Pretrainer::resume(const std::filesystem::path& dir) {
   TILLER_CHECK(saved_batch == config_.batch_size && saved_seq_len == config_.seq_len,
                "pretrain: {} was trained with batch {} x {} tokens but this run uses {} x {}",
                dir.string(), saved_batch, saved_seq_len, config_.batch_size, config_.seq_len);
+  for (int64_t count : {step_, tokens_seen_, skipped_steps_, loader.epoch}) {
+    TILLER_CHECK(count >= 0 && count < kMaxSavedCount,
+                 "pretrain: {}: step {}, tokens_seen {}, skipped_steps {} and loader epoch {} must "
+                 "be in [0, 2^53)",
+                 (dir / "trainer_state.json").string(), step_, tokens_seen_, skipped_steps_,
+                 loader.epoch);
+  }
   train_loader_.restore(loader);
 }
 

@@ -239,7 +239,8 @@ void SftTrainer::resume(const std::filesystem::path& dir) {
                "{} rows, batch {} x {}, seed {}",
                dir.string(), saved_rows, saved_batch, saved_accumulation, saved_seed, rows(),
                config_.batch_size, config_.grad_accumulation, config_.seed);
-  TILLER_CHECK(saved_step >= 0 && saved_epoch >= 0 && saved_cursor >= 0 && saved_cursor <= rows(),
+  TILLER_CHECK(saved_step >= 0 && saved_step < kMaxSavedCount && saved_epoch >= 0 &&
+                   saved_epoch < kMaxSavedCount && saved_cursor >= 0 && saved_cursor <= rows(),
                "sft: {}: step {}, epoch {}, cursor {} is not a position in {} rows",
                (dir / "trainer_state.json").string(), saved_step, saved_epoch, saved_cursor,
                rows());

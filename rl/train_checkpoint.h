@@ -19,6 +19,10 @@
 
 namespace tiller::rl {
 
+// Upper bound on the step, epoch and token counters a trainer reads back from trainer_state.json:
+// far beyond any real run, and far enough below INT64_MAX that counting on cannot overflow.
+inline constexpr int64_t kMaxSavedCount = int64_t{1} << 53;
+
 // `trainer_json` is a JSON object of the trainer's own fields; the optimizer step and dropout
 // generator are added to it here.
 void save_training_checkpoint(const std::filesystem::path& dir, Transformer& model,
