@@ -2,13 +2,13 @@
 // it needs (core/tensor.h, core/ops.h, ...) directly.
 #pragma once
 
-#include "core/autograd.h"
-#include "core/checkpoint.h"
-#include "core/error.h"
-#include "core/model.h"
-#include "core/ops.h"
-#include "core/safetensors.h"
-#include "core/tensor.h"
+#include "core/tensor/autograd.h"
+#include "core/io/checkpoint.h"
+#include "kernels/error.h"
+#include "core/models/model.h"
+#include "core/ops/ops.h"
+#include "core/io/safetensors.h"
+#include "core/tensor/tensor.h"
 #include "optim/adamw.h"
 #include "optim/clip.h"
 #include "optim/schedule.h"

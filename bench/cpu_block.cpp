@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "bench_util.h"
-#include "core/ops.h"
+#include "core/ops/ops.h"
 #include "kernels/cpu/parallel.h"
 
 using namespace tiller;

@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "bench_util.h"
-#include "core/ops.h"
+#include "core/ops/ops.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/matmul.h"
 

@@ -11,7 +11,7 @@
 #include <cstdio>
 
 #include "bench_util.h"
-#include "rl/generate.h"
+#include "rl/generation/generate.h"
 
 using namespace tiller;
 

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "bench_util.h"
-#include "core/model.h"
+#include "core/models/model.h"
 #include "kernels/cpu/parallel.h"
 #include "optim/adamw.h"
 #include "optim/clip.h"

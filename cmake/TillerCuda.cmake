@@ -20,7 +20,7 @@ if(NOT TILLER_CUDA STREQUAL "OFF")
       set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
     endif()
     # fmt turns constexpr off under __NVCC__, which then breaks its C++20 consteval format
-    # checks in .cu files that include core/error.h; nvcc 12+ handles fmt's constexpr fine.
+    # checks in .cu files that include kernels/error.h; nvcc 12+ handles fmt's constexpr fine.
     add_compile_definitions($<$<COMPILE_LANGUAGE:CUDA>:FMT_USE_CONSTEXPR=1>)
     set(TILLER_HAS_CUDA ON)
   elseif(TILLER_CUDA STREQUAL "ON")

@@ -10,7 +10,9 @@ install(TARGETS tiller EXPORT tillerTargets
 install(DIRECTORY core kernels optim rl
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tiller
   FILES_MATCHING PATTERN "*.h"
-  PATTERN "cpu" EXCLUDE PATTERN "cuda" EXCLUDE PATTERN "nocuda" EXCLUDE)
+  PATTERN "cpu" EXCLUDE PATTERN "cuda" EXCLUDE PATTERN "nocuda" EXCLUDE
+  # internal headers: how ops dispatch and check, and the world generator's tables
+  PATTERN "dispatch.h" EXCLUDE PATTERN "op_checks.h" EXCLUDE PATTERN "world_detail.h" EXCLUDE)
 install(FILES tiller.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tiller)
 install(EXPORT tillerTargets NAMESPACE tiller::
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/tiller)

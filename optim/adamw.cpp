@@ -5,8 +5,8 @@
 // rounds exactly as the uninterrupted one did.
 #include "optim/adamw.h"
 
-#include "core/autograd.h"
-#include "core/dispatch.h"
+#include "core/tensor/autograd.h"
+#include "core/tensor/dispatch.h"
 #include "kernels/adamw.h"
 #include "kernels/random.h"
 

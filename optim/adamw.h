@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include "core/parameter.h"
+#include "core/tensor/parameter.h"
 
 namespace tiller::optim {
 

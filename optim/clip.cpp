@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/autograd.h"
-#include "core/dispatch.h"
-#include "core/ops.h"
+#include "core/tensor/autograd.h"
+#include "core/tensor/dispatch.h"
+#include "core/ops/ops.h"
 #include "kernels/reduce.h"
 
 namespace tiller::optim {

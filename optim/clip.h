@@ -10,7 +10,7 @@
 // the factor to AdamW::step(grad_scale).
 #pragma once
 
-#include "core/parameter.h"
+#include "core/tensor/parameter.h"
 
 namespace tiller::optim {
 

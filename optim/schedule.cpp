@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numbers>
 
-#include "core/error.h"
+#include "kernels/error.h"
 
 namespace tiller::optim {
 

@@ -1,7 +1,7 @@
 // Autograd semantics: accumulation, reuse, no_grad, detach, freeing of saved activations.
 #include <catch2/catch.hpp>
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 #include "support/gradcheck.h"
 
 using namespace tiller;

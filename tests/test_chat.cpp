@@ -2,9 +2,9 @@
 // injection safety and JSONL record parsing.
 #include <catch2/catch.hpp>
 
-#include "core/chat.h"
-#include "core/error.h"
-#include "core/special_tokens.h"
+#include "core/text/chat.h"
+#include "kernels/error.h"
+#include "core/text/special_tokens.h"
 
 using namespace tiller;
 

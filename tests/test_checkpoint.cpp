@@ -6,8 +6,8 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "core/atomic_file.h"
-#include "core/checkpoint.h"
+#include "core/io/atomic_file.h"
+#include "core/io/checkpoint.h"
 #include "support/temp_dir.h"
 
 using namespace tiller;

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 #include "kernels/memory.h"
 
 using namespace tiller;

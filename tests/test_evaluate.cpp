@@ -4,10 +4,10 @@
 
 #include <fstream>
 
-#include "core/special_tokens.h"
-#include "rl/evaluate.h"
-#include "rl/generate.h"
-#include "rl/sft.h"
+#include "core/text/special_tokens.h"
+#include "rl/reports/evaluate.h"
+#include "rl/generation/generate.h"
+#include "rl/trainers/sft.h"
 #include "support/temp_dir.h"
 
 using namespace tiller;
@@ -141,7 +141,7 @@ TEST_CASE("a short SFT run from scratch raises format compliance well above the 
   config.epochs = 12;
   config.batch_size = 16;
   config.pack = true;
-  config.schedule = {.kind = optim::LrSchedule::Kind::cosine,
+  config.optimizer.schedule = {.kind = optim::LrSchedule::Kind::cosine,
                      .peak_lr = 5e-3f,
                      .min_lr = 5e-4f,
                      .warmup_steps = 10,

@@ -9,7 +9,7 @@
 #include <functional>
 #include <map>
 
-#include "core/atomic_file.h"
+#include "core/io/atomic_file.h"
 #include "fuzz/fuzz_support.h"
 
 using namespace tiller;
@@ -70,7 +70,8 @@ TEST_CASE("every fuzz seed gives a result or a tiller::Error, and each harness h
   auto all = inputs("corpus");
   for (const auto& [name, target] : harnesses()) {
     INFO("harness " << name);
-    CHECK(std::any_of(all.begin(), all.end(), [&](const auto& input) { return input.first == name; }));
+    CHECK(std::any_of(all.begin(), all.end(),
+                      [&](const auto& input) { return input.first == name; }));
   }
   replay("corpus");
 }

@@ -3,8 +3,8 @@
 
 #include <cmath>
 
-#include "core/ops.h"
-#include "rl/generate.h"
+#include "core/ops/ops.h"
+#include "rl/generation/generate.h"
 
 using namespace tiller;
 using namespace tiller::rl;

@@ -7,8 +7,8 @@
 #include <numeric>
 #include <set>
 
-#include "core/error.h"
-#include "core/loader.h"
+#include "kernels/error.h"
+#include "core/data/loader.h"
 #include "support/temp_dir.h"
 
 using namespace tiller;

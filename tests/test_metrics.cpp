@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "rl/metrics.h"
+#include "rl/reports/metrics.h"
 
 using namespace tiller::rl;
 

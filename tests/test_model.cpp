@@ -5,8 +5,8 @@
 #include <cmath>
 #include <filesystem>
 
-#include "core/model.h"
-#include "core/ops.h"
+#include "core/models/model.h"
+#include "core/ops/ops.h"
 #include "optim/adamw.h"
 #include "support/gradcheck.h"
 

@@ -13,9 +13,9 @@
 #include <filesystem>
 #include <string>
 
-#include "core/model.h"
-#include "core/ops.h"
-#include "core/safetensors.h"
+#include "core/models/model.h"
+#include "core/ops/ops.h"
+#include "core/io/safetensors.h"
 #include "optim/adamw.h"
 
 using namespace tiller;

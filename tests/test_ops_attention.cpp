@@ -13,7 +13,7 @@
 #include <omp.h>
 #endif
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 #include "kernels/attention.h"
 #include "support/gradcheck.h"
 

@@ -2,7 +2,7 @@
 // generator advance, and a backward that reuses the forward's mask.
 #include <catch2/catch.hpp>
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 #include "support/gradcheck.h"
 
 using namespace tiller;

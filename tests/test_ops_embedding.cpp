@@ -2,7 +2,7 @@
 // get 0), thread-count independence, finite differences, and bad-id messages.
 #include <catch2/catch.hpp>
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 #include "support/gradcheck.h"
 
 #if defined(_OPENMP)

@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 #include "kernels/embedding.h"
 #include "support/gradcheck.h"
 

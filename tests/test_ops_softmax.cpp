@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 #include "support/gradcheck.h"
 
 using namespace tiller;

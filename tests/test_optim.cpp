@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 #include "optim/adamw.h"
 #include "optim/clip.h"
 #include "optim/schedule.h"

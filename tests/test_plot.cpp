@@ -5,8 +5,8 @@
 #include <fstream>
 #include <string>
 
-#include "core/atomic_file.h"
-#include "rl/plot.h"
+#include "core/io/atomic_file.h"
+#include "rl/reports/plot.h"
 #include "support/temp_dir.h"
 
 using namespace tiller;

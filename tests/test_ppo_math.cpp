@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "rl/ppo_math.h"
+#include "rl/trainers/ppo_math.h"
 
 using namespace tiller;
 using namespace tiller::rl;

@@ -10,8 +10,8 @@
 #include <numeric>
 #include <string>
 
-#include "core/ops.h"
-#include "rl/ppo.h"
+#include "core/ops/ops.h"
+#include "rl/trainers/ppo.h"
 
 using namespace tiller;
 using namespace tiller::rl;
@@ -42,8 +42,8 @@ float first_token_is_target(const std::vector<int32_t>&, const std::vector<int32
   return !response.empty() && response.front() == kTargetToken ? 1.f : 0.f;
 }
 
-PPOConfig small_config() {
-  return PPOConfig{.rollout_batch_size = 16,
+PpoConfig small_config() {
+  return PpoConfig{.rollout_batch_size = 16,
                    .minibatch_size = 8,
                    .micro_batch_size = 4,
                    .ppo_epochs = 2,
@@ -60,7 +60,7 @@ TEST_CASE(
     "PPO with a callable reward raises the mean reward while the KL to the reference "
     "stays bounded",
     "[ppo_trainer]") {
-  PPOConfig config = small_config();
+  PpoConfig config = small_config();
   config.iterations = 12;
   config.rollout_batch_size = 32;
   config.minibatch_size = 16;
@@ -68,9 +68,9 @@ TEST_CASE(
   config.ppo_epochs = 4;
   config.missing_end_penalty = 0.f;
   config.kl_coef = 0.05f;
-  config.policy_lr = 3e-3f;
-  config.value_lr = 3e-3f;
-  PPOTrainer trainer(config, tiny_policy(), batch_reward(first_token_is_target), tiny_prompts(24));
+  config.policy_optimizer.schedule.peak_lr = 3e-3f;
+  config.value_optimizer.schedule.peak_lr = 3e-3f;
+  PpoTrainer trainer(config, tiny_policy(), batch_reward(first_token_is_target), tiny_prompts(24));
 
   std::vector<double> scores, kls;
   for (int64_t i = 0; i < config.iterations; ++i) {
@@ -94,7 +94,7 @@ TEST_CASE(
     "the trainer's recomputed log-probs equal the sampler's at the sampling temperature, "
     "so the first PPO ratio is 1",
     "[ppo_trainer]") {
-  PPOConfig config = small_config();
+  PpoConfig config = small_config();
   config.temperature = 0.7f;
   config.max_new_tokens = 6;
   Transformer policy = tiny_policy(11);
@@ -104,7 +104,7 @@ TEST_CASE(
     for (const auto& p : policy.parameters())
       if (p.tensor.dim() == 2) p.tensor.copy_(scale(p.tensor, 5.f));
   }
-  PPOTrainer trainer(config, std::move(policy), batch_reward(first_token_is_target),
+  PpoTrainer trainer(config, std::move(policy), batch_reward(first_token_is_target),
                      tiny_prompts(16));
   Rollout rollout = trainer.collect_rollout();
 
@@ -129,12 +129,12 @@ TEST_CASE(
     "rollouts stop right after the end token and a response that never ends loses the "
     "missing-end penalty",
     "[ppo_trainer]") {
-  PPOConfig config = small_config();
+  PpoConfig config = small_config();
   config.rollout_batch_size = 32;
   config.max_new_tokens = 5;
   config.missing_end_penalty = 0.5f;
   auto constant = [](const std::vector<int32_t>&, const std::vector<int32_t>&) { return 2.f; };
-  PPOTrainer trainer(config, tiny_policy(), batch_reward(constant), tiny_prompts(32));
+  PpoTrainer trainer(config, tiny_policy(), batch_reward(constant), tiny_prompts(32));
   Rollout rollout = trainer.collect_rollout();
 
   int ended = 0, unfinished = 0;
@@ -199,11 +199,11 @@ TEST_CASE("a PPO run writes one metrics line per iteration and a loadable policy
           "[ppo_trainer]") {
   auto out = std::filesystem::temp_directory_path() / "tiller_test_ppo_run";
   std::filesystem::remove_all(out);
-  PPOConfig config = small_config();
+  PpoConfig config = small_config();
   config.iterations = 2;
   config.checkpoint_every = 1;
   config.output_dir = out.string();
-  PPOTrainer trainer(config, tiny_policy(), batch_reward(first_token_is_target), tiny_prompts(8));
+  PpoTrainer trainer(config, tiny_policy(), batch_reward(first_token_is_target), tiny_prompts(8));
   Metrics last = trainer.train();
 
   for (const char* name :
@@ -221,7 +221,7 @@ TEST_CASE("a PPO run writes one metrics line per iteration and a loadable policy
     REQUIRE(line.find("\"objective/rlhf_reward\"") != std::string::npos);
   }
   REQUIRE(lines == 2);
-  REQUIRE(std::filesystem::exists(out / "checkpoints" / "iter_000002" / "config.json"));
+  REQUIRE(std::filesystem::exists(out / "checkpoints" / "step_000001" / "config.json"));
 
   Transformer saved = Transformer::from_pretrained(out / "policy");
   Tensor ids = Tensor::from_ints({3, 4, 5}, {1, 3});
@@ -234,24 +234,24 @@ TEST_CASE("a PPO run writes one metrics line per iteration and a loadable policy
 
 TEST_CASE("PPO configuration errors name the field", "[ppo_trainer]") {
   auto reward = batch_reward(first_token_is_target);
-  PPOConfig config = small_config();
+  PpoConfig config = small_config();
   config.end_token = -1;
-  REQUIRE_THROWS_WITH(PPOTrainer(config, tiny_policy(), reward, tiny_prompts(4)),
+  REQUIRE_THROWS_WITH(PpoTrainer(config, tiny_policy(), reward, tiny_prompts(4)),
                       Catch::Contains("ppo: end_token must be set"));
   config = small_config();
   config.minibatch_size = 5;
-  REQUIRE_THROWS_WITH(PPOTrainer(config, tiny_policy(), reward, tiny_prompts(4)),
+  REQUIRE_THROWS_WITH(PpoTrainer(config, tiny_policy(), reward, tiny_prompts(4)),
                       Catch::Contains("minibatch_size 5 must divide rollout_batch_size 16"));
   config = small_config();
   config.max_new_tokens = 30;
-  REQUIRE_THROWS_WITH(PPOTrainer(config, tiny_policy(), reward, tiny_prompts(4)),
+  REQUIRE_THROWS_WITH(PpoTrainer(config, tiny_policy(), reward, tiny_prompts(4)),
                       Catch::Contains("exceeds the model's max_seq_len 32"));
   config = small_config();
   auto short_reward = [](const std::vector<std::vector<int32_t>>&,
                          const std::vector<std::vector<int32_t>>&) {
     return std::vector<float>{1.f};
   };
-  PPOTrainer trainer(config, tiny_policy(), short_reward, tiny_prompts(4));
+  PpoTrainer trainer(config, tiny_policy(), short_reward, tiny_prompts(4));
   REQUIRE_THROWS_WITH(trainer.collect_rollout(),
                       Catch::Contains("the reward returned 1 scores for 16 responses"));
 }
@@ -270,11 +270,11 @@ TEST_CASE(
     "an adaptive KL coefficient follows the controller after each iteration; a fixed one "
     "stays",
     "[ppo_trainer]") {
-  PPOConfig config = small_config();
+  PpoConfig config = small_config();
   config.kl_coef = 0.05f;
   config.kl_target = 0.01f;
   config.kl_horizon = 100.f;
-  PPOTrainer adaptive(config, tiny_policy(), batch_reward(first_token_is_target), tiny_prompts(8));
+  PpoTrainer adaptive(config, tiny_policy(), batch_reward(first_token_is_target), tiny_prompts(8));
   Metrics metrics = adaptive.train_iteration();
   // The first rollout comes from the untouched policy: its KL to the reference is exactly 0, so
   // the error clips at -0.2 and the coefficient shrinks by 0.2 * 16 prompts / horizon 100.
@@ -283,8 +283,125 @@ TEST_CASE(
   REQUIRE(adaptive.kl_coef() == Approx(0.05 * (1 - 0.2 * 16 / 100.0)));
 
   config.kl_target = 0.f;
-  PPOTrainer fixed(config, tiny_policy(), batch_reward(first_token_is_target), tiny_prompts(8));
+  PpoTrainer fixed(config, tiny_policy(), batch_reward(first_token_is_target), tiny_prompts(8));
   fixed.train_iteration();
   fixed.train_iteration();
   REQUIRE(fixed.kl_coef() == 0.05f);
+}
+
+TEST_CASE("a PPO run killed after k iterations and resumed repeats the uninterrupted run exactly",
+          "[ppo_trainer]") {
+  auto dir = std::filesystem::temp_directory_path() / "tiller_test_ppo_resume";
+  std::filesystem::remove_all(dir);
+  PpoConfig config = small_config();
+  config.iterations = 4;
+  config.kl_target = 0.5f;  // the adaptive coefficient is state too
+  config.policy_optimizer.schedule = {.kind = optim::LrSchedule::Kind::cosine,
+                                      .peak_lr = 3e-3f,
+                                      .min_lr = 3e-4f,
+                                      .warmup_steps = 2};
+  config.value_optimizer.schedule.peak_lr = 3e-3f;
+  auto prompts = tiny_prompts(12);  // 16 rollouts per iteration: passes over the prompts wrap
+  auto weights = [](const ParameterList& params) {
+    std::vector<std::vector<float>> values;
+    for (const auto& p : params) values.push_back(p.tensor.to_vector());
+    return values;
+  };
+
+  PpoTrainer straight(config, tiny_policy(), batch_reward(first_token_is_target), prompts);
+  std::vector<double> straight_scores;
+  for (int i = 0; i < 4; ++i)
+    straight_scores.push_back(straight.train_iteration().get("objective/rlhf_reward"));
+  {
+    PpoTrainer first(config, tiny_policy(), batch_reward(first_token_is_target), prompts);
+    for (int i = 0; i < 2; ++i)
+      REQUIRE(first.train_iteration().get("objective/rlhf_reward") == straight_scores[i]);
+    first.save_checkpoint(dir);
+  }
+  // Another initial policy: policy, critic, reference and optimizers all come from the checkpoint.
+  PpoTrainer resumed(config, tiny_policy(77), batch_reward(first_token_is_target), prompts);
+  resumed.resume(dir);
+  REQUIRE(resumed.iteration() == 2);
+  REQUIRE(resumed.kl_coef() == Approx(straight.kl_coef()).epsilon(0.5));  // restored, not initial
+  for (int i = 2; i < 4; ++i)
+    REQUIRE(resumed.train_iteration().get("objective/rlhf_reward") == straight_scores[i]);
+  REQUIRE(resumed.kl_coef() == straight.kl_coef());
+  REQUIRE(weights(resumed.policy().parameters()) == weights(straight.policy().parameters()));
+  REQUIRE(weights(resumed.value_model().parameters()) ==
+          weights(straight.value_model().parameters()));
+  REQUIRE(weights(resumed.reference().parameters()) == weights(straight.reference().parameters()));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("rollout whitening: advantages have masked mean 0 and variance 1, returns stay raw, "
+          "and each whitening flag does what it says",
+          "[ppo_trainer]") {
+  // Scores with spread: longer responses and the target token score higher.
+  auto reward = [](const std::vector<int32_t>&, const std::vector<int32_t>& response) {
+    return 0.3f * static_cast<float>(response.size()) + first_token_is_target({}, response);
+  };
+  auto masked_moments = [](const Tensor& x, const Tensor& mask) {
+    std::vector<float> xv = x.to_vector(), mv = mask.to_vector();
+    double n = 0, s = 0, ss = 0;
+    for (size_t i = 0; i < xv.size(); ++i)
+      if (mv[i] > 0) n += 1, s += xv[i];
+    const double mean = s / n;
+    for (size_t i = 0; i < xv.size(); ++i)
+      if (mv[i] > 0) ss += (xv[i] - mean) * (xv[i] - mean);
+    return std::pair{mean, ss / (n - 1)};  // unbiased, as masked_whiten
+  };
+  auto near = [](const Tensor& a, const Tensor& b) {
+    std::vector<float> av = a.to_vector(), bv = b.to_vector();
+    REQUIRE(av.size() == bv.size());
+    for (size_t i = 0; i < av.size(); ++i) REQUIRE(av[i] == Approx(bv[i]).margin(1e-5));
+  };
+  for (bool whiten_scores : {false, true}) {
+    for (bool whiten_rewards : {false, true}) {
+      CAPTURE(whiten_scores, whiten_rewards);
+      PpoConfig config = small_config();
+      config.whiten_scores = whiten_scores;
+      config.whiten_rewards = whiten_rewards;
+      config.max_new_tokens = 6;
+      PpoTrainer trainer(config, tiny_policy(), batch_reward(reward), tiny_prompts(16));
+      Rollout rollout = trainer.collect_rollout();
+      const auto N = static_cast<int64_t>(rollout.scores.size());
+
+      // Scores: the raw reward minus the missing-end penalty, whitened over the batch when asked.
+      std::vector<float> penalised = rollout.raw_scores;
+      for (int64_t b = 0; b < N; ++b)
+        if (!rollout.ended[b]) penalised[b] -= config.missing_end_penalty;
+      Tensor score_row = Tensor::from_vector(rollout.scores, {1, N});
+      if (whiten_scores) {
+        auto [mean, variance] = masked_moments(score_row, Tensor::ones({1, N}));
+        REQUIRE(std::abs(mean) < 1e-5);
+        REQUIRE(variance == Approx(1.0).epsilon(1e-4));
+      } else {
+        REQUIRE(rollout.scores == penalised);
+      }
+
+      // Rewards: shaped from the scores; with whiten_rewards scaled to unit variance, mean kept.
+      Tensor shaped = shape_rewards(Tensor::from_vector(rollout.scores, {N}), rollout.kl,
+                                    rollout.mask, trainer.kl_coef());
+      if (whiten_rewards) {
+        near(rollout.rewards, masked_whiten(shaped, rollout.mask, /*shift_mean=*/false));
+        REQUIRE(masked_moments(rollout.rewards, rollout.mask).second ==
+                Approx(1.0).epsilon(1e-4));
+        REQUIRE(masked_moments(rollout.rewards, rollout.mask).first ==
+                Approx(masked_moments(shaped, rollout.mask).first).margin(1e-5));
+      } else {
+        near(rollout.rewards, shaped);
+      }
+
+      // Advantages: whitened GAE of those rewards and the critic's values; returns are not.
+      Advantages raw = gae(rollout.rewards, rollout.values, rollout.mask, config.gamma,
+                           config.lambda);
+      near(rollout.advantages, masked_whiten(raw.advantages, rollout.mask));
+      auto [mean, variance] = masked_moments(rollout.advantages, rollout.mask);
+      REQUIRE(std::abs(mean) < 1e-5);
+      REQUIRE(variance == Approx(1.0).epsilon(1e-4));
+      near(rollout.returns, raw.returns);
+      near(mul(sub(rollout.returns, rollout.values), rollout.mask),
+           mul(raw.advantages, rollout.mask));
+    }
+  }
 }

@@ -7,10 +7,10 @@
 #include <fstream>
 #include <limits>
 
-#include "core/atomic_file.h"
-#include "core/shards.h"
-#include "rl/pretrain.h"
-#include "rl/pretrain_data.h"
+#include "core/data/shards.h"
+#include "core/io/atomic_file.h"
+#include "rl/data/pretrain_data.h"
+#include "rl/trainers/pretrain.h"
 #include "support/temp_dir.h"
 
 using namespace tiller;
@@ -40,9 +40,9 @@ PretrainConfig tiny_config(ModelFamily family, int64_t vocab_size) {
   config.batch_size = 4;
   config.seq_len = 32;
   config.steps = 6;
-  config.schedule.peak_lr = 3e-3f;
-  config.schedule.min_lr = 3e-4f;
-  config.schedule.warmup_steps = 2;
+  config.optimizer.schedule.peak_lr = 3e-3f;
+  config.optimizer.schedule.min_lr = 3e-4f;
+  config.optimizer.schedule.warmup_steps = 2;
   config.eval_batches = 2;
   config.log_every = 0;
   config.seed = 11;
@@ -163,7 +163,8 @@ TEST_CASE("Resuming refuses a trainer_state.json with a missing, mistyped or abs
   };
   const std::string file = (checkpoint / "trainer_state.json").string();
   REQUIRE_THROWS_WITH(resume_with(R"("tokens_seen")", R"("tokens_sen")"),
-                      Catch::Contains("pretrain: " + file + ": a field is missing or has the "
+                      Catch::Contains("pretrain: " + file +
+                                      ": a field is missing or has the "
                                       "wrong type") &&
                           Catch::Contains("key 'tokens_seen' not found"));
   REQUIRE_THROWS_WITH(resume_with(R"("optimizer_step")", R"("optimizer_stop")"),
@@ -174,9 +175,9 @@ TEST_CASE("Resuming refuses a trainer_state.json with a missing, mistyped or abs
   REQUIRE_THROWS_WITH(resume_with(R"("step": 1)", R"("step": 9223372036854775807)"),
                       Catch::Contains("step 9223372036854775807, tokens_seen") &&
                           Catch::Contains("must be in [0, 2^53)"));
-  REQUIRE_THROWS_WITH(resume_with(R"("optimizer_step": 1)",
-                                  R"("optimizer_step": 9223372036854775807)"),
-                      Catch::Contains("AdamW::load_state: step 9223372036854775807 is not in"));
+  REQUIRE_THROWS_WITH(
+      resume_with(R"("optimizer_step": 1)", R"("optimizer_step": 9223372036854775807)"),
+      Catch::Contains("AdamW::load_state: step 9223372036854775807 is not in"));
   write_file_atomic(checkpoint / "trainer_state.json", valid);
   trainer.resume(checkpoint);  // the untouched file still resumes
   REQUIRE(trainer.step() == 1);
@@ -210,7 +211,7 @@ TEST_CASE("Under on_nonfinite = skip a poisoned update is dropped and training c
           "[pretrain]") {
   TinyData data;
   PretrainConfig config = tiny_config(ModelFamily::gpt2, data.shards.vocab_size);
-  config.on_nonfinite = NonFinitePolicy::skip;
+  config.optimizer.on_nonfinite = NonFinitePolicy::skip;
   Pretrainer trainer(config, data.shards.train_shards, data.shards.val_shards);
   trainer.set_after_backward([](int64_t step, float&, Transformer& model) {
     if (step == 2) model.parameters().back().tensor.grad().data<float>()[0] = NAN;
@@ -242,9 +243,9 @@ TEST_CASE("A short run on the world corpus lowers validation loss well below its
   config.steps = 80;
   config.eval_every = 40;
   config.checkpoint_every = 50;
-  config.schedule.peak_lr = 1e-2f;
-  config.schedule.min_lr = 1e-3f;
-  config.schedule.warmup_steps = 8;
+  config.optimizer.schedule.peak_lr = 1e-2f;
+  config.optimizer.schedule.min_lr = 1e-3f;
+  config.optimizer.schedule.warmup_steps = 8;
   config.output_dir = (data.dir / "run").string();
   Pretrainer trainer(config, data.shards.train_shards, data.shards.val_shards,
                      Tokenizer::load(data.shards.tokenizer_path.string()));
@@ -289,13 +290,13 @@ TEST_CASE("Greedy samples decode the model's argmax continuation", "[pretrain]")
 
 TEST_CASE("PretrainConfig round-trips through JSON and rejects unknown keys", "[pretrain]") {
   PretrainConfig config = tiny_config(ModelFamily::llama, 512);
-  config.on_nonfinite = NonFinitePolicy::skip;
-  config.schedule.kind = optim::LrSchedule::Kind::wsd;
-  config.schedule.decay_steps = 3;
+  config.optimizer.on_nonfinite = NonFinitePolicy::skip;
+  config.optimizer.schedule.kind = optim::LrSchedule::Kind::wsd;
+  config.optimizer.schedule.decay_steps = 3;
   PretrainConfig back = pretrain_config_from_json(pretrain_config_to_json(config));
   REQUIRE(pretrain_config_to_json(back) == pretrain_config_to_json(config));
   REQUIRE(back.model.family == ModelFamily::llama);
-  REQUIRE(back.on_nonfinite == NonFinitePolicy::skip);
+  REQUIRE(back.optimizer.on_nonfinite == NonFinitePolicy::skip);
 
   PretrainConfig overridden = pretrain_config_from_json(R"({"steps": 9, "batch_size": 2})", config);
   REQUIRE(overridden.steps == 9);

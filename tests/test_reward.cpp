@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "core/ops.h"
-#include "core/special_tokens.h"
-#include "core/world.h"
-#include "rl/reward.h"
-#include "rl/reward_data.h"
-#include "rl/reward_trainer.h"
+#include "core/ops/ops.h"
+#include "core/text/special_tokens.h"
+#include "core/world/world.h"
+#include "rl/heads/reward.h"
+#include "rl/data/reward_data.h"
+#include "rl/trainers/reward_trainer.h"
 #include "support/gradcheck.h"
 #include "support/temp_dir.h"
 
@@ -263,10 +263,10 @@ TEST_CASE("preference batches keep the end of long sequences and count truncatio
 TEST_CASE("a reward model on a tiny backbone learns a separable preference", "[reward]") {
   TempDir dir;
   RewardModel model(Transformer(tiny_config(ModelFamily::gpt2), 12), 13);
-  RewardTrainConfig config;
+  RewardConfig config;
   config.epochs = 3;
   config.batch_size = 16;
-  config.schedule = {.kind = optim::LrSchedule::Kind::cosine,
+  config.optimizer.schedule = {.kind = optim::LrSchedule::Kind::cosine,
                      .peak_lr = 3e-3f,
                      .min_lr = 3e-4f,
                      .warmup_steps = 5};
@@ -340,4 +340,49 @@ TEST_CASE("reward model save/load round trip gives identical scores", "[reward]"
   RewardModel fresh = RewardModel::from_backbone(dir / "lm", 2);
   REQUIRE(fresh.statistics().mean == 0.f);
   REQUIRE_THROWS_WITH(fresh.set_statistics({0.f, 0.f}), Catch::Contains("positive std"));
+}
+
+TEST_CASE("a reward run killed after k steps and resumed repeats the uninterrupted run exactly",
+          "[reward]") {
+  TempDir dir;
+  RewardConfig config;
+  config.epochs = 2;
+  config.batch_size = 16;  // 48 pairs: 3 steps per epoch, 6 in all; the resume crosses an epoch
+  config.optimizer.schedule = {.kind = optim::LrSchedule::Kind::cosine,
+                               .peak_lr = 3e-3f,
+                               .min_lr = 3e-4f,
+                               .warmup_steps = 2};
+  config.log_every = 0;
+  config.seed = 5;
+  const auto pairs = marker_pairs(48, 1);
+  auto parameters_of = [](const RewardModel& model) {
+    std::vector<std::vector<float>> values;
+    for (const auto& p : model.parameters()) values.push_back(p.tensor.to_vector());
+    return values;
+  };
+
+  RewardModel straight_model(Transformer(tiny_config(ModelFamily::gpt2), 12), 13);
+  RewardTrainer straight(straight_model, config, pairs);
+  std::vector<float> straight_losses;
+  for (int i = 0; i < 6; ++i) straight_losses.push_back(straight.train_step().loss);
+
+  {
+    RewardModel first_model(Transformer(tiny_config(ModelFamily::gpt2), 12), 13);
+    RewardTrainer first(first_model, config, pairs);
+    for (int i = 0; i < 4; ++i) REQUIRE(first.train_step().loss == straight_losses[i]);
+    first.save_checkpoint(dir / "step_4");
+  }  // the first process ends here
+  // A different initialisation: everything must come from the checkpoint.
+  RewardModel resumed_model(Transformer(tiny_config(ModelFamily::gpt2), 99), 98);
+  RewardTrainer resumed(resumed_model, config, pairs);
+  resumed.resume(dir / "step_4");
+  REQUIRE(resumed.step() == 4);
+  for (int i = 4; i < 6; ++i) REQUIRE(resumed.train_step().loss == straight_losses[i]);
+  REQUIRE(parameters_of(resumed_model) == parameters_of(straight_model));
+
+  RewardConfig other = config;
+  other.batch_size = 8;
+  RewardModel mismatched_model(Transformer(tiny_config(ModelFamily::gpt2), 12), 13);
+  RewardTrainer mismatched(mismatched_model, other, pairs);
+  REQUIRE_THROWS_WITH(mismatched.resume(dir / "step_4"), Catch::Contains("batch 16"));
 }

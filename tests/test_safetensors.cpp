@@ -10,7 +10,7 @@
 
 #include <unistd.h>
 
-#include "core/safetensors.h"
+#include "core/io/safetensors.h"
 #include "support/temp_dir.h"
 
 using namespace tiller;

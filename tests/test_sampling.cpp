@@ -4,7 +4,7 @@
 #include <cmath>
 #include <map>
 
-#include "rl/sampling.h"
+#include "rl/generation/sampling.h"
 
 using namespace tiller;
 using namespace tiller::rl;

@@ -5,10 +5,10 @@
 #include <fstream>
 #include <set>
 
-#include "core/ops.h"
-#include "core/special_tokens.h"
-#include "rl/sft.h"
-#include "rl/sft_data.h"
+#include "core/ops/ops.h"
+#include "core/text/special_tokens.h"
+#include "rl/trainers/sft.h"
+#include "rl/data/sft_data.h"
 #include "support/gradcheck.h"
 #include "support/temp_dir.h"
 
@@ -330,7 +330,7 @@ TEST_CASE("an SFT run resumed from its checkpoint repeats the uninterrupted run 
   config.batch_size = 3;
   config.grad_accumulation = 2;
   config.pack = true;
-  config.schedule = {.kind = optim::LrSchedule::Kind::cosine,
+  config.optimizer.schedule = {.kind = optim::LrSchedule::Kind::cosine,
                      .peak_lr = 3e-3f,
                      .min_lr = 3e-4f,
                      .warmup_steps = 1,
@@ -374,8 +374,8 @@ TEST_CASE("SftTrainer::train writes metrics, eval records and a final checkpoint
   config.epochs = 2;
   config.batch_size = 3;
   config.log_every = 0;
-  config.schedule.peak_lr = 3e-3f;
-  config.schedule.warmup_steps = 1;
+  config.optimizer.schedule.peak_lr = 3e-3f;
+  config.optimizer.schedule.warmup_steps = 1;
   config.output_dir = (dir / "run").string();
   SftTrainer trainer(config, tiny_model(ModelFamily::llama, tokenizer.vocab_size()), train,
                      held_out, tokenizer);

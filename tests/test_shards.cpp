@@ -4,8 +4,8 @@
 #include <fstream>
 #include <numeric>
 
-#include "core/error.h"
-#include "core/shards.h"
+#include "kernels/error.h"
+#include "core/data/shards.h"
 #include "support/temp_dir.h"
 
 using namespace tiller;

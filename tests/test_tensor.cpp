@@ -1,7 +1,7 @@
 // Tensor creation, conversion, views and error messages.
 #include <catch2/catch.hpp>
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 #include "support/gradcheck.h"
 
 using namespace tiller;
@@ -96,4 +96,13 @@ TEST_CASE("printing shows shape, dtype, device and the first values", "[tensor]"
   std::ostringstream os;
   os << Tensor::from_vector({1.f, 2.5f}, {2});
   REQUIRE(os.str() == "Tensor(2) f32 cpu [1, 2.5]");
+}
+
+TEST_CASE("an undefined tensor's dtype and device are a clear error, not a crash", "[tensor]") {
+  Tensor undefined;
+  REQUIRE_FALSE(undefined.defined());
+  REQUIRE_THROWS_WITH(undefined.dtype(), Catch::Contains("Tensor::dtype: use of an undefined tensor"));
+  REQUIRE_THROWS_WITH(undefined.device(),
+                      Catch::Contains("Tensor::device: use of an undefined tensor"));
+  REQUIRE_THROWS_WITH(undefined.shape(), Catch::Contains("undefined tensor"));
 }

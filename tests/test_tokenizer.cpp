@@ -5,10 +5,10 @@
 #include <fstream>
 #include <random>
 
-#include "core/error.h"
-#include "core/pretokenize.h"
-#include "core/special_tokens.h"
-#include "core/tokenizer.h"
+#include "kernels/error.h"
+#include "core/text/pretokenize.h"
+#include "core/text/special_tokens.h"
+#include "core/text/tokenizer.h"
 #include "support/temp_dir.h"
 
 using namespace tiller;

@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "core/world.h"
-#include "core/world_detail.h"
+#include "core/world/world.h"
+#include "core/world/world_detail.h"
 
 using namespace tiller;
 using namespace tiller::world;

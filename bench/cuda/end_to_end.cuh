@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "bench_common.cuh"
-#include "core/tensor.h"
+#include "core/tensor/tensor.h"
 
 namespace bench {
 

@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "core/model.h"
+#include "core/models/model.h"
 #include "end_to_end.cuh"
-#include "rl/generate.h"
+#include "rl/generation/generate.h"
 
 namespace {
 

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "core/model.h"
+#include "core/models/model.h"
 #include "end_to_end.cuh"
 #include "optim/adamw.h"
 #include "optim/clip.h"

@@ -13,10 +13,10 @@
 #include <filesystem>
 #include <iostream>
 
-#include "core/chat.h"
-#include "core/error.h"
-#include "core/special_tokens.h"
-#include "rl/generate.h"
+#include "core/text/chat.h"
+#include "kernels/error.h"
+#include "core/text/special_tokens.h"
+#include "rl/generation/generate.h"
 
 int main(int argc, char** argv) {
   using namespace tiller;

@@ -12,8 +12,8 @@
 #include <filesystem>
 #include <iostream>
 
-#include "core/error.h"
-#include "core/world.h"
+#include "kernels/error.h"
+#include "core/world/world.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Write the tiller task world's corpus, SFT, preference and eval files"};

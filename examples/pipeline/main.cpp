@@ -24,13 +24,13 @@
 #include <string>
 #include <vector>
 
-#include "core/atomic_file.h"
-#include "core/tokenizer.h"
-#include "core/world.h"
-#include "rl/evaluate.h"
-#include "rl/metrics.h"
-#include "rl/plot.h"
-#include "rl/reward.h"
+#include "core/io/atomic_file.h"
+#include "core/text/tokenizer.h"
+#include "core/world/world.h"
+#include "rl/reports/evaluate.h"
+#include "rl/reports/metrics.h"
+#include "rl/reports/plot.h"
+#include "rl/heads/reward.h"
 #include "tiller.h"
 
 namespace fs = std::filesystem;

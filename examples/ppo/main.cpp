@@ -9,7 +9,7 @@
 // Prompts are the world's training preference prompts (never an eval key), rendered with the chat
 // template; responses end at <|end|>. With a reward model, the critic starts from the reward
 // model's backbone and head, and scores are normalised with the statistics saved beside it.
-// Outputs in --out: metrics.jsonl, checkpoints/iter_*/, policy/ (HF dir + tokenizer.json),
+// Outputs in --out: metrics.jsonl, checkpoints/step_*/, policy/ (HF dir + tokenizer.json),
 // eval_before.jsonl, eval_after.jsonl, reward_kl.png (+ .dat/.gp).
 #include <CLI/CLI.hpp>
 
@@ -19,13 +19,13 @@
 #include <memory>
 #include <set>
 
-#include "core/chat.h"
-#include "core/error.h"
-#include "core/world.h"
-#include "rl/evaluate.h"
-#include "rl/plot.h"
-#include "rl/ppo.h"
-#include "rl/reward.h"
+#include "core/text/chat.h"
+#include "kernels/error.h"
+#include "core/world/world.h"
+#include "rl/reports/evaluate.h"
+#include "rl/reports/plot.h"
+#include "rl/trainers/ppo.h"
+#include "rl/heads/reward.h"
 
 namespace {
 
@@ -48,8 +48,8 @@ struct Flags {
 // The defaults of this example: a few minutes on two CPU cores for the ~1M-parameter models the
 // earlier examples train. Policy updates are small (KL penalty 0.05, lr 2e-5) so the policy
 // improves without drifting into text the reward model has never seen.
-rl::PPOConfig example_defaults() {
-  rl::PPOConfig config;
+rl::PpoConfig example_defaults() {
+  rl::PpoConfig config;
   config.iterations = 40;
   config.rollout_batch_size = 32;
   config.minibatch_size = 16;
@@ -58,8 +58,8 @@ rl::PPOConfig example_defaults() {
   config.max_new_tokens = 40;
   config.temperature = 0.7f;
   config.kl_coef = 0.05f;
-  config.policy_lr = 2e-5f;
-  config.value_lr = 1e-4f;
+  config.policy_optimizer.schedule.peak_lr = 2e-5f;
+  config.value_optimizer.schedule.peak_lr = 1e-4f;
   config.checkpoint_every = 20;
   config.output_dir = "runs/ppo";
   return config;
@@ -103,7 +103,7 @@ void print_report(const char* label, const rl::EvaluationReport& report) {
 int main(int argc, char** argv) {
   CLI::App app{"PPO (RLHF) of an SFT policy on the built-in world"};
   Flags flags;
-  rl::PPOConfig config = example_defaults();
+  rl::PpoConfig config = example_defaults();
   app.add_option("--policy", flags.policy_dir, "SFT checkpoint (HF dir)")->capture_default_str();
   app.add_option("--reward-model", flags.reward_dir, "reward model dir (examples/reward)")
       ->capture_default_str();
@@ -135,12 +135,19 @@ int main(int argc, char** argv) {
   app.add_option("--lambda", config.lambda, "GAE lambda")->capture_default_str();
   app.add_option("--clip-range", config.clip_range, "policy ratio clip")->capture_default_str();
   app.add_option("--vf-coef", config.vf_coef, "value loss weight")->capture_default_str();
-  app.add_option("--lr", config.policy_lr, "policy learning rate")->capture_default_str();
-  app.add_option("--value-lr", config.value_lr, "value model learning rate")->capture_default_str();
+  app.add_option("--lr", config.policy_optimizer.schedule.peak_lr, "policy learning rate")->capture_default_str();
+  app.add_option("--value-lr", config.value_optimizer.schedule.peak_lr, "value model learning rate")->capture_default_str();
   app.add_flag("--whiten-rewards", config.whiten_rewards, "whiten shaped rewards (TRL)");
   app.add_flag("!--no-normalise-scores", flags.normalise_scores,
                "use raw reward-model scores instead of the saved mean/std");
-  app.add_option("--checkpoint-every", config.checkpoint_every, "iterations between checkpoints");
+  app.add_option("--checkpoint-every", config.checkpoint_every,
+                 "iterations between resumable checkpoints")
+      ->capture_default_str();
+  app.add_option("--keep-checkpoints", config.keep_checkpoints,
+                 "newest periodic checkpoints kept (0: all; the final policy is never pruned)")
+      ->capture_default_str();
+  bool resume = false;
+  app.add_flag("--resume", resume, "continue from the newest checkpoint in --out");
   app.add_option("--seed", config.seed, "prompt order and sampling")->capture_default_str();
   app.add_option("--eval-limit", flags.eval_limit, "held-out prompts evaluated (0: all)")
       ->capture_default_str();
@@ -212,8 +219,16 @@ int main(int argc, char** argv) {
         reward_model ? rl::ValueModel(reward_model->backbone(), reward_model->head_weight(),
                                       reward_model->head_bias())
                      : rl::ValueModel::from_backbone(policy);
-    rl::PPOTrainer trainer(config, std::move(policy), std::move(value), reward, prompts.tokens);
+    rl::PpoTrainer trainer(config, std::move(policy), std::move(value), reward, prompts.tokens);
     trainer.set_tokenizer(tokenizer);
+    if (resume) {
+      auto checkpoint = rl::latest_checkpoint(out, "policy");
+      TILLER_CHECK(checkpoint.has_value(), "ppo: --resume but {} holds no checkpoint",
+                   out.string());
+      trainer.resume(*checkpoint);
+      std::cout << "[ppo] resumed from " << checkpoint->string() << " at iteration "
+                << trainer.iteration() << "\n";
+    }
     trainer.train();
 
     eval.jsonl_path = (out / "eval_after.jsonl").string();

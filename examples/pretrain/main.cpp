@@ -17,12 +17,12 @@
 #include <functional>
 #include <iostream>
 
-#include "core/atomic_file.h"
-#include "core/error.h"
-#include "core/world.h"
-#include "rl/plot.h"
-#include "rl/pretrain.h"
-#include "rl/pretrain_data.h"
+#include "core/io/atomic_file.h"
+#include "kernels/error.h"
+#include "core/world/world.h"
+#include "rl/reports/plot.h"
+#include "rl/trainers/pretrain.h"
+#include "rl/data/pretrain_data.h"
 
 namespace {
 
@@ -38,10 +38,10 @@ PretrainConfig example_defaults() {
   config.batch_size = 16;
   config.seq_len = 128;
   config.steps = 300;
-  config.schedule.peak_lr = 3e-3f;
-  config.schedule.min_lr = 3e-4f;
-  config.schedule.warmup_steps = 30;
-  config.weight_decay = 0.1f;
+  config.optimizer.schedule.peak_lr = 3e-3f;
+  config.optimizer.schedule.min_lr = 3e-4f;
+  config.optimizer.schedule.warmup_steps = 30;
+  config.optimizer.weight_decay = 0.1f;
   config.eval_every = 50;
   config.eval_batches = 8;
   config.sample_every = 100;
@@ -103,19 +103,22 @@ int main(int argc, char** argv) {
   app.add_option("--batch", flags.batch_size, "B")->capture_default_str();
   app.add_option("--grad-accum", flags.grad_accumulation, "micro-batches per update");
   app.add_option("--steps", flags.steps, "optimizer updates")->capture_default_str();
-  app.add_option("--lr", flags.schedule.peak_lr, "peak learning rate")->capture_default_str();
-  app.add_option("--min-lr", flags.schedule.min_lr, "final learning rate")->capture_default_str();
-  app.add_option("--warmup", flags.schedule.warmup_steps, "warmup steps")->capture_default_str();
+  app.add_option("--lr", flags.optimizer.schedule.peak_lr, "peak learning rate")->capture_default_str();
+  app.add_option("--min-lr", flags.optimizer.schedule.min_lr, "final learning rate")->capture_default_str();
+  app.add_option("--warmup", flags.optimizer.schedule.warmup_steps, "warmup steps")->capture_default_str();
   app.add_option("--schedule", schedule, "constant, linear, cosine or wsd")->capture_default_str();
-  app.add_option("--decay-steps", flags.schedule.decay_steps, "wsd: length of the decay");
-  app.add_option("--weight-decay", flags.weight_decay, "AdamW weight decay")->capture_default_str();
-  app.add_option("--clip", flags.clip_norm, "gradient norm clip (0: off)")->capture_default_str();
+  app.add_option("--decay-steps", flags.optimizer.schedule.decay_steps, "wsd: length of the decay");
+  app.add_option("--weight-decay", flags.optimizer.weight_decay, "AdamW weight decay")->capture_default_str();
+  app.add_option("--clip", flags.optimizer.clip_norm, "gradient norm clip (0: off)")->capture_default_str();
   app.add_option("--eval-every", flags.eval_every, "steps between validations");
   app.add_option("--eval-batches", flags.eval_batches, "validation batches");
   app.add_option("--sample-every", flags.sample_every, "steps between greedy samples (0: off)");
   app.add_option("--sample-tokens", flags.sample_tokens, "tokens per sample");
   app.add_option("--sample-prompt", flags.sample_prompt, "default: a fact's opening words");
   app.add_option("--checkpoint-every", flags.checkpoint_every, "steps between checkpoints");
+  app.add_option("--keep-checkpoints", flags.keep_checkpoints,
+                 "newest periodic checkpoints kept (0: all; the final model is never pruned)")
+      ->capture_default_str();
   app.add_option("--log-every", flags.log_every, "steps between progress lines");
   app.add_option("--seed", flags.seed, "weights, data order and dropout");
   app.add_option("--device", device, "cpu or cuda[:N]")->capture_default_str();
@@ -150,20 +153,21 @@ int main(int argc, char** argv) {
         {"--batch", [&] { config.batch_size = flags.batch_size; }},
         {"--grad-accum", [&] { config.grad_accumulation = flags.grad_accumulation; }},
         {"--steps", [&] { config.steps = flags.steps; }},
-        {"--lr", [&] { config.schedule.peak_lr = flags.schedule.peak_lr; }},
-        {"--min-lr", [&] { config.schedule.min_lr = flags.schedule.min_lr; }},
-        {"--warmup", [&] { config.schedule.warmup_steps = flags.schedule.warmup_steps; }},
+        {"--lr", [&] { config.optimizer.schedule.peak_lr = flags.optimizer.schedule.peak_lr; }},
+        {"--min-lr", [&] { config.optimizer.schedule.min_lr = flags.optimizer.schedule.min_lr; }},
+        {"--warmup", [&] { config.optimizer.schedule.warmup_steps = flags.optimizer.schedule.warmup_steps; }},
         {"--schedule",
-         [&] { config.schedule.kind = tiller::optim::parse_schedule_kind(schedule); }},
-        {"--decay-steps", [&] { config.schedule.decay_steps = flags.schedule.decay_steps; }},
-        {"--weight-decay", [&] { config.weight_decay = flags.weight_decay; }},
-        {"--clip", [&] { config.clip_norm = flags.clip_norm; }},
+         [&] { config.optimizer.schedule.kind = tiller::optim::parse_schedule_kind(schedule); }},
+        {"--decay-steps", [&] { config.optimizer.schedule.decay_steps = flags.optimizer.schedule.decay_steps; }},
+        {"--weight-decay", [&] { config.optimizer.weight_decay = flags.optimizer.weight_decay; }},
+        {"--clip", [&] { config.optimizer.clip_norm = flags.optimizer.clip_norm; }},
         {"--eval-every", [&] { config.eval_every = flags.eval_every; }},
         {"--eval-batches", [&] { config.eval_batches = flags.eval_batches; }},
         {"--sample-every", [&] { config.sample_every = flags.sample_every; }},
         {"--sample-tokens", [&] { config.sample_tokens = flags.sample_tokens; }},
         {"--sample-prompt", [&] { config.sample_prompt = flags.sample_prompt; }},
         {"--checkpoint-every", [&] { config.checkpoint_every = flags.checkpoint_every; }},
+        {"--keep-checkpoints", [&] { config.keep_checkpoints = flags.keep_checkpoints; }},
         {"--log-every", [&] { config.log_every = flags.log_every; }},
         {"--seed", [&] { config.seed = flags.seed; }},
         {"--device", [&] { config.device = tiller::Device::parse(device); }},
@@ -174,7 +178,7 @@ int main(int argc, char** argv) {
            config.dtype = dtype == "bf16" ? tiller::DType::bf16 : tiller::DType::f32;
          }},
         {"--on-nonfinite",
-         [&] { config.on_nonfinite = tiller::rl::parse_nonfinite_policy(on_nonfinite); }},
+         [&] { config.optimizer.on_nonfinite = tiller::rl::parse_nonfinite_policy(on_nonfinite); }},
     };
     for (const auto& [name, apply] : overrides)
       if (given(name)) apply();
@@ -188,9 +192,7 @@ int main(int argc, char** argv) {
     config.output_dir = out.string();  // wherever the folder is now
     // A scheduled total of 0 follows --steps (resolved again by the trainer); an explicit one from
     // an earlier run would pin the old length when --steps extends it.
-    if (given("--steps")) config.schedule.total_steps = 0;
-    if (!given("--warmup") && config.schedule.warmup_steps >= config.steps)
-      config.schedule.warmup_steps = config.steps / 10;  // short trial runs
+    if (given("--steps")) config.optimizer.schedule.total_steps = 0;
 
     // 2. Data: the world corpus through a trained (or given) tokenizer into shards, or given
     // shards.

@@ -16,13 +16,13 @@
 #include <iostream>
 #include <map>
 
-#include "core/error.h"
-#include "core/world.h"
-#include "rl/metrics.h"
-#include "rl/plot.h"
-#include "rl/reward.h"
-#include "rl/reward_data.h"
-#include "rl/reward_trainer.h"
+#include "kernels/error.h"
+#include "core/world/world.h"
+#include "rl/reports/metrics.h"
+#include "rl/reports/plot.h"
+#include "rl/heads/reward.h"
+#include "rl/data/reward_data.h"
+#include "rl/trainers/reward_trainer.h"
 
 namespace {
 
@@ -70,14 +70,14 @@ int main(int argc, char** argv) {
   std::string sft_dir = "runs/sft/model", tokenizer_path, train_path, heldout_path;
   std::string out_dir = "runs/reward", schedule = "cosine", device = "cpu";
   uint64_t world_seed = WorldConfig{}.seed;
-  rl::RewardTrainConfig config;
+  rl::RewardConfig config;
   config.epochs = 2;
   config.batch_size = 16;
-  config.schedule = {.kind = optim::LrSchedule::Kind::cosine,
+  config.optimizer.schedule = {.kind = optim::LrSchedule::Kind::cosine,
                      .peak_lr = 1e-4f,
                      .min_lr = 1e-5f,
                      .warmup_steps = 10};
-  config.weight_decay = 0.f;
+  config.optimizer.weight_decay = 0.f;
   config.center_coefficient = 0.01f;
   config.log_every = 10;
   config.eval_every = 50;
@@ -95,13 +95,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--batch", config.batch_size, "pairs per step")->capture_default_str();
   app.add_option("--max-length", config.max_length, "tokens per prompt + response (0: model's)");
-  app.add_option("--lr", config.schedule.peak_lr, "peak learning rate")->capture_default_str();
-  app.add_option("--min-lr", config.schedule.min_lr, "final learning rate")->capture_default_str();
-  app.add_option("--warmup", config.schedule.warmup_steps, "warmup steps")->capture_default_str();
+  app.add_option("--lr", config.optimizer.schedule.peak_lr, "peak learning rate")->capture_default_str();
+  app.add_option("--min-lr", config.optimizer.schedule.min_lr, "final learning rate")->capture_default_str();
+  app.add_option("--warmup", config.optimizer.schedule.warmup_steps, "warmup steps")->capture_default_str();
   app.add_option("--schedule", schedule, "constant, linear, cosine or wsd")->capture_default_str();
-  app.add_option("--weight-decay", config.weight_decay, "AdamW weight decay")
+  app.add_option("--weight-decay", config.optimizer.weight_decay, "AdamW weight decay")
       ->capture_default_str();
-  app.add_option("--clip", config.clip_norm, "gradient norm clip (0: off)")->capture_default_str();
+  app.add_option("--clip", config.optimizer.clip_norm, "gradient norm clip (0: off)")->capture_default_str();
   app.add_option("--center", config.center_coefficient,
                  "reward-centering coefficient λ of λ(r_c + r_r)^2 (0: off)")
       ->capture_default_str();
@@ -109,6 +109,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--log-every", config.log_every, "steps between progress lines")
       ->capture_default_str();
+  app.add_option("--checkpoint-every", config.checkpoint_every,
+                 "steps between resumable checkpoints (0: none)")
+      ->capture_default_str();
+  app.add_option("--keep-checkpoints", config.keep_checkpoints,
+                 "newest periodic checkpoints kept (0: all; the final model is never pruned)")
+      ->capture_default_str();
+  bool resume = false;
+  app.add_flag("--resume", resume, "continue from the newest checkpoint in --out");
   app.add_option("--seed", config.seed, "head initialisation and data order");
   app.add_option("--device", device, "cpu or cuda[:N]")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -116,7 +124,7 @@ int main(int argc, char** argv) {
   try {
     const fs::path out = out_dir;
     config.output_dir = out_dir;
-    config.schedule.kind = optim::parse_schedule_kind(schedule);
+    config.optimizer.schedule.kind = optim::parse_schedule_kind(schedule);
     require_sft_checkpoint(sft_dir);
     Tokenizer tokenizer = Tokenizer::load(tokenizer_path.empty() ? sft_dir : tokenizer_path);
 
@@ -143,6 +151,15 @@ int main(int argc, char** argv) {
               << heldout.size() << " held-out\n";
 
     rl::RewardTrainer trainer(model, config, train, heldout);
+    if (resume) {
+      auto checkpoint = rl::latest_checkpoint(out);
+      TILLER_CHECK(checkpoint.has_value(),
+                   "reward: --resume but {} holds no checkpoint (write them with "
+                   "--checkpoint-every)",
+                   out.string());
+      trainer.resume(*checkpoint);
+      std::cout << "resumed from " << checkpoint->string() << " at step " << trainer.step() << "\n";
+    }
     rl::RewardTrainSummary summary = trainer.train();
     tokenizer.save_tokenizer_json((summary.saved_model / "tokenizer.json").string());
 

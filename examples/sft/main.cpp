@@ -19,13 +19,13 @@
 #include <iostream>
 #include <optional>
 
-#include "core/error.h"
-#include "core/world.h"
-#include "rl/evaluate.h"
-#include "rl/metrics.h"
-#include "rl/plot.h"
-#include "rl/pretrain.h"
-#include "rl/sft.h"
+#include "kernels/error.h"
+#include "core/world/world.h"
+#include "rl/reports/evaluate.h"
+#include "rl/reports/metrics.h"
+#include "rl/reports/plot.h"
+#include "rl/trainers/pretrain.h"
+#include "rl/trainers/sft.h"
 
 namespace {
 
@@ -70,9 +70,9 @@ int main(int argc, char** argv) {
   // 300 pretraining steps memorised: ~8%).
   config.epochs = 8;
   config.batch_size = 16;
-  config.schedule.peak_lr = 2e-3f;
-  config.schedule.min_lr = 2e-4f;
-  config.schedule.warmup_steps = 10;
+  config.optimizer.schedule.peak_lr = 2e-3f;
+  config.optimizer.schedule.min_lr = 2e-4f;
+  config.optimizer.schedule.warmup_steps = 10;
   config.eval_every = 25;
   config.log_every = 10;
   config.checkpoint_every = 100;
@@ -94,15 +94,18 @@ int main(int argc, char** argv) {
   app.add_option("--grad-accum", config.grad_accumulation, "micro-batches per update");
   app.add_option("--max-length", max_length, "input tokens per row (default: max_seq_len)");
   app.add_flag("--pack,!--no-pack", pack, "pack several chats per row")->capture_default_str();
-  app.add_option("--lr", config.schedule.peak_lr, "peak learning rate")->capture_default_str();
-  app.add_option("--min-lr", config.schedule.min_lr, "final learning rate")->capture_default_str();
-  app.add_option("--warmup", config.schedule.warmup_steps, "warmup steps")->capture_default_str();
-  app.add_option("--weight-decay", config.weight_decay, "AdamW weight decay");
-  app.add_option("--clip", config.clip_norm, "gradient norm clip (0: off)")->capture_default_str();
-  app.add_option("--eval-fraction", eval_fraction, "held-out share for the eval loss")
+  app.add_option("--lr", config.optimizer.schedule.peak_lr, "peak learning rate")->capture_default_str();
+  app.add_option("--min-lr", config.optimizer.schedule.min_lr, "final learning rate")->capture_default_str();
+  app.add_option("--warmup", config.optimizer.schedule.warmup_steps, "warmup steps")->capture_default_str();
+  app.add_option("--weight-decay", config.optimizer.weight_decay, "AdamW weight decay");
+  app.add_option("--clip", config.optimizer.clip_norm, "gradient norm clip (0: off)")->capture_default_str();
+  app.add_option("--eval-fraction", eval_fraction, "held-out share for the eval loss (0: no eval split)")
       ->capture_default_str();
   app.add_option("--eval-every", config.eval_every, "steps between eval losses (0: start, end)");
   app.add_option("--checkpoint-every", config.checkpoint_every, "steps between checkpoints");
+  app.add_option("--keep-checkpoints", config.keep_checkpoints,
+                 "newest periodic checkpoints kept (0: all; the final model is never pruned)")
+      ->capture_default_str();
   app.add_option("--log-every", config.log_every, "steps between progress lines");
   app.add_option("--seed", config.seed, "row order, packing, split and dropout");
   app.add_option("--device", device, "cpu or cuda[:N]")->capture_default_str();
@@ -165,7 +168,9 @@ int main(int argc, char** argv) {
     }
     Transformer start =
         checkpoint ? Transformer::from_pretrained(*checkpoint, config.device) : std::move(base);
-    rl::SftTrainer trainer(config, std::move(start), train, held_out, tokenizer);
+    std::optional<rl::SftDataset> eval_split;
+    if (held_out.size() > 0) eval_split = std::move(held_out);
+    rl::SftTrainer trainer(config, std::move(start), train, eval_split, tokenizer);
     if (checkpoint) {
       trainer.resume(*checkpoint);
       std::cout << "resumed from " << checkpoint->string() << " at step " << trainer.step() << "\n";

@@ -22,10 +22,10 @@
 #include <fstream>
 #include <iostream>
 
-#include "core/error.h"
-#include "core/shards.h"
-#include "core/special_tokens.h"
-#include "core/tokenizer.h"
+#include "kernels/error.h"
+#include "core/data/shards.h"
+#include "core/text/special_tokens.h"
+#include "core/text/tokenizer.h"
 
 namespace {
 

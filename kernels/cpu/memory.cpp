@@ -21,7 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/error.h"
+#include "kernels/error.h"
 #include "kernels/memory.h"
 
 namespace tiller::kernels::cpu {

@@ -12,7 +12,7 @@
 #include <omp.h>
 #endif
 
-#include "core/error.h"
+#include "kernels/error.h"
 #include "kernels/dtype.h"
 
 namespace tiller::kernels::cpu {

@@ -12,7 +12,7 @@
 
 #include <cstdint>
 
-#include "core/error.h"
+#include "kernels/error.h"
 #include "kernels/dtype.h"
 
 namespace tiller::kernels::cuda_detail {

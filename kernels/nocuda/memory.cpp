@@ -1,5 +1,5 @@
 // Device-memory entry points for a build without CUDA: no device exists, every use throws.
-#include "core/error.h"
+#include "kernels/error.h"
 #include "kernels/memory.h"
 
 namespace tiller::kernels::cuda {

@@ -16,7 +16,7 @@
 #include <limits>
 #include <vector>
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 #include "kernels/memory.h"
 #include "support/gradcheck.h"
 

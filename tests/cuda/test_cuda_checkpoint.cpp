@@ -4,8 +4,8 @@
 
 #include <cstring>
 
-#include "core/checkpoint.h"
-#include "core/safetensors.h"
+#include "core/io/checkpoint.h"
+#include "core/io/safetensors.h"
 #include "support/temp_dir.h"
 
 using namespace tiller;

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <vector>
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 #include "cuda_parity.h"
 #include "kernels/adamw.h"
 #include "kernels/memory.h"

@@ -11,8 +11,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/model.h"
-#include "core/ops.h"
+#include "core/models/model.h"
+#include "core/ops/ops.h"
 #include "optim/adamw.h"
 
 using namespace tiller;

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <vector>
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 #include "cuda_parity.h"
 #include "kernels/layernorm.h"
 

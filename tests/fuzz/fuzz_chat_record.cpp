@@ -1,6 +1,6 @@
 // Fuzz harness: one JSONL row of chat data, {"messages": [...]} or {"prompt", "completion"}
 // (parse_chat_record, what SFT and the chat examples read), then rendered with the chat template.
-#include "core/chat.h"
+#include "core/text/chat.h"
 #include "fuzz/fuzz_support.h"
 
 namespace tiller::fuzz {

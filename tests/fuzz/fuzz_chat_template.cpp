@@ -2,7 +2,7 @@
 // role, content, ... separated by NUL bytes. Beyond the contract, the rendering must decode to
 // exactly the template's text and hold exactly two turn markers per message, whatever the content
 // (content can never forge a turn boundary: core/chat.h).
-#include "core/chat.h"
+#include "core/text/chat.h"
 #include "fuzz/fuzz_support.h"
 
 namespace tiller::fuzz {

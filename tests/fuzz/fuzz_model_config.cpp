@@ -1,6 +1,6 @@
 // Fuzz harness: ModelConfig::from_hf_json on a config.json, then what every loader asks of the
 // result at once (parameter count, padded vocabulary, the JSON written back and read again).
-#include "core/model_config.h"
+#include "core/models/model_config.h"
 #include "fuzz/fuzz_support.h"
 
 namespace tiller::fuzz {

@@ -1,7 +1,7 @@
 // Fuzz harness: one JSONL row of preference data, text or chat form (parse_preference_record),
 // then the pair laid out in a training batch with a short max_length (truncation from the start).
 #include "fuzz/fuzz_support.h"
-#include "rl/reward_data.h"
+#include "rl/data/reward_data.h"
 
 namespace tiller::fuzz {
 

@@ -1,7 +1,7 @@
 // Fuzz harness: a pretraining config file (pretrain_config_from_json, what `examples/pretrain
 // --config` reads), validated as the trainer does, then written back and read again.
 #include "fuzz/fuzz_support.h"
-#include "rl/pretrain.h"
+#include "rl/trainers/pretrain.h"
 
 namespace tiller::fuzz {
 

@@ -1,7 +1,7 @@
 // Fuzz harness: safetensors::parse on arbitrary bytes (the whole file as held in memory; load() is
 // one mmap around the same call). Every parsed tensor is read back whole, so a byte range that
 // passed validation but leaves the buffer is an ASan report.
-#include "core/safetensors.h"
+#include "core/io/safetensors.h"
 #include "fuzz/fuzz_support.h"
 
 namespace tiller::fuzz {

@@ -2,7 +2,7 @@
 // malformed-line policy, truncation, examples without targets), then packing and one batch.
 // The first byte picks the malformed-line policy; the rest is the file.
 #include "fuzz/fuzz_support.h"
-#include "rl/sft_data.h"
+#include "rl/data/sft_data.h"
 
 namespace tiller::fuzz {
 

@@ -1,7 +1,7 @@
 // Fuzz harness: a token shard file (core/shards.h) opened and validated by TokenShard, every token
 // read back, then a TokenLoader over it taking two batches (what pretraining does with a shard).
-#include "core/loader.h"
-#include "core/shards.h"
+#include "core/data/loader.h"
+#include "core/data/shards.h"
 #include "fuzz/fuzz_support.h"
 
 namespace tiller::fuzz {

@@ -5,15 +5,15 @@
 #include <fstream>
 #include <system_error>
 
-#include "core/special_tokens.h"
-#include "rl/pretrain_data.h"
+#include "core/text/special_tokens.h"
+#include "rl/data/pretrain_data.h"
 
 namespace tiller::fuzz {
 
 const std::filesystem::path& scratch_dir() {
   static const std::filesystem::path dir = [] {
-    auto path = std::filesystem::temp_directory_path() /
-                ("tiller-fuzz-" + std::to_string(::getpid()));
+    auto path =
+        std::filesystem::temp_directory_path() / ("tiller-fuzz-" + std::to_string(::getpid()));
     std::filesystem::create_directories(path);
     std::atexit([] {
       std::error_code ignored;

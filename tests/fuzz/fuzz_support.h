@@ -4,8 +4,8 @@
 // one parser entry point and checks the library's contract: the call returns a result or throws
 // tiller::Error. Anything else is a finding: another exception type is turned into a Finding
 // (uncaught under libFuzzer, so the process aborts and the input is saved; a failed REQUIRE in the
-// Catch2 replay of tests/fuzz/regressions), and crashes, sanitizer reports, hangs and memory blow-ups
-// are caught by libFuzzer itself (-timeout, -rss_limit_mb).
+// Catch2 replay of tests/fuzz/regressions), and crashes, sanitizer reports, hangs and memory
+// blow-ups are caught by libFuzzer itself (-timeout, -rss_limit_mb).
 //
 // The same sources build two ways: with TILLER_LIBFUZZER (tests/fuzz/CMakeLists.txt, one executable
 // per harness with LLVMFuzzerTestOneInput) and without it inside tiller_tests, which replays the
@@ -23,8 +23,8 @@
 #include <typeinfo>
 #include <vector>
 
-#include "core/error.h"
-#include "core/tokenizer.h"
+#include "core/text/tokenizer.h"
+#include "kernels/error.h"
 
 namespace tiller::fuzz {
 
@@ -85,10 +85,10 @@ void trainer_state_target(std::string_view input);
 
 // Defines LLVMFuzzerTestOneInput for one harness in the libFuzzer build only.
 #ifdef TILLER_LIBFUZZER
-#define TILLER_FUZZ_MAIN(target)                                                            \
-  extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {                 \
-    target(std::string_view(reinterpret_cast<const char*>(data), size));                    \
-    return 0;                                                                               \
+#define TILLER_FUZZ_MAIN(target)                                            \
+  extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) { \
+    target(std::string_view(reinterpret_cast<const char*>(data), size));    \
+    return 0;                                                               \
   }
 #else
 #define TILLER_FUZZ_MAIN(target)

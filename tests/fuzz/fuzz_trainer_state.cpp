@@ -10,10 +10,10 @@
 #include <fstream>
 #include <memory>
 
-#include "core/atomic_file.h"
-#include "core/shards.h"
+#include "core/data/shards.h"
+#include "core/io/atomic_file.h"
 #include "fuzz/fuzz_support.h"
-#include "rl/pretrain.h"
+#include "rl/trainers/pretrain.h"
 
 namespace tiller::fuzz {
 

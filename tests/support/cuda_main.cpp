@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "core/tensor.h"
+#include "core/tensor/tensor.h"
 
 int main(int argc, char* argv[]) {
   bool listing = false;

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "core/ops.h"
+#include "core/ops/ops.h"
 
 namespace tiller::testing {
 

@@ -1,0 +1,77 @@
+// Internals shared by the world_*.cpp files: the portable random stream and the text templates.
+// Not part of the API; include core/world.h instead.
+//
+// Randomness: Rng is a thin convenience over kernels/random.h's Stream (the project's one random
+// source), never std:: distributions, whose outputs differ between standard libraries.
+//
+// Templates use fmt named fields: {n} subject name, {v} value, {a} {b} operands, {op} operator word
+// ("plus"), {sym} operator symbol ("+"). Index 0 of every statement table is the canonical answer
+// sentence, which the corpus must state at least once per fact (eval facts included).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/world/world.h"
+#include "kernels/random.h"
+
+namespace tiller::world::detail {
+
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : stream_(seed) {}
+  // A stream for one product of the world: independent of how much the other products draw.
+  Rng(uint64_t seed, std::string_view purpose);
+
+  uint64_t next();
+  int below(int bound);            // uniform in [0, bound); bound > 0
+  int between(int low, int high);  // uniform in [low, high]
+  bool chance(double probability);
+
+  template <typename T>
+  void shuffle(std::vector<T>& items) {
+    random::shuffle(items, stream_);
+  }
+  template <typename T>
+  const T& pick(const std::vector<T>& items) {
+    return items[static_cast<size_t>(below(static_cast<int>(items.size())))];
+  }
+
+ private:
+  random::Stream stream_;
+};
+
+// The subject of a key ("Zorvik", "7 plus 5") and, for arithmetic, its parts.
+struct Subject {
+  std::string name;
+  int a = 0;
+  int b = 0;
+  std::string op;  // "plus", "minus", "times"
+};
+Subject parse_subject(const Expected& expected);
+
+std::string task_key(TaskType task, std::string_view subject);
+Expected entity_fact(TaskType task, const Entity& entity);
+Expected arithmetic_fact(int a, std::string_view op, int b);
+// Every arithmetic fact of the world, grouped by first operand then operator: a plus 0..20,
+// a minus 0..a, and (for a <= 12) a times 0..12, for a in 0..20.
+std::vector<Expected> all_arithmetic_facts();
+std::string spelled(std::string_view name);     // "Zorvik" → "Z-O-R-V-I-K"
+std::string uppercased(std::string_view name);  // "Zorvik" → "ZORVIK"
+
+// Questions a user may ask for each task; any index works for any key of that task.
+const std::vector<std::string_view>& question_templates(TaskType task);
+// Prose statements of one fact, index 0 is the canonical answer sentence.
+const std::vector<std::string_view>& statement_templates(TaskType task);
+// Fills a template with the subject and value of `expected`.
+std::string fill(std::string_view template_text, const Expected& expected);
+
+// Pools the generator draws attribute values from.
+const std::vector<std::string>& colours();
+const std::vector<std::string>& foods();
+const std::vector<int>& leg_counts();
+
+}  // namespace tiller::world::detail

@@ -1,0 +1,55 @@
+// Resumable training checkpoints shared by every trainer.
+//
+// A training checkpoint is a Hugging Face model directory (Transformer::save_pretrained's
+// tensors and config.json) plus trainer_state.{json,safetensors}: the AdamW moments as
+// "optimizer.<name>" tensors, and a JSON object holding the optimizer step, the model's dropout
+// generator (seed, offset) and whatever the trainer adds (its step, data position, shape checks).
+// Trainers with more than one model (PPO's critic and frozen reference, a reward model's head)
+// add those weights and their optimizers' state as extra named tensors under their own prefixes
+// (parameter_tensors / optimizer_tensors, and restore_* on load).
+// Everything is written through tiller::save_checkpoint (temporary directory, fsync, atomic swap),
+// and tokenizer.json is written beside the model when one is given, so the directory also loads
+// as a plain model repository.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "core/io/checkpoint.h"
+#include "core/models/model.h"
+#include "core/text/tokenizer.h"
+#include "optim/adamw.h"
+
+namespace tiller::rl {
+
+// Upper bound on the step, epoch and token counters a trainer reads back from trainer_state.json:
+// far beyond any real run, and far enough below INT64_MAX that counting on cannot overflow.
+inline constexpr int64_t kMaxSavedCount = int64_t{1} << 53;
+
+// `trainer_json` is a JSON object of the trainer's own fields ("step" is required: it names the
+// checkpoint's place in the run); the optimizer step and dropout generator are added to it here.
+void save_training_checkpoint(const std::filesystem::path& dir, Transformer& model,
+                              const optim::AdamW& optimizer, const std::string& trainer_json,
+                              const std::optional<Tokenizer>& tokenizer,
+                              const safetensors::NamedTensors& extra_tensors = {});
+
+// Checks that `dir` holds trainer state for the same model configuration, loads the weights into
+// `model`, the AdamW state into `optimizer` (on `device`) and the dropout generator, and returns
+// the trainer's JSON object (as text) for the caller's own fields. Errors start with `who`.
+// `extra`, when given, receives every trainer tensor (for restore_parameters / restore_optimizer).
+std::string load_training_checkpoint(const std::filesystem::path& dir, Transformer& model,
+                                     optim::AdamW& optimizer, Device device, const char* who,
+                                     CheckpointTensors* extra = nullptr);
+
+// "<prefix><parameter name>" -> weights (copies), and back into the same parameters.
+safetensors::NamedTensors parameter_tensors(const std::string& prefix, const ParameterList& params);
+void restore_parameters(const CheckpointTensors& tensors, const std::string& prefix,
+                        const ParameterList& params);
+// "<prefix><moment name>" -> an optimizer's moments and masters; its step goes in the JSON.
+safetensors::NamedTensors optimizer_tensors(const std::string& prefix,
+                                            const optim::AdamW& optimizer);
+void restore_optimizer(const CheckpointTensors& tensors, const std::string& prefix, int64_t step,
+                       optim::AdamW& optimizer, Device device);
+
+}  // namespace tiller::rl

@@ -1,0 +1,305 @@
+// The reward-model training loop (see rl/reward_trainer.h).
+//
+// Evaluation scores chosen and rejected rows of many pairs in one padded batch each and computes
+// every metric on the host from the two reward vectors, so train and held-out numbers are the
+// same formulas applied to the same kind of data.
+#include "rl/trainers/reward_trainer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "core/tensor/autograd.h"
+#include "kernels/error.h"
+#include "core/ops/ops.h"
+#include "kernels/random.h"
+#include "rl/kit/progress.h"
+#include "rl/kit/run_directory.h"
+#include "rl/kit/train_checkpoint.h"
+#include "rl/reports/metrics.h"
+
+namespace tiller::rl {
+
+namespace {
+
+struct PairRewards {
+  std::vector<float> chosen, rejected, margins;
+};
+
+double log1p_exp(double x) {  // log(1 + e^x) without overflow: -log sigmoid(-x)
+  return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+}
+
+struct Moments {
+  double mean = 0, std = 0;  // population std
+};
+
+Moments moments(const std::vector<float>& values) {
+  Moments m;
+  if (values.empty()) return m;
+  m.mean = std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
+  double squares = 0;
+  for (float v : values) squares += (v - m.mean) * (v - m.mean);
+  m.std = std::sqrt(squares / static_cast<double>(values.size()));
+  return m;
+}
+
+RewardEvaluation summarise(const PairRewards& r) {
+  RewardEvaluation e;
+  e.pairs = static_cast<int64_t>(r.chosen.size());
+  if (e.pairs == 0) return e;
+  std::vector<float> all(r.chosen);
+  all.insert(all.end(), r.rejected.begin(), r.rejected.end());
+  double loss = 0, correct = 0, margin = 0;
+  for (size_t i = 0; i < r.chosen.size(); ++i) {
+    double gap = static_cast<double>(r.chosen[i]) - r.rejected[i];
+    loss += log1p_exp(-(gap - r.margins[i]));
+    correct += gap > 0 ? 1 : 0;
+    margin += gap;
+  }
+  const double n = static_cast<double>(e.pairs);
+  e.loss = loss / n;
+  e.accuracy = correct / n;
+  e.margin = margin / n;
+  Moments m = moments(all);
+  e.reward_mean = m.mean;
+  e.reward_std = m.std;
+  return e;
+}
+
+// Rewards of every pair in eval mode (no dropout, no autograd).
+PairRewards score_pairs(RewardModel& model, const std::vector<PreferenceExample>& pairs,
+                        int64_t batch_size, int64_t max_length) {
+  NoGradGuard no_grad;
+  PairRewards rewards;
+  for (size_t begin = 0; begin < pairs.size(); begin += static_cast<size_t>(batch_size)) {
+    size_t end = std::min(pairs.size(), begin + static_cast<size_t>(batch_size));
+    std::vector<size_t> indices(end - begin);
+    std::iota(indices.begin(), indices.end(), begin);
+    PreferenceBatch batch = make_preference_batch(pairs, indices, max_length, model.device());
+    std::vector<float> r =
+        model.forward(batch.sequences.ids, batch.sequences.attention_mask).to_vector();
+    const auto B = static_cast<std::ptrdiff_t>(batch.pairs);
+    rewards.chosen.insert(rewards.chosen.end(), r.begin(), r.begin() + B);
+    rewards.rejected.insert(rewards.rejected.end(), r.begin() + B, r.end());
+    for (size_t i : indices) rewards.margins.push_back(pairs[i].margin);
+  }
+  return rewards;
+}
+
+void add_evaluation(Metrics& metrics, const std::string& prefix, const RewardEvaluation& e) {
+  metrics.add(prefix + "loss", e.loss)
+      .add(prefix + "accuracy", e.accuracy)
+      .add(prefix + "margin", e.margin)
+      .add(prefix + "reward/mean", e.reward_mean)
+      .add(prefix + "reward/std", e.reward_std);
+}
+
+}  // namespace
+
+RewardStatistics reward_statistics(const std::vector<float>& rewards) {
+  Moments m = moments(rewards);
+  RewardStatistics s;
+  s.mean = static_cast<float>(m.mean);
+  s.std = rewards.size() >= 2 && m.std > 0 ? static_cast<float>(m.std) : 1.f;
+  return s;
+}
+
+void RewardConfig::validate() const {
+  TILLER_CHECK(epochs > 0, "reward: epochs must be positive, got {}", epochs);
+  TILLER_CHECK(batch_size > 0, "reward: batch_size must be positive, got {}", batch_size);
+  TILLER_CHECK(max_length >= 0, "reward: max_length must be >= 0, got {}", max_length);
+  TILLER_CHECK(center_coefficient >= 0.f, "reward: center_coefficient must be >= 0, got {}",
+               center_coefficient);
+  TILLER_CHECK(eval_every >= 0 && log_every >= 0 && eval_batch_size > 0 && checkpoint_every >= 0 &&
+                   keep_checkpoints >= 0,
+               "reward: eval_every {}, log_every {}, checkpoint_every {} and keep_checkpoints {} "
+               "must be >= 0 and eval_batch_size {} positive",
+               eval_every, log_every, checkpoint_every, keep_checkpoints, eval_batch_size);
+  optimizer.validate("reward");
+}
+
+RewardTrainer::RewardTrainer(RewardModel& model, RewardConfig config,
+                             std::vector<PreferenceExample> train,
+                             std::vector<PreferenceExample> heldout)
+    : model_(model),
+      config_(std::move(config)),
+      train_(std::move(train)),
+      heldout_(std::move(heldout)) {
+  config_.validate();
+  TILLER_CHECK(!train_.empty(),
+               "reward: no training pairs (the preference data is empty, or the held-out split "
+               "took every pair: lower the eval fraction)");
+  if (config_.max_length == 0) config_.max_length = model_.backbone().config().max_seq_len;
+  TILLER_CHECK(config_.max_length <= model_.backbone().config().max_seq_len,
+               "reward: max_length {} exceeds the backbone's max_seq_len {}", config_.max_length,
+               model_.backbone().config().max_seq_len);
+  schedule_ =
+      resolve_schedule(config_.optimizer.schedule, total_steps(), "reward", config_.log_every == 0);
+  optimizer_ = make_optimizer(model_.parameters(), config_.optimizer, config_.seed);
+  order_ = random::epoch_order(static_cast<int64_t>(train_.size()), config_.seed, epoch_);
+}
+
+RewardTrainer::~RewardTrainer() = default;
+
+int64_t RewardTrainer::steps_per_epoch() const {
+  const auto n = static_cast<int64_t>(train_.size());
+  return (n + config_.batch_size - 1) / config_.batch_size;
+}
+
+RewardEvaluation RewardTrainer::evaluate(const std::vector<PreferenceExample>& pairs) {
+  return summarise(score_pairs(model_, pairs, config_.eval_batch_size, config_.max_length));
+}
+
+ParameterList RewardTrainer::head_parameters() const {
+  ParameterList head;
+  for (const auto& p : model_.parameters())
+    if (p.name.rfind("score.", 0) == 0) head.push_back(p);
+  return head;
+}
+
+RewardStepReport RewardTrainer::train_step() {
+  const auto n = static_cast<int64_t>(train_.size());
+  if (cursor_ >= n) {
+    ++epoch_;
+    cursor_ = 0;
+    order_ = random::epoch_order(n, config_.seed, epoch_);
+  }
+  RewardStepReport report;
+  report.step = step_ + 1;
+  report.epoch = epoch_;
+  const int64_t end = std::min(n, cursor_ + config_.batch_size);
+  std::vector<size_t> indices;
+  for (int64_t i = cursor_; i < end; ++i) indices.push_back(static_cast<size_t>(order_[i]));
+  cursor_ = end;
+  PreferenceBatch batch =
+      make_preference_batch(train_, indices, config_.max_length, model_.device());
+  truncated_sequences_ += batch.truncated;
+
+  optimizer_->zero_grad();
+  Tensor rewards =
+      model_.forward(batch.sequences.ids, batch.sequences.attention_mask, config_.dropout);
+  Tensor chosen = slice(rewards, 0, 0, batch.pairs);
+  Tensor rejected = slice(rewards, 0, batch.pairs, 2 * batch.pairs);
+  PreferenceLoss loss = preference_loss(chosen, rejected, batch.margins, config_.center_coefficient);
+  loss.total.backward();
+  report.loss = loss.total.item();
+  report.batch =
+      summarise({chosen.detach().to_vector(), rejected.detach().to_vector(), batch.margins.to_vector()});
+  UpdateResult update = apply_update(*optimizer_, model_.parameters(), config_.optimizer, schedule_,
+                                     step_, report.loss, "reward");
+  report.lr = update.lr;
+  report.grad_norm = update.grad_norm;
+  report.skipped = update.skipped;
+  ++step_;
+  return report;
+}
+
+void RewardTrainer::save_checkpoint(const std::filesystem::path& dir) {
+  nlohmann::json state = {{"stage", "reward"},
+                          {"step", step_},
+                          {"epoch", epoch_},
+                          {"cursor", cursor_},
+                          {"pairs", train_.size()},
+                          {"batch_size", config_.batch_size},
+                          {"seed", config_.seed},
+                          {"truncated_sequences", truncated_sequences_}};
+  save_training_checkpoint(dir, model_.backbone(), *optimizer_, state.dump(), std::nullopt,
+                           parameter_tensors("reward_head.", head_parameters()));
+}
+
+void RewardTrainer::resume(const std::filesystem::path& dir) {
+  CheckpointTensors extra;
+  auto state = nlohmann::json::parse(load_training_checkpoint(
+      dir, model_.backbone(), *optimizer_, model_.device(), "reward", &extra));
+  TILLER_CHECK(state.value("stage", "") == "reward", "reward: {} is not a reward-model checkpoint",
+               dir.string());
+  const auto pairs = state.at("pairs").get<size_t>();
+  const auto batch = state.at("batch_size").get<int64_t>();
+  const auto seed = state.at("seed").get<uint64_t>();
+  TILLER_CHECK(pairs == train_.size() && batch == config_.batch_size && seed == config_.seed,
+               "reward: {} was trained on {} pairs, batch {}, seed {}; this run has {} pairs, "
+               "batch {}, seed {}",
+               dir.string(), pairs, batch, seed, train_.size(), config_.batch_size, config_.seed);
+  restore_parameters(extra, "reward_head.", head_parameters());
+  step_ = state.at("step").get<int64_t>();
+  epoch_ = state.at("epoch").get<int64_t>();
+  cursor_ = state.at("cursor").get<int64_t>();
+  truncated_sequences_ = state.at("truncated_sequences").get<int64_t>();
+  order_ = random::epoch_order(static_cast<int64_t>(train_.size()), config_.seed, epoch_);
+}
+
+RewardTrainSummary RewardTrainer::train() {
+  const auto start = std::chrono::steady_clock::now();
+  RunDirectory run(config_.output_dir, config_.keep_checkpoints);
+  std::unique_ptr<MetricsLog> log = run.open_metrics("reward", step_, "eval/loss");
+  const int64_t total = total_steps();
+  RewardTrainSummary summary;
+
+  auto run_heldout = [&](int64_t step) {
+    if (heldout_.empty()) return RewardEvaluation{};
+    RewardEvaluation e = evaluate(heldout_);
+    Metrics m;
+    add_evaluation(m, "eval/", e);
+    log->write(step, m);
+    if (config_.log_every > 0) log->print(step, total, m);
+    return e;
+  };
+  summary.initial_heldout = run_heldout(step_);
+
+  while (step_ < total) {
+    RewardStepReport report = train_step();
+    if (config_.log_every > 0 && (every(step_, config_.log_every) || step_ == total)) {
+      Metrics m;
+      m.add("epoch", static_cast<double>(report.epoch) +
+                         static_cast<double>(cursor_) / static_cast<double>(train_.size()))
+          .add("loss", report.loss)
+          .add("accuracy", report.batch.accuracy)
+          .add("margin", report.batch.margin)
+          .add("reward/mean", report.batch.reward_mean)
+          .add("reward/std", report.batch.reward_std)
+          .add("lr", report.lr)
+          .add("grad_norm", report.grad_norm);
+      if (report.skipped) m.add("skipped", 1);
+      log->write(step_, m);
+      log->print(step_, total, m, {"loss", "accuracy", "margin", "lr"});
+    }
+    const bool last = step_ == total;
+    const bool epoch_done = step_ % steps_per_epoch() == 0;
+    if (!last && (every(step_, config_.eval_every) || (config_.eval_every == 0 && epoch_done)))
+      run_heldout(step_);
+    if (!last && run.enabled() && every(step_, config_.checkpoint_every)) {
+      save_checkpoint(run.checkpoint_path(step_));
+      run.prune_checkpoints();
+    }
+  }
+  summary.steps = step_;
+  summary.truncated_sequences = truncated_sequences_;
+  summary.final_heldout = run_heldout(step_);
+
+  // Statistics over every training response, chosen and rejected, for PPO's normalisation.
+  PairRewards train_rewards =
+      score_pairs(model_, train_, config_.eval_batch_size, config_.max_length);
+  std::vector<float> all(train_rewards.chosen);
+  all.insert(all.end(), train_rewards.rejected.begin(), train_rewards.rejected.end());
+  summary.statistics = reward_statistics(all);
+  model_.set_statistics(summary.statistics);
+  summary.final_train = summarise(train_rewards);
+  Metrics final_metrics;
+  add_evaluation(final_metrics, "train_final/", summary.final_train);
+  final_metrics.add("statistics/mean", summary.statistics.mean)
+      .add("statistics/std", summary.statistics.std);
+  log->write(step_, final_metrics);
+
+  if (run.enabled()) {
+    summary.saved_model = run.final_path("model");
+    model_.save(summary.saved_model);
+  }
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return summary;
+}
+
+}  // namespace tiller::rl

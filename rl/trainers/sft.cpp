@@ -1,0 +1,300 @@
+// The SFT loop, its token-normalised gradient accumulation, checkpoints and resume (rl/sft.h).
+//
+// Exact resume rests on the same facts as pretraining's: everything an update reads is in the
+// checkpoint (weights, AdamW state, epoch + cursor, dropout generator) or a pure function of the
+// step and seed (learning rate, row plan, epoch order), and evaluation draws no random numbers.
+#include "rl/trainers/sft.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <limits>
+
+#include "core/io/atomic_file.h"
+#include "core/io/checkpoint.h"
+#include "core/ops/ops.h"
+#include "kernels/error.h"
+#include "kernels/random.h"
+#include "rl/kit/progress.h"
+#include "rl/kit/run_directory.h"
+#include "rl/kit/train_checkpoint.h"
+
+namespace tiller::rl {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+}  // namespace
+
+void SftConfig::validate() const {
+  TILLER_CHECK(epochs >= 0, "sft: epochs must be >= 0, got {}", epochs);
+  TILLER_CHECK(batch_size > 0, "sft: batch_size must be positive, got {}", batch_size);
+  TILLER_CHECK(grad_accumulation > 0, "sft: grad_accumulation must be positive, got {}",
+               grad_accumulation);
+  TILLER_CHECK(eval_every >= 0 && log_every >= 0 && checkpoint_every >= 0 && keep_checkpoints >= 0,
+               "sft: eval_every {}, log_every {}, checkpoint_every {} and keep_checkpoints {} must "
+               "be >= 0",
+               eval_every, log_every, checkpoint_every, keep_checkpoints);
+  optimizer.validate("sft");
+  TILLER_CHECK(device.is_cuda() || dtype == DType::f32,
+               "sft: the CPU backend trains in f32; bf16 needs device cuda");
+  TILLER_CHECK(dtype == DType::f32 || dtype == DType::bf16, "sft: dtype must be f32 or bf16");
+}
+
+TokenLossSum sft_token_losses(Transformer& model, const SftBatch& batch, bool training) {
+  ForwardOptions options{.positions = batch.positions,
+                         .key_padding_mask = {},
+                         .document_ids = batch.document_ids,
+                         .training = training,
+                         .cache = nullptr};
+  Tensor logits = model.forward(batch.inputs, options);  // (B, T, V)
+  TokenLossSum out;
+  out.loss_sum = cross_entropy(logits, batch.targets, -100, Reduction::sum);
+  out.tokens = batch.trainable_tokens;
+
+  // Argmax hits on the host: one pass over the logits, outside the graph.
+  const int64_t V = logits.size(-1);
+  std::vector<float> values = logits.detach().to(DType::f32).to_vector();
+  std::vector<int32_t> targets = batch.targets.to(Device::cpu()).to_int_vector();
+  for (size_t position = 0; position < targets.size(); ++position) {
+    if (targets[position] < 0) continue;
+    const float* row = values.data() + position * static_cast<size_t>(V);
+    out.correct += (std::max_element(row, row + V) - row) == targets[position] ? 1 : 0;
+  }
+  return out;
+}
+
+AccumulatedLoss accumulate_sft_gradients(Transformer& model, std::span<const SftBatch> batches,
+                                         bool training) {
+  AccumulatedLoss out;
+  for (const SftBatch& batch : batches) {
+    out.trainable_tokens += batch.trainable_tokens;
+    out.input_tokens += batch.input_tokens;
+  }
+  TILLER_CHECK(out.trainable_tokens > 0, "sft: {} micro-batches hold no trainable token",
+               batches.size());
+  // The normaliser is known before the first backward, so each micro-batch's sum is scaled by the
+  // same 1 / N and the accumulated gradient is that of the token mean over the whole step.
+  const float inverse_tokens = 1.f / static_cast<float>(out.trainable_tokens);
+  double loss_sum = 0.0;
+  int64_t correct = 0;
+  for (const SftBatch& batch : batches) {
+    if (batch.trainable_tokens == 0) continue;
+    TokenLossSum part = sft_token_losses(model, batch, training);
+    loss_sum += part.loss_sum.item();
+    correct += part.correct;
+    scale(part.loss_sum, inverse_tokens).backward();
+  }
+  out.loss = static_cast<float>(loss_sum / static_cast<double>(out.trainable_tokens));
+  out.accuracy =
+      static_cast<float>(static_cast<double>(correct) / static_cast<double>(out.trainable_tokens));
+  return out;
+}
+
+SftTrainer::SftTrainer(SftConfig config, Transformer model, SftDataset train,
+                       std::optional<SftDataset> eval, std::optional<Tokenizer> tokenizer)
+    : config_(std::move(config)),
+      model_(std::move(model)),
+      train_(std::move(train)),
+      eval_(std::move(eval)),
+      tokenizer_(std::move(tokenizer)) {
+  config_.validate();
+  TILLER_CHECK(train_.max_length() <= model_.config().max_seq_len,
+               "sft: the data's max_length {} exceeds the model's max_seq_len {}",
+               train_.max_length(), model_.config().max_seq_len);
+  if (tokenizer_) {
+    TILLER_CHECK(tokenizer_->vocab_size() <= model_.config().vocab_size,
+                 "sft: the tokenizer has {} ids but the model's vocab_size is {}",
+                 tokenizer_->vocab_size(), model_.config().vocab_size);
+  }
+  rows_ = plan_rows(train_, config_.pack, config_.seed);
+  steps_per_epoch_ =
+      ceil_div(static_cast<int64_t>(rows_.size()), config_.batch_size * config_.grad_accumulation);
+  schedule_ =
+      resolve_schedule(config_.optimizer.schedule, total_steps(), "sft", config_.log_every == 0);
+  if (model_.device() != config_.device) model_.to(config_.device);
+  if (config_.dtype != DType::f32) model_.to(config_.dtype);
+  model_.dropout_generator() = Generator(config_.seed);
+  optimizer_ = make_optimizer(model_.parameters(), config_.optimizer, config_.seed);
+  order_ = random::epoch_order(rows(), config_.seed, epoch_);
+}
+
+SftStepReport SftTrainer::train_step() {
+  SftStepReport report;
+  report.step = step_ + 1;
+  if (cursor_ >= rows()) {
+    ++epoch_;
+    cursor_ = 0;
+    order_ = random::epoch_order(rows(), config_.seed, epoch_);
+  }
+  report.epoch = epoch_;
+
+  std::vector<SftBatch> micro_batches;
+  for (int64_t micro = 0; micro < config_.grad_accumulation && cursor_ < rows(); ++micro) {
+    std::vector<SftRow> selected;
+    for (int64_t r = 0; r < config_.batch_size && cursor_ < rows(); ++r)
+      selected.push_back(rows_[order_[cursor_++]]);
+    micro_batches.push_back(collate(train_, selected, config_.device));
+  }
+
+  optimizer_->zero_grad();
+  AccumulatedLoss loss =
+      accumulate_sft_gradients(model_, micro_batches, /*training=*/model_.config().dropout > 0.f);
+  report.loss = loss.loss;
+  report.accuracy = loss.accuracy;
+  report.trainable_tokens = loss.trainable_tokens;
+  report.input_tokens = loss.input_tokens;
+  UpdateResult update = apply_update(*optimizer_, model_.parameters(), config_.optimizer, schedule_,
+                                     step_, report.loss, "sft");
+  report.lr = update.lr;
+  report.grad_norm = update.grad_norm;
+  report.skipped = update.skipped;
+  ++step_;
+  return report;
+}
+
+SftEvalResult SftTrainer::evaluate() {
+  SftEvalResult result;
+  if (!eval_) {
+    result.loss = result.accuracy = std::numeric_limits<float>::quiet_NaN();
+    return result;
+  }
+  NoGradGuard no_grad;
+  std::vector<SftRow> rows = plan_rows(*eval_, /*pack=*/false);
+  double loss_sum = 0.0;
+  int64_t correct = 0;
+  for (size_t start = 0; start < rows.size(); start += static_cast<size_t>(config_.batch_size)) {
+    const size_t count = std::min(rows.size() - start, static_cast<size_t>(config_.batch_size));
+    SftBatch batch =
+        collate(*eval_, std::span<const SftRow>(rows).subspan(start, count), config_.device);
+    TokenLossSum part = sft_token_losses(model_, batch);
+    loss_sum += part.loss_sum.item();
+    correct += part.correct;
+    result.tokens += part.tokens;
+  }
+  result.loss = static_cast<float>(loss_sum / static_cast<double>(result.tokens));
+  result.accuracy =
+      static_cast<float>(static_cast<double>(correct) / static_cast<double>(result.tokens));
+  return result;
+}
+
+void SftTrainer::save_checkpoint(const std::filesystem::path& dir) {
+  nlohmann::json state = {{"stage", "sft"},
+                          {"step", step_},
+                          {"epoch", epoch_},
+                          {"cursor", cursor_},
+                          {"rows", rows()},
+                          {"batch_size", config_.batch_size},
+                          {"grad_accumulation", config_.grad_accumulation},
+                          {"seed", config_.seed}};
+  save_training_checkpoint(dir, model_, *optimizer_, state.dump(), tokenizer_);
+}
+
+void SftTrainer::resume(const std::filesystem::path& dir) {
+  auto state = nlohmann::json::parse(
+      load_training_checkpoint(dir, model_, *optimizer_, config_.device, "sft"));
+  int64_t saved_rows = 0, saved_batch = 0, saved_accumulation = 0;
+  int64_t saved_step = 0, saved_epoch = 0, saved_cursor = 0;
+  uint64_t saved_seed = 0;
+  try {
+    TILLER_CHECK(state.value("stage", "") == "sft", "sft: {} is not an SFT checkpoint",
+                 dir.string());
+    saved_rows = state.at("rows").get<int64_t>();
+    saved_batch = state.at("batch_size").get<int64_t>();
+    saved_accumulation = state.at("grad_accumulation").get<int64_t>();
+    saved_seed = state.at("seed").get<uint64_t>();
+    saved_step = state.at("step").get<int64_t>();
+    saved_epoch = state.at("epoch").get<int64_t>();
+    saved_cursor = state.at("cursor").get<int64_t>();
+  } catch (const nlohmann::json::exception& error) {
+    fail("sft: {}: a field is missing or has the wrong type: {}",
+         (dir / "trainer_state.json").string(), error.what());
+  }
+  TILLER_CHECK(saved_rows == rows() && saved_batch == config_.batch_size &&
+                   saved_accumulation == config_.grad_accumulation && saved_seed == config_.seed,
+               "sft: {} was trained on {} rows, batch {} x {} accumulation, seed {}; this run has "
+               "{} rows, batch {} x {}, seed {}",
+               dir.string(), saved_rows, saved_batch, saved_accumulation, saved_seed, rows(),
+               config_.batch_size, config_.grad_accumulation, config_.seed);
+  TILLER_CHECK(saved_step >= 0 && saved_step < kMaxSavedCount && saved_epoch >= 0 &&
+                   saved_epoch < kMaxSavedCount && saved_cursor >= 0 && saved_cursor <= rows(),
+               "sft: {}: step {}, epoch {}, cursor {} is not a position in {} rows",
+               (dir / "trainer_state.json").string(), saved_step, saved_epoch, saved_cursor,
+               rows());
+  step_ = saved_step;
+  epoch_ = saved_epoch;
+  cursor_ = saved_cursor;
+  order_ = random::epoch_order(rows(), config_.seed, epoch_);
+}
+
+void SftTrainer::log_eval(MetricsLog& log, const SftEvalResult& result) {
+  if (!eval_) return;
+  Metrics metrics;
+  metrics.add("eval_loss", result.loss).add("eval_accuracy", result.accuracy);
+  log.write(step_, metrics);
+  if (config_.log_every > 0) log.print(step_, total_steps(), metrics);
+}
+
+SftSummary SftTrainer::train() {
+  RunDirectory run(config_.output_dir, config_.keep_checkpoints);
+  std::unique_ptr<MetricsLog> log = run.open_metrics("sft", step_, "eval_loss");
+
+  SftSummary summary;
+  summary.initial_eval = evaluate();
+  log_eval(*log, summary.initial_eval);
+  const auto start = Clock::now();
+  ThroughputWindow window;
+  while (step_ < total_steps()) {
+    const auto step_start = Clock::now();
+    SftStepReport report = train_step();
+    const double step_seconds = seconds_since(step_start);
+    window.add(static_cast<double>(report.input_tokens));
+    summary.final_train_loss = report.loss;
+
+    Metrics metrics;
+    metrics.add("loss", report.loss)
+        .add("accuracy", report.accuracy)
+        .add("lr", report.lr)
+        .add("grad_norm", report.grad_norm)
+        .add("tokens_per_sec", static_cast<double>(report.input_tokens) / step_seconds)
+        .add("trainable_tokens", static_cast<double>(report.trainable_tokens))
+        .add("epoch", static_cast<double>(report.epoch));
+    if (report.skipped) metrics.add("skipped", 1);
+    log->write(step_, metrics);
+    if (config_.log_every > 0 && (every(step_, config_.log_every) || step_ == 1)) {
+      Metrics shown;
+      shown.add("loss", report.loss)
+          .add("acc", report.accuracy)
+          .add("lr", report.lr)
+          .add("tok/s", window.rate())
+          .add("epoch", static_cast<double>(report.epoch));
+      log->print(step_, total_steps(), shown);
+      window.reset();
+    }
+    const bool last = step_ == total_steps();
+    if (!last && every(step_, config_.eval_every)) log_eval(*log, evaluate());
+    if (!last && run.enabled() && every(step_, config_.checkpoint_every)) {
+      save_checkpoint(run.checkpoint_path(step_));
+      run.prune_checkpoints();
+    }
+  }
+  summary.final_eval = evaluate();
+  log_eval(*log, summary.final_eval);
+  if (run.enabled()) {
+    summary.final_checkpoint = run.final_path("model");
+    save_checkpoint(summary.final_checkpoint);
+  }
+  summary.steps = step_;
+  summary.seconds = seconds_since(start);
+  return summary;
+}
+
+}  // namespace tiller::rl
