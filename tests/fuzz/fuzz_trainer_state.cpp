@@ -35,7 +35,7 @@ struct ResumeFixture {
     config.batch_size = 1;
     config.seq_len = 4;
     config.steps = 4;
-    config.schedule.warmup_steps = 1;
+    config.optimizer.schedule.warmup_steps = 1;
     config.log_every = 0;
     config.eval_every = 0;
     config.seed = 1;
