@@ -306,4 +306,10 @@ TEST_CASE("PretrainConfig round-trips through JSON and rejects unknown keys", "[
                       Catch::Contains("unknown key 'stpes'"));
   REQUIRE_THROWS_WITH(pretrain_config_from_json(R"({"steps": "many"})"),
                       Catch::Contains("bad value for 'steps'"));
+  // A float in an integer field was converted with undefined behaviour (found by tests/fuzz).
+  REQUIRE_THROWS_WITH(
+      pretrain_config_from_json(R"({"seq_len": 3.2e32})"),
+      Catch::Contains("bad value for 'seq_len'") && Catch::Contains("expected an integer"));
+  REQUIRE_THROWS_WITH(pretrain_config_from_json(R"({"warmup_steps": 2.5})"),
+                      Catch::Contains("bad value for 'warmup_steps'"));
 }

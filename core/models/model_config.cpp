@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <type_traits>
+
 #include "kernels/error.h"
 
 namespace tiller {
@@ -160,18 +162,29 @@ std::string ModelConfig::to_hf_json() const {
 
 namespace {
 
+// An integer field takes only a JSON integer: nlohmann would convert 1e30 to an integer with
+// undefined behaviour (and 2.5 silently to 2).
+template <typename T>
+T value_of(const nlohmann::json& value, const char* name) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    TILLER_CHECK(value.is_number_integer(), "config.json: '{}' is {}, expected an integer", name,
+                 value.dump());
+  }
+  return value.get<T>();
+}
+
 template <typename T>
 T field(const nlohmann::json& j, const char* name, T fallback) {
   auto it = j.find(name);
   if (it == j.end() || it->is_null()) return fallback;
-  return it->get<T>();
+  return value_of<T>(*it, name);
 }
 
 template <typename T>
 T required(const nlohmann::json& j, const char* name) {
   auto it = j.find(name);
   TILLER_CHECK(it != j.end() && !it->is_null(), "config.json: missing required field '{}'", name);
-  return it->get<T>();
+  return value_of<T>(*it, name);
 }
 
 }  // namespace
@@ -184,9 +197,10 @@ ModelConfig ModelConfig::from_hf_json(const std::string& json_text) {
     fail("config.json: not valid JSON: {}", e.what());
   }
   TILLER_CHECK(j.is_object(), "config.json: expected a JSON object");
-  std::string type = field<std::string>(j, "model_type", "");
+  std::string type;
   ModelConfig c;
   try {
+    type = field<std::string>(j, "model_type", "");
     if (type == "gpt2") {
       // n_embd enters 4 * n_embd below, before validate() bounds it.
       const auto n_embd = required<int64_t>(j, "n_embd");
