@@ -78,9 +78,9 @@ std::string load_training_checkpoint(const std::filesystem::path& dir, Transform
   Generator saved_dropout;
   try {
     nlohmann::json state = nlohmann::json::parse(checkpoint.trainer_json);
-    optimizer_step = state.at("optimizer_step").get<int64_t>();
-    saved_dropout.seed = state.at("dropout_generator").at("seed").get<uint64_t>();
-    saved_dropout.offset = state.at("dropout_generator").at("offset").get<uint64_t>();
+    optimizer_step = saved_integer<int64_t>(state, "optimizer_step");
+    saved_dropout.seed = saved_integer<uint64_t>(state.at("dropout_generator"), "seed");
+    saved_dropout.offset = saved_integer<uint64_t>(state.at("dropout_generator"), "offset");
   } catch (const nlohmann::json::exception& error) {
     fail("{}: {}: a field is missing or has the wrong type: {}", who,
          (dir / "trainer_state.json").string(), error.what());

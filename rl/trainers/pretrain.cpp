@@ -179,15 +179,15 @@ void Pretrainer::resume(const std::filesystem::path& dir) {
   int64_t saved_batch = 0, saved_seq_len = 0;
   TokenLoaderState loader;
   try {
-    saved_batch = state.at("batch_size").get<int64_t>();
-    saved_seq_len = state.at("seq_len").get<int64_t>();
+    saved_batch = saved_integer<int64_t>(state, "batch_size");
+    saved_seq_len = saved_integer<int64_t>(state, "seq_len");
     const auto& saved_loader = state.at("loader");
-    loader = {.epoch = saved_loader.at("epoch").get<int64_t>(),
-              .cursor = saved_loader.at("cursor").get<int64_t>(),
-              .seed = saved_loader.at("seed").get<uint64_t>()};
-    step_ = state.at("step").get<int64_t>();
-    tokens_seen_ = state.at("tokens_seen").get<int64_t>();
-    skipped_steps_ = state.at("skipped_steps").get<int64_t>();
+    loader = {.epoch = saved_integer<int64_t>(saved_loader, "epoch"),
+              .cursor = saved_integer<int64_t>(saved_loader, "cursor"),
+              .seed = saved_integer<uint64_t>(saved_loader, "seed")};
+    step_ = saved_integer<int64_t>(state, "step");
+    tokens_seen_ = saved_integer<int64_t>(state, "tokens_seen");
+    skipped_steps_ = saved_integer<int64_t>(state, "skipped_steps");
   } catch (const nlohmann::json::exception& error) {
     fail("pretrain: {}: a field is missing or has the wrong type: {}",
          (dir / "trainer_state.json").string(), error.what());

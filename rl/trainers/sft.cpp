@@ -207,13 +207,13 @@ void SftTrainer::resume(const std::filesystem::path& dir) {
   try {
     TILLER_CHECK(state.value("stage", "") == "sft", "sft: {} is not an SFT checkpoint",
                  dir.string());
-    saved_rows = state.at("rows").get<int64_t>();
-    saved_batch = state.at("batch_size").get<int64_t>();
-    saved_accumulation = state.at("grad_accumulation").get<int64_t>();
-    saved_seed = state.at("seed").get<uint64_t>();
-    saved_step = state.at("step").get<int64_t>();
-    saved_epoch = state.at("epoch").get<int64_t>();
-    saved_cursor = state.at("cursor").get<int64_t>();
+    saved_rows = saved_integer<int64_t>(state, "rows");
+    saved_batch = saved_integer<int64_t>(state, "batch_size");
+    saved_accumulation = saved_integer<int64_t>(state, "grad_accumulation");
+    saved_seed = saved_integer<uint64_t>(state, "seed");
+    saved_step = saved_integer<int64_t>(state, "step");
+    saved_epoch = saved_integer<int64_t>(state, "epoch");
+    saved_cursor = saved_integer<int64_t>(state, "cursor");
   } catch (const nlohmann::json::exception& error) {
     fail("sft: {}: a field is missing or has the wrong type: {}",
          (dir / "trainer_state.json").string(), error.what());
