@@ -109,7 +109,9 @@ AdamWState AdamW::state() const {
 }
 
 void AdamW::load_state(const AdamWState& state) {
-  TILLER_CHECK(state.step >= 0, "AdamW::load_state: negative step {}", state.step);
+  // Bounded so that counting on from a hostile file cannot overflow.
+  TILLER_CHECK(state.step >= 0 && state.step < (int64_t{1} << 53),
+               "AdamW::load_state: step {} is not in [0, 2^53)", state.step);
   size_t expected = 0;
   auto load = [&](const std::string& key, Tensor& dst) {
     auto it = state.tensors.find(key);

@@ -360,6 +360,26 @@ TEST_CASE("Hugging Face config.json round-trips and bad configs are rejected", "
   REQUIRE_THROWS_WITH(ModelConfig::from_hf_json(
                           R"({"model_type": "gpt2", "n_layer": 2, "n_head": 2, "n_embd": 16})"),
                       Catch::Contains("missing required field 'vocab_size'"));
+  // Sizes whose products overflow int64 (found by tests/fuzz, model_config harness).
+  auto gpt2_json = [](const std::string& sizes) {
+    return R"({"model_type": "gpt2", "n_head": 1, )" + sizes + "}";
+  };
+  REQUIRE_THROWS_WITH(
+      ModelConfig::from_hf_json(gpt2_json(R"("vocab_size": 9223372036854775807, "n_layer": 1,
+                                              "n_embd": 4)")),
+      Catch::Contains("vocab_size 9223372036854775807 is larger than 2147483648"));
+  REQUIRE_THROWS_WITH(ModelConfig::from_hf_json(gpt2_json(R"("vocab_size": 64, "n_layer": 1,
+                                              "n_embd": 4611686018427387904)")),
+                      Catch::Contains("n_embd 4611686018427387904 is not in [1, 2147483648]"));
+  REQUIRE_THROWS_WITH(ModelConfig::from_hf_json(gpt2_json(R"("vocab_size": 64, "n_layer": 1048576,
+                                              "n_embd": 1073741824, "n_inner": 8)")),
+                      Catch::Contains("parameters (n_layer 1048576 n_embd 1073741824") &&
+                          Catch::Contains("is more than tiller can address"));
+  REQUIRE_THROWS_WITH(ModelConfig::from_hf_json(R"({"model_type": 320})"),
+                      Catch::Contains("config.json: wrong field type"));
+  REQUIRE_THROWS_WITH(ModelConfig::from_hf_json(gpt2_json(R"("vocab_size": 1e30, "n_layer": 1,
+                                                             "n_embd": 4)")),
+                      Catch::Contains("'vocab_size' is 1e+30, expected an integer"));
   ModelConfig odd = tiny_llama();
   odd.n_kv_head = 3;
   REQUIRE_THROWS_WITH(Transformer(odd),

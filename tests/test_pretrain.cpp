@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "core/data/shards.h"
+#include "core/io/atomic_file.h"
 #include "rl/data/world_data.h"
 #include "rl/trainers/pretrain.h"
 #include "rl/data/pretrain_data.h"
@@ -143,6 +144,46 @@ TEST_CASE("Resuming from a checkpoint of a different model is refused", "[pretra
                       Catch::Contains("different model configuration"));
 }
 
+// Found by tests/fuzz (trainer_state harness): these escaped as nlohmann exceptions or overflowed
+// a counter on the next step.
+TEST_CASE("Resuming refuses a trainer_state.json with a missing, mistyped or absurd field",
+          "[pretrain]") {
+  TinyData data;
+  PretrainConfig config = tiny_config(ModelFamily::gpt2, data.shards.vocab_size);
+  Pretrainer trainer(config, data.shards.train_shards, data.shards.val_shards);
+  trainer.train_step();
+  const auto checkpoint = data.dir / "checkpoint";
+  trainer.save_checkpoint(checkpoint);
+  const std::string valid = read_file_bytes(checkpoint / "trainer_state.json");
+  auto resume_with = [&](const std::string& from, const std::string& to) {
+    std::string edited = valid;
+    REQUIRE(edited.find(from) != std::string::npos);
+    edited.replace(edited.find(from), from.size(), to);
+    write_file_atomic(checkpoint / "trainer_state.json", edited);
+    trainer.resume(checkpoint);
+  };
+  const std::string file = (checkpoint / "trainer_state.json").string();
+  REQUIRE_THROWS_WITH(resume_with(R"("tokens_seen")", R"("tokens_sen")"),
+                      Catch::Contains("pretrain: " + file +
+                                      ": a field is missing or has the "
+                                      "wrong type") &&
+                          Catch::Contains("key 'tokens_seen' not found"));
+  REQUIRE_THROWS_WITH(resume_with(R"("optimizer_step")", R"("optimizer_stop")"),
+                      Catch::Contains("pretrain: " + file + ": a field is missing") &&
+                          Catch::Contains("'optimizer_step'"));
+  REQUIRE_THROWS_WITH(resume_with(R"("step": 1)", R"("step": "one")"),
+                      Catch::Contains("a field is missing or has the wrong type"));
+  REQUIRE_THROWS_WITH(resume_with(R"("step": 1)", R"("step": 9223372036854775807)"),
+                      Catch::Contains("step 9223372036854775807, tokens_seen") &&
+                          Catch::Contains("must be in [0, 2^53)"));
+  REQUIRE_THROWS_WITH(
+      resume_with(R"("optimizer_step": 1)", R"("optimizer_step": 9223372036854775807)"),
+      Catch::Contains("AdamW::load_state: step 9223372036854775807 is not in"));
+  write_file_atomic(checkpoint / "trainer_state.json", valid);
+  trainer.resume(checkpoint);  // the untouched file still resumes
+  REQUIRE(trainer.step() == 1);
+}
+
 TEST_CASE("A non-finite loss stops training with an error naming the step", "[pretrain]") {
   TinyData data;
   Pretrainer trainer(tiny_config(ModelFamily::gpt2, data.shards.vocab_size),
@@ -266,4 +307,10 @@ TEST_CASE("PretrainConfig round-trips through JSON and rejects unknown keys", "[
                       Catch::Contains("unknown key 'stpes'"));
   REQUIRE_THROWS_WITH(pretrain_config_from_json(R"({"steps": "many"})"),
                       Catch::Contains("bad value for 'steps'"));
+  // A float in an integer field was converted with undefined behaviour (found by tests/fuzz).
+  REQUIRE_THROWS_WITH(
+      pretrain_config_from_json(R"({"seq_len": 3.2e32})"),
+      Catch::Contains("bad value for 'seq_len'") && Catch::Contains("expected an integer"));
+  REQUIRE_THROWS_WITH(pretrain_config_from_json(R"({"warmup_steps": 2.5})"),
+                      Catch::Contains("bad value for 'warmup_steps'"));
 }

@@ -8,6 +8,8 @@
 #include <limits>
 #include <random>
 
+#include <unistd.h>
+
 #include "core/io/safetensors.h"
 #include "support/temp_dir.h"
 
@@ -260,6 +262,57 @@ TEST_CASE("a malformed file is rejected with an error naming the file and the pr
     std::string message = load_error(dir, c.bytes);
     CHECK_THAT(message, Catch::StartsWith("safetensors " + file + ": "));
     CHECK_THAT(message, Catch::Contains(c.problem));
+  }
+}
+
+// The header-length bound at its exact edges. A length of size - 8 leaves an empty data section;
+// one more byte would make the header parse read one byte past the file and the data-section size
+// wrap around. Parsed from an exactly sized heap buffer (an overread is an ASan report) and loaded
+// from a file of exactly one page (an overread of the mapping faults even without ASan).
+TEST_CASE("the header length is bounded by the file size at its exact edges", "[safetensors]") {
+  auto parse_exact = [](const std::string& bytes) {
+    std::vector<char> exact(bytes.begin(), bytes.end());  // no terminator after the last byte
+    return safetensors::parse(exact.data(), exact.size(), "edge");
+  };
+  const std::string header = "{}";
+
+  SECTION("size - 8 with an empty data section loads") {
+    REQUIRE(parse_exact(little_endian_u64(header.size()) + header).tensors.empty());
+    std::string zero_sized = R"({"e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})";
+    auto contents = parse_exact(little_endian_u64(zero_sized.size()) + zero_sized);
+    REQUIRE(contents.tensors.at("e").numel() == 0);
+  }
+  SECTION("size - 8 with a tensor that claims data is out of range") {
+    std::string claims = R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
+    REQUIRE_THROWS_WITH(parse_exact(little_endian_u64(claims.size()) + claims),
+                        Catch::Contains("tensor w: data_offsets [0,4] are out of range of the "
+                                        "0-byte data section"));
+  }
+  SECTION("size - 7 is refused with the header-length message") {
+    std::string bytes = little_endian_u64(header.size() + 1) + header;
+    REQUIRE_THROWS_WITH(parse_exact(bytes),
+                        Catch::Contains("safetensors edge: header length 3 is larger than the "
+                                        "file (2 bytes after the length)"));
+  }
+  SECTION("a tensor ending one byte past the data section is refused as out of range") {
+    std::string claims = R"({"w":{"dtype":"I32","shape":[1],"data_offsets":[0,4]}})";
+    REQUIRE_THROWS_WITH(parse_exact(file_bytes(claims, std::string(3, '\x7f'))),
+                        Catch::Contains("tensor w: data_offsets [0,4] are out of range of the "
+                                        "3-byte data section"));
+    REQUIRE(parse_exact(file_bytes(claims, std::string(4, '\x7f'))).tensors.at("w").numel() == 1);
+  }
+  SECTION("a file of exactly one page, header to the last byte") {
+    TempDir dir;
+    const auto page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    std::string padded = header + std::string(page - 8 - header.size(), ' ');
+    write_bytes(dir / "page.safetensors", little_endian_u64(padded.size()) + padded);
+    REQUIRE(std::filesystem::file_size(dir / "page.safetensors") == page);
+    REQUIRE(safetensors::load(dir / "page.safetensors").tensors.empty());
+
+    write_bytes(dir / "page.safetensors", little_endian_u64(padded.size() + 1) + padded);
+    REQUIRE_THROWS_WITH(safetensors::load(dir / "page.safetensors"),
+                        Catch::Contains(fmt::format("header length {} is larger than the file",
+                                                    padded.size() + 1)));
   }
 }
 

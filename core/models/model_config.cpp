@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <type_traits>
+
 #include "kernels/error.h"
 
 namespace tiller {
@@ -60,6 +62,24 @@ void ModelConfig::validate() const {
                "ModelConfig ({}): sizes must be positive: vocab_size {} n_layer {} n_head {} "
                "n_kv_head {} n_embd {} intermediate_size {} max_seq_len {}",
                f, vocab_size, n_layer, n_head, n_kv_head, n_embd, intermediate_size, max_seq_len);
+  for (auto [name, size] : {std::pair{"vocab_size", vocab_size},
+                            {"n_layer", n_layer},
+                            {"n_head", n_head},
+                            {"n_embd", n_embd},
+                            {"intermediate_size", intermediate_size},
+                            {"max_seq_len", max_seq_len}}) {
+    TILLER_CHECK(size <= kMaxSize, "ModelConfig ({}): {} {} is larger than {}", f, name, size,
+                 kMaxSize);
+  }
+  // Each size fits 31 bits, so this count cannot overflow 128 bits; num_parameters() (int64) and
+  // every table's byte size stay exact below the bound.
+  const __int128 C = n_embd, I = intermediate_size, V = vocab_size, L = n_layer;
+  const __int128 parameters = L * (4 * C * C + 3 * C * I + 8 * C + 2 * I) + 2 * V * C +
+                              static_cast<__int128>(max_seq_len) * C + 2 * C;
+  TILLER_CHECK(parameters <= kMaxParameters,
+               "ModelConfig ({}): about {:.3g} parameters (n_layer {} n_embd {} intermediate_size "
+               "{} vocab_size {}) is more than tiller can address",
+               f, static_cast<double>(parameters), n_layer, n_embd, intermediate_size, vocab_size);
   TILLER_CHECK(n_embd % n_head == 0, "ModelConfig ({}): n_embd {} is not divisible by n_head {}", f,
                n_embd, n_head);
   TILLER_CHECK(n_head % n_kv_head == 0,
@@ -142,18 +162,29 @@ std::string ModelConfig::to_hf_json() const {
 
 namespace {
 
+// An integer field takes only a JSON integer: nlohmann would convert 1e30 to an integer with
+// undefined behaviour (and 2.5 silently to 2).
+template <typename T>
+T value_of(const nlohmann::json& value, const char* name) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    TILLER_CHECK(value.is_number_integer(), "config.json: '{}' is {}, expected an integer", name,
+                 value.dump());
+  }
+  return value.get<T>();
+}
+
 template <typename T>
 T field(const nlohmann::json& j, const char* name, T fallback) {
   auto it = j.find(name);
   if (it == j.end() || it->is_null()) return fallback;
-  return it->get<T>();
+  return value_of<T>(*it, name);
 }
 
 template <typename T>
 T required(const nlohmann::json& j, const char* name) {
   auto it = j.find(name);
   TILLER_CHECK(it != j.end() && !it->is_null(), "config.json: missing required field '{}'", name);
-  return it->get<T>();
+  return value_of<T>(*it, name);
 }
 
 }  // namespace
@@ -166,13 +197,17 @@ ModelConfig ModelConfig::from_hf_json(const std::string& json_text) {
     fail("config.json: not valid JSON: {}", e.what());
   }
   TILLER_CHECK(j.is_object(), "config.json: expected a JSON object");
-  std::string type = field<std::string>(j, "model_type", "");
+  std::string type;
   ModelConfig c;
   try {
+    type = field<std::string>(j, "model_type", "");
     if (type == "gpt2") {
+      // n_embd enters 4 * n_embd below, before validate() bounds it.
+      const auto n_embd = required<int64_t>(j, "n_embd");
+      TILLER_CHECK(n_embd > 0 && n_embd <= kMaxSize, "config.json: n_embd {} is not in [1, {}]",
+                   n_embd, kMaxSize);
       c = gpt2(required<int64_t>(j, "vocab_size"), required<int64_t>(j, "n_layer"),
-               required<int64_t>(j, "n_head"), required<int64_t>(j, "n_embd"),
-               field<int64_t>(j, "n_positions", 1024));
+               required<int64_t>(j, "n_head"), n_embd, field<int64_t>(j, "n_positions", 1024));
       c.intermediate_size = field<int64_t>(j, "n_inner", 4 * c.n_embd);
       c.norm_eps = field<float>(j, "layer_norm_epsilon", 1e-5f);
       c.dropout = field<float>(j, "resid_pdrop", 0.f);

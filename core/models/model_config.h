@@ -37,6 +37,10 @@ struct ModelConfig {
   bool tie_embeddings = true;
 
   static constexpr int64_t kVocabMultiple = 64;
+  // validate() bounds every size by kMaxSize and the parameter count by kMaxParameters (bytes of
+  // f32 parameters and AdamW moments fit int64), so size arithmetic never overflows.
+  static constexpr int64_t kMaxSize = int64_t{1} << 31;
+  static constexpr int64_t kMaxParameters = int64_t{1} << 56;
 
   // GPT-2 with intermediate_size 4 * n_embd; the Hugging Face "gpt2" checkpoint is gpt2().
   static ModelConfig gpt2(int64_t vocab_size = 50257, int64_t n_layer = 12, int64_t n_head = 12,

@@ -52,12 +52,14 @@ int64_t check_tokens(const char* op, const Tensor& logits, const Tensor& ids, co
 }
 
 // softmax and log_softmax share everything but their two kernels.
+// (Structured bindings enter lambdas as init-captures, `rows = rows`: clang 14, the fuzz preset's
+// compiler, cannot capture a binding directly.)
 template <typename Forward, typename Backward>
 Tensor normalise_last_dim(const char* op, const Tensor& x, Forward forward, Backward backward) {
   auto [rows, cols] = check_logits(op, x, "x");
   Tensor y = empty_like(x);
   if (rows > 0) forward(x, y, rows, cols);
-  return record(y, op, {x}, [y = y.detach(), rows, cols, backward](const Tensor& g) {
+  return record(y, op, {x}, [y = y.detach(), rows = rows, cols = cols, backward](const Tensor& g) {
     Tensor dx = empty_like(y);
     Tensor dy = g.to(y.dtype());
     if (rows > 0) backward(y, dy, dx, rows, cols);
@@ -104,7 +106,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore
     TILLER_DISPATCH(logits.device(), kernels::cross_entropy_forward, logits.data_ptr(),
                     targets.data<int32_t>(), loss.data<float>(), lse.data<float>(), rows, V,
                     ignore_index, logits.dtype());
-  loss = record(loss, op, {logits}, [logits, targets, lse, rows, V, ignore_index](const Tensor& g) {
+  loss = record(loss, op, {logits}, [logits, targets, lse, rows = rows, V = V, ignore_index](const Tensor& g) {
     Tensor dlogits = empty_like(logits);
     Tensor dloss = g.to(DType::f32);
     if (rows > 0)
@@ -133,7 +135,7 @@ Tensor token_logprobs(const Tensor& logits, const Tensor& tokens) {
     TILLER_DISPATCH(logits.device(), kernels::token_logprobs_forward, logits.data_ptr(),
                     tokens.data<int32_t>(), logp.data<float>(), lse.data<float>(), rows, V,
                     logits.dtype());
-  return record(logp, op, {logits}, [logits, tokens, lse, rows, V](const Tensor& g) {
+  return record(logp, op, {logits}, [logits, tokens, lse, rows = rows, V = V](const Tensor& g) {
     Tensor dlogits = empty_like(logits);
     Tensor dlogp = g.to(DType::f32);
     if (rows > 0)
@@ -153,7 +155,7 @@ Tensor entropy(const Tensor& logits) {
     TILLER_DISPATCH(logits.device(), kernels::entropy_forward, logits.data_ptr(),
                     result.data<float>(), lse.data<float>(), rows, V, logits.dtype());
   return record(result, op, {logits},
-                [logits, lse, saved = result.detach(), rows, V](const Tensor& g) {
+                [logits, lse, saved = result.detach(), rows = rows, V = V](const Tensor& g) {
                   Tensor dlogits = empty_like(logits);
                   Tensor dentropy = g.to(DType::f32);
                   if (rows > 0)

@@ -11,7 +11,8 @@ namespace {
 constexpr const char* kOptimizerPrefix = "optimizer.";
 }  // namespace
 
-safetensors::NamedTensors parameter_tensors(const std::string& prefix, const ParameterList& params) {
+safetensors::NamedTensors parameter_tensors(const std::string& prefix,
+                                            const ParameterList& params) {
   safetensors::NamedTensors out;
   for (const auto& p : params) out.emplace_back(prefix + p.name, p.tensor.detach().clone());
   return out;
@@ -71,14 +72,26 @@ std::string load_training_checkpoint(const std::filesystem::path& dir, Transform
   TILLER_CHECK(saved.to_hf_json() == model.config().to_hf_json(),
                "{}: {} holds a different model configuration:\n{}\nthan this run's:\n{}", who,
                dir.string(), saved.to_hf_json(), model.config().to_hf_json());
-  nlohmann::json state = nlohmann::json::parse(checkpoint.trainer_json);
+  // The JSON fields are read before anything is loaded: a missing one changes nothing.
+  // load_checkpoint has checked that the text is a JSON object.
+  int64_t optimizer_step = 0;
+  Generator saved_dropout;
+  try {
+    nlohmann::json state = nlohmann::json::parse(checkpoint.trainer_json);
+    optimizer_step = saved_integer<int64_t>(state, "optimizer_step");
+    saved_dropout.seed = saved_integer<uint64_t>(state.at("dropout_generator"), "seed");
+    saved_dropout.offset = saved_integer<uint64_t>(state.at("dropout_generator"), "offset");
+  } catch (const nlohmann::json::exception& error) {
+    fail("{}: {}: a field is missing or has the wrong type: {}", who,
+         (dir / "trainer_state.json").string(), error.what());
+  }
 
   model.load_hf_tensors(checkpoint.tensors.all(), "checkpoint " + dir.string());
-  restore_optimizer(checkpoint.trainer_tensors, kOptimizerPrefix,
-                    state.at("optimizer_step").get<int64_t>(), optimizer, device);
+  restore_optimizer(checkpoint.trainer_tensors, kOptimizerPrefix, optimizer_step, optimizer,
+                    device);
   Generator& dropout = model.dropout_generator();
-  dropout.seed = state.at("dropout_generator").at("seed").get<uint64_t>();
-  dropout.offset = state.at("dropout_generator").at("offset").get<uint64_t>();
+  dropout.seed = saved_dropout.seed;
+  dropout.offset = saved_dropout.offset;
   if (extra) *extra = checkpoint.trainer_tensors;
   return checkpoint.trainer_json;
 }

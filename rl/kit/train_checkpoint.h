@@ -23,6 +23,22 @@
 
 namespace tiller::rl {
 
+// Upper bound on the step, epoch and token counters a trainer reads back from trainer_state.json:
+// far beyond any real run, and far enough below INT64_MAX that counting on cannot overflow.
+inline constexpr int64_t kMaxSavedCount = int64_t{1} << 53;
+
+// object[key] as an integer of type T, for trainers reading trainer_state.json (Json is
+// nlohmann::json, kept a template so this header does not need it). Only a JSON integer is taken:
+// nlohmann's get<T> converts a float such as 1e30 with undefined behaviour. Throws the JSON
+// library's own exception, which the caller turns into a tiller::Error naming the file.
+template <typename T, typename Json>
+T saved_integer(const Json& object, const char* key) {
+  const Json& value = object.at(key);
+  if (!value.is_number_integer())
+    throw Json::type_error::create(302, std::string("'") + key + "' must be an integer", &value);
+  return value.template get<T>();
+}
+
 // `trainer_json` is a JSON object of the trainer's own fields ("step" is required: it names the
 // checkpoint's place in the run); the optimizer step and dropout generator are added to it here.
 void save_training_checkpoint(const std::filesystem::path& dir, Transformer& model,

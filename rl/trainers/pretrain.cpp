@@ -18,9 +18,9 @@
 
 #include "core/io/atomic_file.h"
 #include "core/io/checkpoint.h"
-#include "kernels/error.h"
 #include "core/ops/ops.h"
 #include "core/text/special_tokens.h"
+#include "kernels/error.h"
 #include "rl/kit/progress.h"
 #include "rl/kit/train_checkpoint.h"
 
@@ -52,11 +52,11 @@ void PretrainConfig::validate() const {
   TILLER_CHECK(eval_every >= 0 && eval_batches > 0,
                "pretrain: eval_every {} must be >= 0 and eval_batches {} positive", eval_every,
                eval_batches);
-  TILLER_CHECK(sample_every >= 0 && checkpoint_every >= 0 && log_every >= 0 &&
-                   keep_checkpoints >= 0,
-               "pretrain: sample_every {}, checkpoint_every {}, keep_checkpoints {} and log_every "
-               "{} must be >= 0",
-               sample_every, checkpoint_every, keep_checkpoints, log_every);
+  TILLER_CHECK(
+      sample_every >= 0 && checkpoint_every >= 0 && log_every >= 0 && keep_checkpoints >= 0,
+      "pretrain: sample_every {}, checkpoint_every {}, keep_checkpoints {} and log_every "
+      "{} must be >= 0",
+      sample_every, checkpoint_every, keep_checkpoints, log_every);
   optimizer.validate("pretrain");
   TILLER_CHECK(device.is_cpu() || dtype == DType::f32 || dtype == DType::bf16,
                "pretrain: dtype must be f32 or bf16");
@@ -176,18 +176,33 @@ void Pretrainer::save_checkpoint(const std::filesystem::path& dir) {
 void Pretrainer::resume(const std::filesystem::path& dir) {
   auto state = nlohmann::json::parse(
       load_training_checkpoint(dir, model_, *optimizer_, config_.device, "pretrain"));
-  TILLER_CHECK(state.at("batch_size").get<int64_t>() == config_.batch_size &&
-                   state.at("seq_len").get<int64_t>() == config_.seq_len,
+  int64_t saved_batch = 0, saved_seq_len = 0;
+  TokenLoaderState loader;
+  try {
+    saved_batch = saved_integer<int64_t>(state, "batch_size");
+    saved_seq_len = saved_integer<int64_t>(state, "seq_len");
+    const auto& saved_loader = state.at("loader");
+    loader = {.epoch = saved_integer<int64_t>(saved_loader, "epoch"),
+              .cursor = saved_integer<int64_t>(saved_loader, "cursor"),
+              .seed = saved_integer<uint64_t>(saved_loader, "seed")};
+    step_ = saved_integer<int64_t>(state, "step");
+    tokens_seen_ = saved_integer<int64_t>(state, "tokens_seen");
+    skipped_steps_ = saved_integer<int64_t>(state, "skipped_steps");
+  } catch (const nlohmann::json::exception& error) {
+    fail("pretrain: {}: a field is missing or has the wrong type: {}",
+         (dir / "trainer_state.json").string(), error.what());
+  }
+  TILLER_CHECK(saved_batch == config_.batch_size && saved_seq_len == config_.seq_len,
                "pretrain: {} was trained with batch {} x {} tokens but this run uses {} x {}",
-               dir.string(), state.at("batch_size").get<int64_t>(),
-               state.at("seq_len").get<int64_t>(), config_.batch_size, config_.seq_len);
-  const auto& loader = state.at("loader");
-  train_loader_.restore({.epoch = loader.at("epoch").get<int64_t>(),
-                         .cursor = loader.at("cursor").get<int64_t>(),
-                         .seed = loader.at("seed").get<uint64_t>()});
-  step_ = state.at("step").get<int64_t>();
-  tokens_seen_ = state.at("tokens_seen").get<int64_t>();
-  skipped_steps_ = state.at("skipped_steps").get<int64_t>();
+               dir.string(), saved_batch, saved_seq_len, config_.batch_size, config_.seq_len);
+  for (int64_t count : {step_, tokens_seen_, skipped_steps_, loader.epoch}) {
+    TILLER_CHECK(count >= 0 && count < kMaxSavedCount,
+                 "pretrain: {}: step {}, tokens_seen {}, skipped_steps {} and loader epoch {} must "
+                 "be in [0, 2^53)",
+                 (dir / "trainer_state.json").string(), step_, tokens_seen_, skipped_steps_,
+                 loader.epoch);
+  }
+  train_loader_.restore(loader);
 }
 
 void Pretrainer::log_validation(MetricsLog& log, float val_loss) {

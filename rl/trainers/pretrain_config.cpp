@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <type_traits>
 
 #include "kernels/error.h"
 #include "rl/trainers/pretrain.h"
@@ -43,10 +44,21 @@ struct Field {
 };
 
 // A plain member: the JSON value converts to the member's type.
+// v as a T. An integer field takes only a JSON integer: nlohmann would convert 1e30 to an integer
+// with undefined behaviour (and 2.5 silently to 2).
+template <typename T>
+T read_value(const json& v) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    if (!v.is_number_integer())
+      throw json::type_error::create(302, "expected an integer, got " + v.dump(), &v);
+  }
+  return v.get<T>();
+}
+
 template <typename T>
 Field member(const char* key, T PretrainConfig::*pointer) {
   return {key, [pointer](const PretrainConfig& c) { return json(c.*pointer); },
-          [pointer](PretrainConfig& c, const json& v) { c.*pointer = v.get<T>(); }};
+          [pointer](PretrainConfig& c, const json& v) { c.*pointer = read_value<T>(v); }};
 }
 
 // The optimizer's fields keep their flat keys ("peak_lr", "beta1", ...).
@@ -54,14 +66,14 @@ template <typename T>
 Field schedule_member(const char* key, T optim::LrSchedule::*pointer) {
   return {key, [pointer](const PretrainConfig& c) { return json(c.optimizer.schedule.*pointer); },
           [pointer](PretrainConfig& c, const json& v) {
-            c.optimizer.schedule.*pointer = v.get<T>();
+            c.optimizer.schedule.*pointer = read_value<T>(v);
           }};
 }
 
 template <typename T>
 Field optimizer_member(const char* key, T OptimizerConfig::*pointer) {
   return {key, [pointer](const PretrainConfig& c) { return json(c.optimizer.*pointer); },
-          [pointer](PretrainConfig& c, const json& v) { c.optimizer.*pointer = v.get<T>(); }};
+          [pointer](PretrainConfig& c, const json& v) { c.optimizer.*pointer = read_value<T>(v); }};
 }
 
 const std::vector<Field>& fields() {
@@ -101,9 +113,7 @@ const std::vector<Field>& fields() {
       {"dtype", [](const PretrainConfig& c) { return json(dtype_name(c.dtype)); },
        [](PretrainConfig& c, const json& v) { c.dtype = parse_float_dtype(v.get<std::string>()); }},
       {"on_nonfinite",
-       [](const PretrainConfig& c) {
-         return json(to_string(c.optimizer.on_nonfinite));
-       },
+       [](const PretrainConfig& c) { return json(to_string(c.optimizer.on_nonfinite)); },
        [](PretrainConfig& c, const json& v) {
          c.optimizer.on_nonfinite = parse_nonfinite_policy(v.get<std::string>());
        }},
@@ -126,7 +136,7 @@ PretrainConfig pretrain_config_from_json(const std::string& json_text, PretrainC
                "pretrain config: not a JSON object: {:.80}", json_text);
   for (const auto& [key, value] : object.items()) {
     auto it = std::find_if(fields().begin(), fields().end(),
-                           [&](const Field& field) { return key == field.key; });
+                           [&key = key](const Field& field) { return key == field.key; });
     TILLER_CHECK(it != fields().end(), "pretrain config: unknown key '{}'", key);
     try {
       it->set(base, value);

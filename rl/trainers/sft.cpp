@@ -15,8 +15,8 @@
 
 #include "core/io/atomic_file.h"
 #include "core/io/checkpoint.h"
-#include "kernels/error.h"
 #include "core/ops/ops.h"
+#include "kernels/error.h"
 #include "kernels/random.h"
 #include "rl/kit/progress.h"
 #include "rl/kit/run_directory.h"
@@ -201,21 +201,37 @@ void SftTrainer::save_checkpoint(const std::filesystem::path& dir) {
 void SftTrainer::resume(const std::filesystem::path& dir) {
   auto state = nlohmann::json::parse(
       load_training_checkpoint(dir, model_, *optimizer_, config_.device, "sft"));
-  TILLER_CHECK(state.value("stage", "") == "sft", "sft: {} is not an SFT checkpoint", dir.string());
-  const auto saved_rows = state.at("rows").get<int64_t>();
-  const auto saved_batch = state.at("batch_size").get<int64_t>();
-  const auto saved_accumulation = state.at("grad_accumulation").get<int64_t>();
-  const auto saved_seed = state.at("seed").get<uint64_t>();
+  int64_t saved_rows = 0, saved_batch = 0, saved_accumulation = 0;
+  int64_t saved_step = 0, saved_epoch = 0, saved_cursor = 0;
+  uint64_t saved_seed = 0;
+  try {
+    TILLER_CHECK(state.value("stage", "") == "sft", "sft: {} is not an SFT checkpoint",
+                 dir.string());
+    saved_rows = saved_integer<int64_t>(state, "rows");
+    saved_batch = saved_integer<int64_t>(state, "batch_size");
+    saved_accumulation = saved_integer<int64_t>(state, "grad_accumulation");
+    saved_seed = saved_integer<uint64_t>(state, "seed");
+    saved_step = saved_integer<int64_t>(state, "step");
+    saved_epoch = saved_integer<int64_t>(state, "epoch");
+    saved_cursor = saved_integer<int64_t>(state, "cursor");
+  } catch (const nlohmann::json::exception& error) {
+    fail("sft: {}: a field is missing or has the wrong type: {}",
+         (dir / "trainer_state.json").string(), error.what());
+  }
   TILLER_CHECK(saved_rows == rows() && saved_batch == config_.batch_size &&
                    saved_accumulation == config_.grad_accumulation && saved_seed == config_.seed,
                "sft: {} was trained on {} rows, batch {} x {} accumulation, seed {}; this run has "
                "{} rows, batch {} x {}, seed {}",
                dir.string(), saved_rows, saved_batch, saved_accumulation, saved_seed, rows(),
                config_.batch_size, config_.grad_accumulation, config_.seed);
-
-  step_ = state.at("step").get<int64_t>();
-  epoch_ = state.at("epoch").get<int64_t>();
-  cursor_ = state.at("cursor").get<int64_t>();
+  TILLER_CHECK(saved_step >= 0 && saved_step < kMaxSavedCount && saved_epoch >= 0 &&
+                   saved_epoch < kMaxSavedCount && saved_cursor >= 0 && saved_cursor <= rows(),
+               "sft: {}: step {}, epoch {}, cursor {} is not a position in {} rows",
+               (dir / "trainer_state.json").string(), saved_step, saved_epoch, saved_cursor,
+               rows());
+  step_ = saved_step;
+  epoch_ = saved_epoch;
+  cursor_ = saved_cursor;
   order_ = random::epoch_order(rows(), config_.seed, epoch_);
 }
 
