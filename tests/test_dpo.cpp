@@ -1,5 +1,5 @@
 // DPO arithmetic: each loss against hand-computed values, gradients against finite differences,
-// and the loss and parameter gradients of a tiny GPT-2 against TRL's own DPOTrainer on the same
+// and the loss and parameter gradients of a tiny GPT-2 against TRL's own DpoTrainer on the same
 // weights and pairs (tests/reference/dpo_tiny, made by tests/reference/make_pref_fixtures.py).
 #include <catch2/catch.hpp>
 
@@ -39,8 +39,8 @@ struct Pairs {
   Tensor ref_chosen = vec({-2.f, -3.f});
   Tensor ref_rejected = vec({-2.5f, -3.f});
   std::vector<double> z = {1.5, -2.0};
-  DPOInputs inputs() const {
-    DPOInputs in;
+  DpoInputs inputs() const {
+    DpoInputs in;
     in.chosen_logps = chosen;
     in.rejected_logps = rejected;
     in.ref_chosen_logps = ref_chosen;
@@ -51,8 +51,8 @@ struct Pairs {
   }
 };
 
-DPOLossConfig config_of(DPOLossType type, float beta, float smoothing = 0.f) {
-  DPOLossConfig c;
+DpoLossConfig config_of(DpoLossType type, float beta, float smoothing = 0.f) {
+  DpoLossConfig c;
   c.loss_type = type;
   c.beta = beta;
   c.label_smoothing = smoothing;
@@ -63,7 +63,7 @@ DPOLossConfig config_of(DPOLossType type, float beta, float smoothing = 0.f) {
 
 TEST_CASE("DPO sigmoid loss is -log σ(β z) averaged over pairs", "[dpo]") {
   Pairs p;
-  DPOLoss plain = dpo_loss(p.inputs(), config_of(DPOLossType::sigmoid, 0.5f));
+  DpoLoss plain = dpo_loss(p.inputs(), config_of(DpoLossType::sigmoid, 0.5f));
   double expected = -(log_sigmoid(0.75) + log_sigmoid(-1.0)) / 2;
   REQUIRE(plain.loss.item() == Approx(expected).epsilon(1e-6));
   auto per_pair = plain.losses.to_vector();
@@ -76,39 +76,39 @@ TEST_CASE("DPO sigmoid loss is -log σ(β z) averaged over pairs", "[dpo]") {
 
 TEST_CASE("DPO robust, hinge and ipo losses match their formulas", "[dpo]") {
   Pairs p;
-  DPOLoss robust = dpo_loss(p.inputs(), config_of(DPOLossType::robust, 0.5f, 0.2f));
+  DpoLoss robust = dpo_loss(p.inputs(), config_of(DpoLossType::robust, 0.5f, 0.2f));
   double r0 = (-0.8 * log_sigmoid(0.75) + 0.2 * log_sigmoid(-0.75)) / 0.6;
   double r1 = (-0.8 * log_sigmoid(-1.0) + 0.2 * log_sigmoid(1.0)) / 0.6;
   REQUIRE(robust.loss.item() == Approx((r0 + r1) / 2).epsilon(1e-6));
 
   // hinge: relu(1 - β z) = relu(1 - 0.75) = 0.25 and relu(1 + 1) = 2.
-  DPOLoss hinge = dpo_loss(p.inputs(), config_of(DPOLossType::hinge, 0.5f));
+  DpoLoss hinge = dpo_loss(p.inputs(), config_of(DpoLossType::hinge, 0.5f));
   REQUIRE(hinge.loss.item() == Approx((0.25 + 2.0) / 2));
   // A pair past the margin (β z > 1) contributes nothing and gets no gradient.
   Tensor c = vec({5.f}, true);
-  DPOInputs past;
+  DpoInputs past;
   past.chosen_logps = c;
   past.rejected_logps = past.ref_chosen_logps = past.ref_rejected_logps = vec({0.f});
-  DPOLoss saturated = dpo_loss(past, config_of(DPOLossType::hinge, 0.5f));
+  DpoLoss saturated = dpo_loss(past, config_of(DpoLossType::hinge, 0.5f));
   REQUIRE(saturated.loss.item() == 0.f);
   saturated.loss.backward();
   REQUIRE(c.grad().to_vector()[0] == 0.f);
 
   // ipo on length-normalised log-ratios: s_c / n_c - s_r / n_r = 1/2 + 0.5/1 = 1 and
   // -1/4 - 1/2 = -0.75; with 1 / (2β) = 1 the losses are 0² and (-1.75)².
-  DPOLoss ipo = dpo_loss(p.inputs(), config_of(DPOLossType::ipo, 0.5f));
+  DpoLoss ipo = dpo_loss(p.inputs(), config_of(DpoLossType::ipo, 0.5f));
   REQUIRE(ipo.loss.item() == Approx((0.0 + 1.75 * 1.75) / 2));
   // Its rewards are not length-normalised.
   REQUIRE(ipo.metrics.rewards_chosen == Approx(0.5 * (1.0 - 1.0) / 2).margin(1e-7));
-  DPOInputs no_lengths = p.inputs();
+  DpoInputs no_lengths = p.inputs();
   no_lengths.chosen_lengths = Tensor();
-  REQUIRE_THROWS_WITH(dpo_loss(no_lengths, config_of(DPOLossType::ipo, 0.5f)),
+  REQUIRE_THROWS_WITH(dpo_loss(no_lengths, config_of(DpoLossType::ipo, 0.5f)),
                       Catch::Contains("chosen_lengths (required by ipo)"));
 }
 
 TEST_CASE("DPO metrics: β-scaled rewards, accuracies, margins and policy log-probs", "[dpo]") {
   Pairs p;
-  DPOMetrics m = dpo_loss(p.inputs(), config_of(DPOLossType::sigmoid, 0.1f)).metrics;
+  DpoMetrics m = dpo_loss(p.inputs(), config_of(DpoLossType::sigmoid, 0.1f)).metrics;
   // rewards chosen: 0.1 * (1, -1); rejected: 0.1 * (-0.5, 1).
   REQUIRE(m.rewards_chosen == Approx(0.0).margin(1e-7));
   REQUIRE(m.rewards_rejected == Approx(0.025));
@@ -118,7 +118,7 @@ TEST_CASE("DPO metrics: β-scaled rewards, accuracies, margins and policy log-pr
   REQUIRE(m.logps_rejected == Approx(-2.5));
   REQUIRE(m.pairs == 2);
 
-  DPOMetrics a = m, b = m;
+  DpoMetrics a = m, b = m;
   a.loss = 1.0;
   a.pairs = 1;
   b.loss = 4.0;
@@ -128,16 +128,16 @@ TEST_CASE("DPO metrics: β-scaled rewards, accuracies, margins and policy log-pr
 }
 
 TEST_CASE("DPO loss gradients match finite differences for every loss type", "[dpo]") {
-  for (DPOLossType type :
-       {DPOLossType::sigmoid, DPOLossType::robust, DPOLossType::hinge, DPOLossType::ipo}) {
+  for (DpoLossType type :
+       {DpoLossType::sigmoid, DpoLossType::robust, DpoLossType::hinge, DpoLossType::ipo}) {
     INFO(dpo_loss_type_name(type));
-    float smoothing = type == DPOLossType::robust ? 0.15f : 0.f;
-    DPOLossConfig config = config_of(type, 0.3f, smoothing);
+    float smoothing = type == DpoLossType::robust ? 0.15f : 0.f;
+    DpoLossConfig config = config_of(type, 0.3f, smoothing);
     Tensor ref_c = tiller::testing::random_input({5}, 11, 1.f, false);
     Tensor ref_r = tiller::testing::random_input({5}, 12, 1.f, false);
     REQUIRE_GRADCHECK(
         [&](const std::vector<Tensor>& x) {
-          DPOInputs in;
+          DpoInputs in;
           in.chosen_logps = x[0];
           in.rejected_logps = x[1];
           in.ref_chosen_logps = ref_c;
@@ -167,15 +167,15 @@ TEST_CASE("sequence log-probs sum over completion tokens only", "[dpo]") {
 TEST_CASE("DPO configuration errors name the field", "[dpo]") {
   REQUIRE_THROWS_WITH(parse_dpo_loss_type("kto"), Catch::Contains("unknown loss_type 'kto'"));
   Pairs p;
-  REQUIRE_THROWS_WITH(dpo_loss(p.inputs(), config_of(DPOLossType::sigmoid, 0.f)),
+  REQUIRE_THROWS_WITH(dpo_loss(p.inputs(), config_of(DpoLossType::sigmoid, 0.f)),
                       Catch::Contains("beta must be > 0"));
-  REQUIRE_THROWS_WITH(dpo_loss(p.inputs(), config_of(DPOLossType::sigmoid, 0.1f, 0.1f)),
+  REQUIRE_THROWS_WITH(dpo_loss(p.inputs(), config_of(DpoLossType::sigmoid, 0.1f, 0.1f)),
                       Catch::Contains("label_smoothing applies to the robust loss only"));
-  REQUIRE_THROWS_WITH(dpo_loss(p.inputs(), config_of(DPOLossType::robust, 0.1f, 0.5f)),
+  REQUIRE_THROWS_WITH(dpo_loss(p.inputs(), config_of(DpoLossType::robust, 0.1f, 0.5f)),
                       Catch::Contains("label_smoothing must be in [0, 0.5)"));
-  DPOInputs short_rejected = p.inputs();
+  DpoInputs short_rejected = p.inputs();
   short_rejected.rejected_logps = vec({1.f});
-  REQUIRE_THROWS_WITH(dpo_loss(short_rejected, config_of(DPOLossType::sigmoid, 0.1f)),
+  REQUIRE_THROWS_WITH(dpo_loss(short_rejected, config_of(DpoLossType::sigmoid, 0.1f)),
                       Catch::Contains("rejected_logps must be (2)"));
 }
 
@@ -247,13 +247,13 @@ TEST_CASE("DPO loss, metrics and gradients of a tiny GPT-2 match TRL's DPOTraine
     INFO("TRL " << f.cases.at("trl_version").get<std::string>() << " loss_type " << loss_type);
     Transformer policy = Transformer::from_pretrained(kDpoFixture / "policy");
     PairLogps logps = pair_logps(policy, f, PaddingSide::right);
-    DPOInputs in{logps.chosen, logps.rejected,       ref.chosen,
+    DpoInputs in{logps.chosen, logps.rejected,       ref.chosen,
                  ref.rejected, logps.chosen_lengths, logps.rejected_lengths};
-    DPOLossConfig config;
+    DpoLossConfig config;
     config.loss_type = parse_dpo_loss_type(loss_type);
     config.beta = c.at("beta");
     config.label_smoothing = c.at("label_smoothing");
-    DPOLoss loss = dpo_loss(in, config);
+    DpoLoss loss = dpo_loss(in, config);
     // TRL ran the model in float64 with f32 weights; tiller computes in f32.
     REQUIRE(loss.loss.item() == Approx(c.at("loss").get<double>()).epsilon(2e-5));
     const auto& m = c.at("metrics");
@@ -286,8 +286,8 @@ TEST_CASE("left and right padding give the same DPO losses", "[dpo]") {
   Transformer policy = Transformer::from_pretrained(kDpoFixture / "policy");
   Transformer reference = Transformer::from_pretrained(kDpoFixture / "reference");
   NoGradGuard no_grad;
-  for (DPOLossType type : {DPOLossType::sigmoid, DPOLossType::ipo}) {
-    DPOLossConfig config;
+  for (DpoLossType type : {DpoLossType::sigmoid, DpoLossType::ipo}) {
+    DpoLossConfig config;
     config.loss_type = type;
     std::vector<float> losses;
     for (PaddingSide side : {PaddingSide::left, PaddingSide::right}) {

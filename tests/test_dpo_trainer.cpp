@@ -41,8 +41,8 @@ std::vector<PreferenceExample> tiny_pairs(size_t count) {
   return pairs;
 }
 
-DPOTrainConfig small_config() {
-  DPOTrainConfig c;
+DpoConfig small_config() {
+  DpoConfig c;
   c.batch_size = 4;
   c.log_every = 0;
   c.seed = 5;
@@ -63,13 +63,13 @@ std::vector<float> flat_weights(Transformer& model) {
 
 TEST_CASE("DPO learns a separable preference: accuracy and margin rise on held-out pairs",
           "[dpo_trainer]") {
-  DPOTrainConfig config = small_config();
+  DpoConfig config = small_config();
   config.epochs = 6;
   auto pairs = tiny_pairs(24);
   std::vector<PreferenceExample> eval(pairs.begin() + 16, pairs.end());
   pairs.resize(16);
-  DPOTrainer trainer(config, tiny_policy(), pairs, eval);
-  DPOSummary summary = trainer.train();
+  DpoTrainer trainer(config, tiny_policy(), pairs, eval);
+  DpoSummary summary = trainer.train();
   INFO("eval margin " << summary.initial_eval.rewards_margins << " -> "
                       << summary.final_eval.rewards_margins);
   REQUIRE(summary.initial_eval.rewards_margins == Approx(0.0).margin(1e-6));  // policy == ref
@@ -81,10 +81,10 @@ TEST_CASE("DPO learns a separable preference: accuracy and margin rise on held-o
 
 TEST_CASE("DPO gradient accumulation over k micro-batches equals one batch", "[dpo_trainer]") {
   auto pairs = tiny_pairs(6);
-  DPOTrainer a(small_config(), tiny_policy(), pairs), b(small_config(), tiny_policy(), pairs);
+  DpoTrainer a(small_config(), tiny_policy(), pairs), b(small_config(), tiny_policy(), pairs);
   // One batch of 6 pairs vs micro-batches of 4 and 2 (unequal: weights 4/6 and 2/6).
-  DPOMetrics one = a.accumulate_gradients({{0, 1, 2, 3, 4, 5}});
-  DPOMetrics two = b.accumulate_gradients({{0, 1, 2, 3}, {4, 5}});
+  DpoMetrics one = a.accumulate_gradients({{0, 1, 2, 3, 4, 5}});
+  DpoMetrics two = b.accumulate_gradients({{0, 1, 2, 3}, {4, 5}});
   REQUIRE(one.pairs == 6);
   REQUIRE(two.pairs == 6);
   REQUIRE(two.loss == Approx(one.loss).epsilon(1e-6));
@@ -100,12 +100,12 @@ TEST_CASE("DPO gradient accumulation over k micro-batches equals one batch", "[d
   REQUIRE(compared == a.policy().parameters().size());
 
   // Through train_step: batch 6 vs batch 4 x 2 accumulation take the same first update.
-  DPOTrainConfig accumulated = small_config();
+  DpoConfig accumulated = small_config();
   accumulated.grad_accumulation = 2;
-  DPOTrainConfig single = small_config();
+  DpoConfig single = small_config();
   single.batch_size = 8;
-  DPOTrainer c(single, tiny_policy(), pairs), d(accumulated, tiny_policy(), pairs);
-  DPOStepReport rc = c.train_step(), rd = d.train_step();
+  DpoTrainer c(single, tiny_policy(), pairs), d(accumulated, tiny_policy(), pairs);
+  DpoStepReport rc = c.train_step(), rd = d.train_step();
   REQUIRE(rd.metrics.pairs == 6);
   REQUIRE(rd.metrics.loss == Approx(rc.metrics.loss).epsilon(1e-6));
   REQUIRE(rd.grad_norm == Approx(rc.grad_norm).epsilon(1e-4));
@@ -114,14 +114,14 @@ TEST_CASE("DPO gradient accumulation over k micro-batches equals one batch", "[d
 TEST_CASE("a precomputed reference gives the live reference's losses and keeps no model",
           "[dpo_trainer]") {
   auto pairs = tiny_pairs(12);
-  DPOTrainConfig live = small_config(), pre = small_config();
+  DpoConfig live = small_config(), pre = small_config();
   pre.precompute_ref = true;
-  DPOTrainer a(live, tiny_policy(), pairs, tiny_pairs(5)),
+  DpoTrainer a(live, tiny_policy(), pairs, tiny_pairs(5)),
       b(pre, tiny_policy(), pairs, tiny_pairs(5));
   REQUIRE(a.has_reference_model());
   REQUIRE_FALSE(b.has_reference_model());
   for (int step = 0; step < 3; ++step) {
-    DPOStepReport ra = a.train_step(), rb = b.train_step();
+    DpoStepReport ra = a.train_step(), rb = b.train_step();
     REQUIRE(rb.metrics.loss == Approx(ra.metrics.loss).epsilon(1e-5));
     REQUIRE(rb.metrics.rewards_margins == Approx(ra.metrics.rewards_margins).margin(1e-5));
   }
@@ -132,14 +132,14 @@ TEST_CASE("DPO resume is bit-exact: N straight steps equal k + save + resume + N
           "[dpo_trainer]") {
   TempDir dir;
   auto pairs = tiny_pairs(10);
-  DPOTrainConfig config = small_config();
+  DpoConfig config = small_config();
   config.epochs = 2;  // 3 steps per epoch: the resume crosses an epoch boundary
-  DPOTrainer straight(config, tiny_policy(), pairs);
+  DpoTrainer straight(config, tiny_policy(), pairs);
   straight.train();
-  DPOTrainer first(config, tiny_policy(), pairs);
+  DpoTrainer first(config, tiny_policy(), pairs);
   for (int i = 0; i < 4; ++i) first.train_step();
   first.save_checkpoint(dir.path() / "ckpt");
-  DPOTrainer resumed(config, tiny_policy(), pairs);
+  DpoTrainer resumed(config, tiny_policy(), pairs);
   resumed.resume(dir.path() / "ckpt");
   REQUIRE(resumed.step() == 4);
   resumed.train();
@@ -160,20 +160,20 @@ TEST_CASE("truncation drops the prompt's start, then the completions' ends, and 
   PreferenceExample fits{{1}, {2}, {3}, 0.f};
   REQUIRE_FALSE(truncate_preference(fits, 4));
 
-  DPOTrainConfig config = small_config();
+  DpoConfig config = small_config();
   config.max_length = 6;
-  DPOTrainer trainer(config, tiny_policy(), tiny_pairs(8));
+  DpoTrainer trainer(config, tiny_policy(), tiny_pairs(8));
   REQUIRE(trainer.truncated_pairs() == 2);  // prompts of 4 tokens + 3-token completions
 }
 
 TEST_CASE("a DPO run writes TRL-named metrics, eval records and a loadable model",
           "[dpo_trainer]") {
   TempDir dir;
-  DPOTrainConfig config = small_config();
+  DpoConfig config = small_config();
   config.output_dir = (dir.path() / "run").string();
   config.checkpoint_every = 1;
   config.keep_checkpoints = 1;
-  DPOTrainer trainer(config, tiny_policy(), tiny_pairs(12), tiny_pairs(4));
+  DpoTrainer trainer(config, tiny_policy(), tiny_pairs(12), tiny_pairs(4));
   trainer.train();  // 3 steps
   std::ifstream in(dir.path() / "run" / "metrics.jsonl");
   std::string line, all;
@@ -194,18 +194,18 @@ TEST_CASE("a DPO run writes TRL-named metrics, eval records and a loadable model
 }
 
 TEST_CASE("DPO configuration and data errors name the field", "[dpo_trainer]") {
-  DPOTrainConfig config = small_config();
+  DpoConfig config = small_config();
   config.batch_size = 0;
-  REQUIRE_THROWS_WITH(DPOTrainer(config, tiny_policy(), tiny_pairs(4)),
+  REQUIRE_THROWS_WITH(DpoTrainer(config, tiny_policy(), tiny_pairs(4)),
                       Catch::Contains("batch_size must be > 0"));
-  REQUIRE_THROWS_WITH(DPOTrainer(small_config(), tiny_policy(), {}),
+  REQUIRE_THROWS_WITH(DpoTrainer(small_config(), tiny_policy(), {}),
                       Catch::Contains("no training pairs"));
   auto pairs = tiny_pairs(3);
   pairs[2].rejected.clear();
-  REQUIRE_THROWS_WITH(DPOTrainer(small_config(), tiny_policy(), pairs),
+  REQUIRE_THROWS_WITH(DpoTrainer(small_config(), tiny_policy(), pairs),
                       Catch::Contains("train pair 2 has an empty"));
   config = small_config();
   config.max_length = 64;
-  REQUIRE_THROWS_WITH(DPOTrainer(config, tiny_policy(), tiny_pairs(4)),
+  REQUIRE_THROWS_WITH(DpoTrainer(config, tiny_policy(), tiny_pairs(4)),
                       Catch::Contains("exceeds the model's max_seq_len 32"));
 }

@@ -30,8 +30,8 @@ Tensor vec(std::vector<float> v) {
   return Tensor::from_vector(v, {n});
 }
 
-GRPOLossConfig loss_config(GRPOLossType type, int64_t max_completion_length = 8) {
-  GRPOLossConfig c;
+GrpoLossConfig loss_config(GrpoLossType type, int64_t max_completion_length = 8) {
+  GrpoLossConfig c;
   c.loss_type = type;
   c.max_completion_length = max_completion_length;
   return c;
@@ -83,34 +83,34 @@ TEST_CASE("weighted rewards sum the reward functions times their weights", "[grp
 TEST_CASE("each loss type normalises as defined: its length bias shows in the gradients",
           "[grpo]") {
   Tensor mask = matrix({1, 1, 1, 1, 1, 0, 0, 0}, 2);
-  auto run = [&](GRPOLossType type, int64_t tokens_in_batch) {
+  auto run = [&](GrpoLossType type, int64_t tokens_in_batch) {
     Tensor logp = matrix(std::vector<float>(8, 0.f), 2, true);
-    GRPOLossInputs in;
+    GrpoLossInputs in;
     in.logp = logp;
     in.advantages = vec({1.f, -2.f});
     in.mask = mask;
     in.tokens_in_batch = tokens_in_batch;
-    GRPOLoss l = grpo_loss(in, loss_config(type));
+    GrpoLoss l = grpo_loss(in, loss_config(type));
     l.loss.backward();
     return std::make_pair(static_cast<double>(l.loss.item()), logp.grad().to_vector());
   };
   // grpo: per-sequence means (-1 and 2), then their mean; a long sequence's tokens weigh less.
-  auto [grpo, g_grpo] = run(GRPOLossType::grpo, 0);
+  auto [grpo, g_grpo] = run(GrpoLossType::grpo, 0);
   REQUIRE(grpo == Approx(0.5));
   REQUIRE(g_grpo[0] == Approx(-1.0 / 4 / 2));
   REQUIRE(g_grpo[4] == Approx(2.0 / 1 / 2));
   REQUIRE(g_grpo[5] == 0.f);
   // bnpo: token mean over the 5 tokens; every token weighs 1/5.
-  auto [bnpo, g_bnpo] = run(GRPOLossType::bnpo, 0);
+  auto [bnpo, g_bnpo] = run(GrpoLossType::bnpo, 0);
   REQUIRE(bnpo == Approx(-2.0 / 5));
   REQUIRE(g_bnpo[0] == Approx(-1.0 / 5));
   REQUIRE(g_bnpo[4] == Approx(2.0 / 5));
   // dr_grpo: sum / (B * max_completion_length) = sum / 16, independent of the lengths.
-  auto [dr, g_dr] = run(GRPOLossType::dr_grpo, 0);
+  auto [dr, g_dr] = run(GrpoLossType::dr_grpo, 0);
   REQUIRE(dr == Approx(-2.0 / 16));
   REQUIRE(g_dr[0] == Approx(-1.0 / 16));
   // dapo: sum / tokens of the whole accumulated batch (here the micro-batch is half of it).
-  auto [dapo, g_dapo] = run(GRPOLossType::dapo, 10);
+  auto [dapo, g_dapo] = run(GrpoLossType::dapo, 10);
   REQUIRE(dapo == Approx(-2.0 / 10));
   REQUIRE(g_dapo[4] == Approx(2.0 / 10));
 }
@@ -127,14 +127,14 @@ TEST_CASE("gradient accumulation over micro-batches equals one batch for grpo, d
                                     -1.2f, 0,    0,     0,    -0.4f, -0.9f, -0.6f, 0};
   std::vector<float> adv = {0.7f, -1.1f, 0.4f, -0.2f};
   int64_t total_tokens = 9;
-  for (GRPOLossType type :
-       {GRPOLossType::grpo, GRPOLossType::bnpo, GRPOLossType::dr_grpo, GRPOLossType::dapo}) {
+  for (GrpoLossType type :
+       {GrpoLossType::grpo, GrpoLossType::bnpo, GrpoLossType::dr_grpo, GrpoLossType::dapo}) {
     INFO(grpo_loss_type_name(type));
-    GRPOLossConfig config = loss_config(type, 4);
+    GrpoLossConfig config = loss_config(type, 4);
     config.beta = 0.05f;
     // One batch.
     Tensor whole = matrix(logp_values, 4, true);
-    GRPOLossInputs in;
+    GrpoLossInputs in;
     in.logp = whole;
     in.old_logp = matrix(old_values, 4);
     in.ref_logp = matrix(old_values, 4);
@@ -146,7 +146,7 @@ TEST_CASE("gradient accumulation over micro-batches equals one batch for grpo, d
     // Two micro-batches of two rows each, gradients summed into one leaf.
     Tensor leaf = matrix(logp_values, 4, true);
     for (int64_t half = 0; half < 2; ++half) {
-      GRPOLossInputs part;
+      GrpoLossInputs part;
       part.logp = slice(leaf, 0, 2 * half, 2 * half + 2);
       part.old_logp = slice(in.old_logp, 0, 2 * half, 2 * half + 2);
       part.ref_logp = slice(in.ref_logp, 0, 2 * half, 2 * half + 2);
@@ -157,7 +157,7 @@ TEST_CASE("gradient accumulation over micro-batches equals one batch for grpo, d
       grpo_loss(part, config).loss.backward();
     }
     std::vector<float> accumulated = leaf.grad().to_vector();
-    if (type == GRPOLossType::bnpo) {
+    if (type == GrpoLossType::bnpo) {
       // Token mean over the local batch: the 5-token half and the 4-token half are averaged
       // with equal weight, so a token of the first half weighs 1/(2*5), not 1/9.
       REQUIRE(accumulated[0] == Approx(one_batch[0] * 9.0 / 10.0));
@@ -177,14 +177,14 @@ TEST_CASE("the clipped surrogate stops the gradient outside [1 - ε_low, 1 + ε_
                                     std::log(1.25f)};
   auto run = [&](float epsilon_high) {
     Tensor logp = matrix(logp_values, 4, true);
-    GRPOLossInputs in;
+    GrpoLossInputs in;
     in.logp = logp;
     in.old_logp = matrix({0, 0, 0, 0}, 4);
     in.advantages = vec({1.f, -1.f, -1.f, 1.f});
     in.mask = matrix({1, 1, 1, 1}, 4);
-    GRPOLossConfig config = loss_config(GRPOLossType::bnpo);
+    GrpoLossConfig config = loss_config(GrpoLossType::bnpo);
     config.epsilon_high = epsilon_high;
-    GRPOLoss l = grpo_loss(in, config);
+    GrpoLoss l = grpo_loss(in, config);
     l.loss.backward();
     return std::make_pair(l, logp.grad().to_vector());
   };
@@ -205,14 +205,14 @@ TEST_CASE("the clipped surrogate stops the gradient outside [1 - ε_low, 1 + ε_
 
 TEST_CASE("the k3 KL term adds β (exp(ref - logp) - (ref - logp) - 1) per token", "[grpo]") {
   Tensor logp = matrix({std::log(0.5f), std::log(0.2f)}, 1, true);
-  GRPOLossInputs in;
+  GrpoLossInputs in;
   in.logp = logp;
   in.ref_logp = matrix({std::log(0.25f), std::log(0.2f)}, 1);
   in.advantages = vec({0.f});
   in.mask = matrix({1, 1}, 1);
-  GRPOLossConfig config = loss_config(GRPOLossType::bnpo);
+  GrpoLossConfig config = loss_config(GrpoLossType::bnpo);
   config.beta = 0.1f;
-  GRPOLoss l = grpo_loss(in, config);
+  GrpoLoss l = grpo_loss(in, config);
   double k3 = 0.5 + std::log(2.0) - 1.0;  // r = 0.5: (r - 1) - log r
   REQUIRE(l.kl == Approx(k3 / 2));
   REQUIRE(l.loss.item() == Approx(0.1 * k3 / 2));
@@ -241,15 +241,15 @@ TEST_CASE("GRPO loss gradients match finite differences for every loss type", "[
   Tensor ref = tiller::testing::random_input({3, 5}, 22, 0.3f, false);
   Tensor mask = matrix({1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 0}, 3);
   Tensor adv = vec({0.8f, -1.3f, 0.4f});
-  for (GRPOLossType type :
-       {GRPOLossType::grpo, GRPOLossType::bnpo, GRPOLossType::dr_grpo, GRPOLossType::dapo}) {
+  for (GrpoLossType type :
+       {GrpoLossType::grpo, GrpoLossType::bnpo, GrpoLossType::dr_grpo, GrpoLossType::dapo}) {
     INFO(grpo_loss_type_name(type));
-    GRPOLossConfig config = loss_config(type, 6);
+    GrpoLossConfig config = loss_config(type, 6);
     config.beta = 0.2f;
     config.epsilon_high = 0.28f;
     REQUIRE_GRADCHECK(
         [&](const std::vector<Tensor>& x) {
-          GRPOLossInputs in;
+          GrpoLossInputs in;
           in.logp = x[0];
           in.old_logp = old;
           in.ref_logp = ref;
@@ -266,13 +266,13 @@ TEST_CASE("GRPO configuration errors name the field", "[grpo]") {
   REQUIRE_THROWS_WITH(parse_grpo_loss_type("ppo"), Catch::Contains("unknown loss_type 'ppo'"));
   REQUIRE_THROWS_WITH(parse_scale_rewards("global"),
                       Catch::Contains("unknown scale_rewards 'global'"));
-  GRPOLossInputs in;
+  GrpoLossInputs in;
   in.logp = matrix({0, 0}, 1, true);
   in.advantages = vec({1.f});
   in.mask = matrix({1, 1}, 1);
-  REQUIRE_THROWS_WITH(grpo_loss(in, loss_config(GRPOLossType::dapo)),
+  REQUIRE_THROWS_WITH(grpo_loss(in, loss_config(GrpoLossType::dapo)),
                       Catch::Contains("dapo needs tokens_in_batch"));
-  GRPOLossConfig bad = loss_config(GRPOLossType::grpo);
+  GrpoLossConfig bad = loss_config(GrpoLossType::grpo);
   bad.epsilon = 0.f;
   REQUIRE_THROWS_WITH(grpo_loss(in, bad), Catch::Contains("epsilon must be in (0, 1)"));
 }
@@ -332,7 +332,7 @@ TEST_CASE("every GRPO loss type matches TRL's _compute_loss: loss, gradient, kl 
     int64_t first = c.at("rows").at(0), last = c.at("rows").at(1);
     Tensor logp = from_json_rows(f.at("logp"), first, last);
     logp.requires_grad_(true);
-    GRPOLossInputs in;
+    GrpoLossInputs in;
     in.logp = logp;
     in.old_logp = from_json_rows(f.at("old_logp"), first, last);
     in.ref_logp = from_json_rows(f.at("ref_logp"), first, last);
@@ -340,13 +340,13 @@ TEST_CASE("every GRPO loss type matches TRL's _compute_loss: loss, gradient, kl 
     in.advantages = vec(std::vector<float>(advantages.begin() + first, advantages.begin() + last));
     in.accumulation_steps = c.at("accumulation_steps");
     in.tokens_in_batch = static_cast<int64_t>(c.at("tokens_in_batch").get<double>());
-    GRPOLossConfig config;
+    GrpoLossConfig config;
     config.loss_type = parse_grpo_loss_type(c.at("loss_type").get<std::string>());
     config.beta = c.at("beta");
     config.epsilon = c.at("epsilon");
     config.epsilon_high = c.at("epsilon_high");
     config.max_completion_length = c.at("max_completion_length");
-    GRPOLoss l = grpo_loss(in, config);
+    GrpoLoss l = grpo_loss(in, config);
     REQUIRE(l.loss.item() == Approx(c.at("loss").get<double>()).epsilon(1e-5).margin(1e-7));
     l.loss.backward();
     Tensor expected_grad = from_json_rows(c.at("grad"), 0, last - first);

@@ -45,8 +45,8 @@ float ends_its_turn(const std::vector<int32_t>&, const std::vector<int32_t>& res
   return !response.empty() && response.back() == kEndToken ? 1.f : 0.f;
 }
 
-GRPOConfig small_config() {
-  GRPOConfig c;
+GrpoConfig small_config() {
+  GrpoConfig c;
   c.steps = 3;
   c.prompts_per_step = 4;
   c.num_generations = 4;
@@ -60,7 +60,7 @@ GRPOConfig small_config() {
   return c;
 }
 
-std::vector<GRPOReward> target_reward() {
+std::vector<GrpoReward> target_reward() {
   return {{"target", batch_reward(first_token_is_target), 1.f}};
 }
 
@@ -76,11 +76,11 @@ std::vector<float> flat_weights(Transformer& model) {
 }  // namespace
 
 TEST_CASE("GRPO with a callable reward raises the mean reward of a tiny model", "[grpo_trainer]") {
-  GRPOConfig config = small_config();
+  GrpoConfig config = small_config();
   config.steps = 16;
   config.prompts_per_step = 8;
   config.optimizer.schedule.peak_lr = 1e-2f;
-  GRPOTrainer trainer(config, tiny_policy(), target_reward(), tiny_prompts(24));
+  GrpoTrainer trainer(config, tiny_policy(), target_reward(), tiny_prompts(24));
   REQUIRE_FALSE(trainer.has_reference_model());  // β = 0: no reference model is built
   std::vector<double> rewards;
   for (int64_t i = 0; i < config.steps; ++i) rewards.push_back(trainer.train_step().reward);
@@ -92,14 +92,14 @@ TEST_CASE("GRPO with a callable reward raises the mean reward of a tiny model", 
 
 TEST_CASE("GRPO logs TRL's metric names, per-reward statistics and the KL when β > 0",
           "[grpo_trainer]") {
-  GRPOConfig config = small_config();
+  GrpoConfig config = small_config();
   config.loss.beta = 0.04f;
   config.num_iterations = 2;
-  std::vector<GRPOReward> rewards = {{"target", batch_reward(first_token_is_target), 1.f},
+  std::vector<GrpoReward> rewards = {{"target", batch_reward(first_token_is_target), 1.f},
                                      {"format", batch_reward(ends_its_turn), 0.5f}};
-  GRPOTrainer trainer(config, tiny_policy(), rewards, tiny_prompts(8));
+  GrpoTrainer trainer(config, tiny_policy(), rewards, tiny_prompts(8));
   REQUIRE(trainer.has_reference_model());
-  GRPOStepReport report = trainer.train_step();
+  GrpoStepReport report = trainer.train_step();
   const Metrics& m = report.metrics;
   REQUIRE(m.get("reward") ==
           Approx(m.get("rewards/target/mean") + 0.5 * m.get("rewards/format/mean")));
@@ -122,15 +122,15 @@ TEST_CASE("GRPO logs TRL's metric names, per-reward statistics and the KL when �
 TEST_CASE("GRPO resume is bit-exact: N straight steps equal k + save + resume + N - k",
           "[grpo_trainer]") {
   TempDir dir;
-  GRPOConfig config = small_config();
+  GrpoConfig config = small_config();
   config.steps = 4;  // 6 prompts, 4 per step: the resume crosses a reshuffle
-  GRPOTrainer straight(config, tiny_policy(), target_reward(), tiny_prompts(6));
+  GrpoTrainer straight(config, tiny_policy(), target_reward(), tiny_prompts(6));
   straight.train();
-  GRPOTrainer first(config, tiny_policy(), target_reward(), tiny_prompts(6));
+  GrpoTrainer first(config, tiny_policy(), target_reward(), tiny_prompts(6));
   first.train_step();
   first.train_step();
   first.save_checkpoint(dir.path() / "ckpt");
-  GRPOTrainer resumed(config, tiny_policy(), target_reward(), tiny_prompts(6));
+  GrpoTrainer resumed(config, tiny_policy(), target_reward(), tiny_prompts(6));
   resumed.resume(dir.path() / "ckpt");
   REQUIRE(resumed.step() == 2);
   resumed.train();
@@ -139,9 +139,9 @@ TEST_CASE("GRPO resume is bit-exact: N straight steps equal k + save + resume + 
 
 TEST_CASE("a GRPO run writes one metrics line per step and a loadable model", "[grpo_trainer]") {
   TempDir dir;
-  GRPOConfig config = small_config();
+  GrpoConfig config = small_config();
   config.output_dir = (dir.path() / "run").string();
-  GRPOTrainer trainer(config, tiny_policy(), target_reward(), tiny_prompts(8));
+  GrpoTrainer trainer(config, tiny_policy(), target_reward(), tiny_prompts(8));
   trainer.train();
   std::ifstream in(dir.path() / "run" / "metrics.jsonl");
   std::string line;
@@ -156,19 +156,19 @@ TEST_CASE("a GRPO run writes one metrics line per step and a loadable model", "[
 }
 
 TEST_CASE("GRPO trainer configuration errors name the field", "[grpo_trainer]") {
-  GRPOConfig config = small_config();
+  GrpoConfig config = small_config();
   config.num_generations = 1;
-  REQUIRE_THROWS_WITH(GRPOTrainer(config, tiny_policy(), target_reward(), tiny_prompts(4)),
+  REQUIRE_THROWS_WITH(GrpoTrainer(config, tiny_policy(), target_reward(), tiny_prompts(4)),
                       Catch::Contains("num_generations must be >= 2"));
   config = small_config();
   config.end_token = -1;
-  REQUIRE_THROWS_WITH(GRPOTrainer(config, tiny_policy(), target_reward(), tiny_prompts(4)),
+  REQUIRE_THROWS_WITH(GrpoTrainer(config, tiny_policy(), target_reward(), tiny_prompts(4)),
                       Catch::Contains("end_token must be set"));
   config = small_config();
   config.max_completion_length = 40;
   config.loss.max_completion_length = 40;
-  REQUIRE_THROWS_WITH(GRPOTrainer(config, tiny_policy(), target_reward(), tiny_prompts(4)),
+  REQUIRE_THROWS_WITH(GrpoTrainer(config, tiny_policy(), target_reward(), tiny_prompts(4)),
                       Catch::Contains("exceeds the model's max_seq_len 32"));
-  REQUIRE_THROWS_WITH(GRPOTrainer(small_config(), tiny_policy(), {}, tiny_prompts(4)),
+  REQUIRE_THROWS_WITH(GrpoTrainer(small_config(), tiny_policy(), {}, tiny_prompts(4)),
                       Catch::Contains("no reward functions"));
 }

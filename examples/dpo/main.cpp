@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   uint64_t world_seed = WorldConfig{}.seed;
   int64_t limit = 0, eval_limit = 64, heldout_limit = 0;
   bool resume = false, tiny = false;
-  rl::DPOTrainConfig config;
+  rl::DpoConfig config;
   config.epochs = 1;
   config.batch_size = 8;
   config.max_length = 0;
@@ -158,7 +158,7 @@ int main(int argc, char** argv) {
     rl::EvaluationReport before = evaluate_world(*policy, *tokenizer, world.eval_prompts(), eval);
     std::cout << "[dpo] eval before: " << before.summary() << "\n";
 
-    rl::DPOTrainer trainer(config, std::move(*policy), train, heldout, *tokenizer);
+    rl::DpoTrainer trainer(config, std::move(*policy), train, heldout, *tokenizer);
     if (resume) {
       auto checkpoint = rl::latest_checkpoint(out);
       TILLER_CHECK(checkpoint.has_value(), "dpo: --resume but {} holds no checkpoint",
@@ -171,7 +171,7 @@ int main(int argc, char** argv) {
               << trainer.total_steps() << " steps, loss " << loss_type << ", beta "
               << config.loss.beta << (config.precompute_ref ? ", precomputed reference" : "")
               << "\n";
-    rl::DPOSummary summary = trainer.train();
+    rl::DpoSummary summary = trainer.train();
 
     eval.jsonl_path = (out / "eval_after.jsonl").string();
     rl::EvaluationReport after =

@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
   uint64_t world_seed = WorldConfig{}.seed;
   int64_t eval_limit = 96, limit = 0;
   bool resume = false, tiny = false;
-  rl::GRPOConfig config;
+  rl::GrpoConfig config;
   config.steps = 40;
   config.prompts_per_step = 8;
   config.num_generations = 8;
@@ -183,7 +183,7 @@ int main(int argc, char** argv) {
                                         const std::vector<int32_t>& completion) {
       return world::score(prompts.expected.at(prompt), tok.decode(completion));
     };
-    std::vector<rl::GRPOReward> rewards;
+    std::vector<rl::GrpoReward> rewards;
     if (world_weight != 0.f)
       rewards.push_back(
           {"world", rl::batch_reward(rl::TokenReward([world_score](const auto& p, const auto& c) {
@@ -219,7 +219,7 @@ int main(int argc, char** argv) {
     rl::EvaluationReport before = evaluate_world(*policy, *tokenizer, world.eval_prompts(), eval);
     std::cout << "[grpo] eval before: " << before.summary() << "\n";
 
-    rl::GRPOTrainer trainer(config, std::move(*policy), rewards, prompts.tokens, *tokenizer);
+    rl::GrpoTrainer trainer(config, std::move(*policy), rewards, prompts.tokens, *tokenizer);
     if (resume) {
       auto checkpoint = rl::latest_checkpoint(out);
       TILLER_CHECK(checkpoint.has_value(), "grpo: --resume but {} holds no checkpoint",

@@ -28,7 +28,7 @@ Tensor host_values(const std::vector<float>& all, const std::vector<int64_t>& in
   return Tensor::from_vector(picked, {static_cast<int64_t>(indices.size())}, {.device = device});
 }
 
-Metrics as_metrics(const DPOMetrics& m, const std::string& prefix) {
+Metrics as_metrics(const DpoMetrics& m, const std::string& prefix) {
   Metrics out;
   out.add(prefix + "loss", m.loss)
       .add(prefix + "rewards/chosen", m.rewards_chosen)
@@ -67,7 +67,7 @@ OptimizerConfig dpo_trainer_optimizer() {
   return c;
 }
 
-void DPOTrainConfig::validate() const {
+void DpoConfig::validate() const {
   TILLER_CHECK(epochs > 0, "dpo: epochs must be > 0, got {}", epochs);
   TILLER_CHECK(batch_size > 0, "dpo: batch_size must be > 0, got {}", batch_size);
   TILLER_CHECK(grad_accumulation > 0, "dpo: grad_accumulation must be > 0, got {}",
@@ -79,7 +79,7 @@ void DPOTrainConfig::validate() const {
   rl::validate(loss);
 }
 
-DPOTrainer::DPOTrainer(DPOTrainConfig config, Transformer policy,
+DpoTrainer::DpoTrainer(DpoConfig config, Transformer policy,
                        std::vector<PreferenceExample> train, std::vector<PreferenceExample> eval,
                        std::optional<Tokenizer> tokenizer)
     : config_(std::move(config)),
@@ -121,9 +121,9 @@ DPOTrainer::DPOTrainer(DPOTrainConfig config, Transformer policy,
   order_ = random::epoch_order(static_cast<int64_t>(train_.size()), config_.seed, epoch_);
 }
 
-DPOTrainer::~DPOTrainer() = default;
+DpoTrainer::~DpoTrainer() = default;
 
-DPOTrainer::RefLogps DPOTrainer::precompute(const std::vector<PreferenceExample>& examples) {
+DpoTrainer::RefLogps DpoTrainer::precompute(const std::vector<PreferenceExample>& examples) {
   NoGradGuard no_grad;
   RefLogps out;
   for (size_t start = 0; start < examples.size();
@@ -145,7 +145,7 @@ DPOTrainer::RefLogps DPOTrainer::precompute(const std::vector<PreferenceExample>
   return out;
 }
 
-DPOMetrics DPOTrainer::run_batch(const std::vector<PreferenceExample>& examples,
+DpoMetrics DpoTrainer::run_batch(const std::vector<PreferenceExample>& examples,
                                  const std::vector<int64_t>& indices, const RefLogps* precomputed,
                                  double weight, bool backward, int64_t* tokens) {
   std::vector<std::vector<int32_t>> prompts, completions;
@@ -159,7 +159,7 @@ DPOMetrics DPOTrainer::run_batch(const std::vector<PreferenceExample>& examples,
     for (size_t i = 0; i < prompts.size(); ++i)
       *tokens += static_cast<int64_t>(prompts[i].size() + completions[i].size());
   const auto b = static_cast<int64_t>(indices.size());
-  DPOInputs in;
+  DpoInputs in;
   {
     std::optional<NoGradGuard> no_grad;
     if (!backward) no_grad.emplace();
@@ -180,13 +180,13 @@ DPOMetrics DPOTrainer::run_batch(const std::vector<PreferenceExample>& examples,
   in.rejected_lengths = slice(batch.lengths, 0, b, 2 * b);
   std::optional<NoGradGuard> no_grad;
   if (!backward) no_grad.emplace();
-  DPOLoss loss = dpo_loss(in, config_.loss);
+  DpoLoss loss = dpo_loss(in, config_.loss);
   if (backward) scale(loss.loss, static_cast<float>(weight)).backward();
   return loss.metrics;
 }
 
-DPOStepReport DPOTrainer::train_step() {
-  DPOStepReport report;
+DpoStepReport DpoTrainer::train_step() {
+  DpoStepReport report;
   report.step = step_ + 1;
   const auto pairs = static_cast<int64_t>(train_.size());
   if (cursor_ >= pairs) {
@@ -214,13 +214,13 @@ DPOStepReport DPOTrainer::train_step() {
   return report;
 }
 
-DPOMetrics DPOTrainer::accumulate_gradients(const std::vector<std::vector<int64_t>>& micro_batches,
+DpoMetrics DpoTrainer::accumulate_gradients(const std::vector<std::vector<int64_t>>& micro_batches,
                                             int64_t* tokens) {
   int64_t pairs = 0;
   for (const auto& indices : micro_batches) pairs += static_cast<int64_t>(indices.size());
   TILLER_CHECK(pairs > 0, "dpo: accumulate_gradients got no pairs");
   const RefLogps* precomputed = reference_ ? nullptr : &train_ref_;
-  DPOMetrics total;
+  DpoMetrics total;
   for (const auto& indices : micro_batches) {
     // Each micro-batch's mean loss weighs its share of the update's pairs: the sum is the
     // update's mean over pairs, exactly as one batch would give.
@@ -230,8 +230,8 @@ DPOMetrics DPOTrainer::accumulate_gradients(const std::vector<std::vector<int64_
   return total;
 }
 
-DPOMetrics DPOTrainer::evaluate() {
-  DPOMetrics total;
+DpoMetrics DpoTrainer::evaluate() {
+  DpoMetrics total;
   const RefLogps* precomputed = reference_ ? nullptr : &eval_ref_;
   for (size_t start = 0; start < eval_.size(); start += static_cast<size_t>(config_.batch_size)) {
     std::vector<int64_t> indices;
@@ -242,7 +242,7 @@ DPOMetrics DPOTrainer::evaluate() {
   return total;
 }
 
-void DPOTrainer::save_checkpoint(const std::filesystem::path& dir) {
+void DpoTrainer::save_checkpoint(const std::filesystem::path& dir) {
   nlohmann::json state = {{"stage", "dpo"},
                           {"step", step_},
                           {"epoch", epoch_},
@@ -254,31 +254,47 @@ void DPOTrainer::save_checkpoint(const std::filesystem::path& dir) {
   save_training_checkpoint(dir, policy_, *optimizer_, state.dump(), tokenizer_);
 }
 
-void DPOTrainer::resume(const std::filesystem::path& dir) {
+void DpoTrainer::resume(const std::filesystem::path& dir) {
   auto state = nlohmann::json::parse(
       load_training_checkpoint(dir, policy_, *optimizer_, config_.device, "dpo"));
-  TILLER_CHECK(state.value("stage", "") == "dpo", "dpo: {} is not a DPO checkpoint", dir.string());
-  const auto saved_pairs = state.at("pairs").get<size_t>();
-  const auto saved_batch = state.at("batch_size").get<int64_t>();
-  const auto saved_accumulation = state.at("grad_accumulation").get<int64_t>();
-  const auto saved_seed = state.at("seed").get<uint64_t>();
-  TILLER_CHECK(saved_pairs == train_.size() && saved_batch == config_.batch_size &&
+  int64_t saved_pairs = 0, saved_batch = 0, saved_accumulation = 0, step = 0, epoch = 0, cursor = 0;
+  uint64_t saved_seed = 0;
+  try {
+    TILLER_CHECK(state.value("stage", "") == "dpo", "dpo: {} is not a DPO checkpoint",
+                 dir.string());
+    saved_pairs = saved_integer<int64_t>(state, "pairs");
+    saved_batch = saved_integer<int64_t>(state, "batch_size");
+    saved_accumulation = saved_integer<int64_t>(state, "grad_accumulation");
+    saved_seed = saved_integer<uint64_t>(state, "seed");
+    step = saved_integer<int64_t>(state, "step");
+    epoch = saved_integer<int64_t>(state, "epoch");
+    cursor = saved_integer<int64_t>(state, "cursor");
+  } catch (const nlohmann::json::exception& error) {
+    fail("dpo: {}: a field is missing or has the wrong type: {}",
+         (dir / "trainer_state.json").string(), error.what());
+  }
+  const auto n = static_cast<int64_t>(train_.size());
+  TILLER_CHECK(saved_pairs == n && saved_batch == config_.batch_size &&
                    saved_accumulation == config_.grad_accumulation && saved_seed == config_.seed,
                "dpo: {} was trained on {} pairs, batch {} x {} accumulation, seed {}; this run "
                "has {} pairs, batch {} x {}, seed {}",
-               dir.string(), saved_pairs, saved_batch, saved_accumulation, saved_seed,
-               train_.size(), config_.batch_size, config_.grad_accumulation, config_.seed);
-  step_ = state.at("step").get<int64_t>();
-  epoch_ = state.at("epoch").get<int64_t>();
-  cursor_ = state.at("cursor").get<int64_t>();
+               dir.string(), saved_pairs, saved_batch, saved_accumulation, saved_seed, n,
+               config_.batch_size, config_.grad_accumulation, config_.seed);
+  TILLER_CHECK(step >= 0 && step < kMaxSavedCount && epoch >= 0 && epoch < kMaxSavedCount &&
+                   cursor >= 0 && cursor <= n,
+               "dpo: {}: step {}, epoch {}, cursor {} is not a position in {} pairs",
+               (dir / "trainer_state.json").string(), step, epoch, cursor, n);
+  step_ = step;
+  epoch_ = epoch;
+  cursor_ = cursor;
   order_ = random::epoch_order(static_cast<int64_t>(train_.size()), config_.seed, epoch_);
 }
 
-DPOSummary DPOTrainer::train() {
+DpoSummary DpoTrainer::train() {
   RunDirectory run(config_.output_dir, config_.keep_checkpoints);
   std::unique_ptr<MetricsLog> log_file = run.open_metrics("dpo", step_, "eval_loss");
   MetricsLog& log = *log_file;
-  auto log_eval = [&](const DPOMetrics& m) {
+  auto log_eval = [&](const DpoMetrics& m) {
     if (m.pairs == 0) return;
     Metrics metrics = as_metrics(m, "eval_");
     log.write(step_, metrics);
@@ -290,7 +306,7 @@ DPOSummary DPOTrainer::train() {
     fmt::print("[dpo] {} pairs cut to max_length {} (prompt start dropped)\n", truncated_pairs_,
                config_.max_length);
 
-  DPOSummary summary;
+  DpoSummary summary;
   if (step_ == 0) {  // a resumed run has its step-0 eval in the metrics already
     summary.initial_eval = evaluate();
     log_eval(summary.initial_eval);
@@ -299,7 +315,7 @@ DPOSummary DPOTrainer::train() {
   ThroughputWindow window;
   while (step_ < total_steps()) {
     const auto step_start = std::chrono::steady_clock::now();
-    DPOStepReport report = train_step();
+    DpoStepReport report = train_step();
     const double seconds = seconds_since(step_start);
     window.add(static_cast<double>(report.tokens));
     summary.final_train = report.metrics;

@@ -1,7 +1,7 @@
 // Direct Preference Optimization: the policy learns from (prompt, chosen, rejected) pairs directly,
 // with no reward model and no rollouts, against a frozen reference (the starting policy).
 // The arithmetic is rl/trainers/dpo_loss.h; semantics, defaults and metric names follow TRL's
-// DPOTrainer (1.16), differences are listed there and below.
+// DpoTrainer (1.16), differences are listed there and below.
 //
 // One update (step s, 0-based) takes the next batch_size * grad_accumulation pairs of the epoch's
 // seeded order as grad_accumulation micro-batches. Each micro-batch is ONE forward over 2b rows
@@ -53,12 +53,12 @@ namespace tiller::rl {
 // TRL's DPOConfig / TrainingArguments optimizer defaults.
 OptimizerConfig dpo_trainer_optimizer();
 
-struct DPOTrainConfig {
+struct DpoConfig {
   int64_t epochs = 1;
   int64_t batch_size = 4;  // pairs per micro-batch
   int64_t grad_accumulation = 1;
   int64_t max_length = 0;  // prompt + completion tokens; 0: the model's max_seq_len
-  DPOLossConfig loss;      // loss_type sigmoid, beta 0.1 (TRL's defaults)
+  DpoLossConfig loss;      // loss_type sigmoid, beta 0.1 (TRL's defaults)
   bool precompute_ref = false;
   PaddingSide padding = PaddingSide::right;
   // TRL's defaults (dpo_trainer_optimizer()): lr 1e-6, linear decay, no warmup, AdamW
@@ -77,40 +77,40 @@ struct DPOTrainConfig {
   void validate() const;  // throws tiller::Error naming the first bad field
 };
 
-struct DPOStepReport {
+struct DpoStepReport {
   int64_t step = 0;  // 1-based number of the update just done
   int64_t epoch = 0;
-  DPOMetrics metrics;
+  DpoMetrics metrics;
   float lr = 0.f;
   float grad_norm = 0.f;
   bool skipped = false;  // non-finite loss or gradient under NonFinitePolicy::skip
   int64_t tokens = 0;    // real tokens in the update's forwards
 };
 
-struct DPOSummary {
+struct DpoSummary {
   int64_t steps = 0;
-  DPOMetrics initial_eval, final_eval;  // pairs == 0 without an eval set (initial: or resumed)
-  DPOMetrics final_train;
+  DpoMetrics initial_eval, final_eval;  // pairs == 0 without an eval set (initial: or resumed)
+  DpoMetrics final_train;
   double seconds = 0.0;
   std::filesystem::path final_model;  // empty when output_dir is empty
 };
 
-class DPOTrainer {
+class DpoTrainer {
  public:
   // Takes the starting policy (moved to config.device; the reference is a deep copy of it, or its
   // precomputed log-probs). `eval` may be empty. `tokenizer` is saved beside checkpoints.
-  DPOTrainer(DPOTrainConfig config, Transformer policy, std::vector<PreferenceExample> train,
+  DpoTrainer(DpoConfig config, Transformer policy, std::vector<PreferenceExample> train,
              std::vector<PreferenceExample> eval = {},
              std::optional<Tokenizer> tokenizer = std::nullopt);
-  ~DPOTrainer();
+  ~DpoTrainer();
 
   void resume(const std::filesystem::path& checkpoint_dir);
-  DPOSummary train();
-  DPOStepReport train_step();
-  DPOMetrics evaluate();  // over the eval pairs; pairs == 0 when there are none
+  DpoSummary train();
+  DpoStepReport train_step();
+  DpoMetrics evaluate();  // over the eval pairs; pairs == 0 when there are none
   // Backward of the mean loss over all the pairs of `micro_batches` (training-pair indices), one
   // forward per micro-batch; gradients accumulate (+=) into the policy. train_step's core.
-  DPOMetrics accumulate_gradients(const std::vector<std::vector<int64_t>>& micro_batches,
+  DpoMetrics accumulate_gradients(const std::vector<std::vector<int64_t>>& micro_batches,
                                   int64_t* tokens = nullptr);
   void save_checkpoint(const std::filesystem::path& dir);
 
@@ -126,12 +126,12 @@ class DPOTrainer {
     std::vector<float> chosen, rejected;
   };
   struct PairSet;  // examples + their precomputed reference log-probs
-  DPOMetrics run_batch(const std::vector<PreferenceExample>& examples,
+  DpoMetrics run_batch(const std::vector<PreferenceExample>& examples,
                        const std::vector<int64_t>& indices, const RefLogps* precomputed,
                        double weight, bool backward, int64_t* tokens);
   RefLogps precompute(const std::vector<PreferenceExample>& examples);
 
-  DPOTrainConfig config_;
+  DpoConfig config_;
   Transformer policy_;
   std::unique_ptr<Transformer> reference_;  // null with precompute_ref
   std::vector<PreferenceExample> train_, eval_;

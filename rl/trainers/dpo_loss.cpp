@@ -21,35 +21,35 @@ double mean_of(const std::vector<float>& v) {
 
 }  // namespace
 
-DPOLossType parse_dpo_loss_type(std::string_view name) {
-  if (name == "sigmoid") return DPOLossType::sigmoid;
-  if (name == "ipo") return DPOLossType::ipo;
-  if (name == "hinge") return DPOLossType::hinge;
-  if (name == "robust") return DPOLossType::robust;
+DpoLossType parse_dpo_loss_type(std::string_view name) {
+  if (name == "sigmoid") return DpoLossType::sigmoid;
+  if (name == "ipo") return DpoLossType::ipo;
+  if (name == "hinge") return DpoLossType::hinge;
+  if (name == "robust") return DpoLossType::robust;
   TILLER_CHECK(false, "dpo: unknown loss_type '{}' (expected sigmoid, ipo, hinge or robust)",
                std::string(name));
-  return DPOLossType::sigmoid;
+  return DpoLossType::sigmoid;
 }
 
-const char* dpo_loss_type_name(DPOLossType type) {
+const char* dpo_loss_type_name(DpoLossType type) {
   switch (type) {
-    case DPOLossType::sigmoid:
+    case DpoLossType::sigmoid:
       return "sigmoid";
-    case DPOLossType::ipo:
+    case DpoLossType::ipo:
       return "ipo";
-    case DPOLossType::hinge:
+    case DpoLossType::hinge:
       return "hinge";
-    case DPOLossType::robust:
+    case DpoLossType::robust:
       return "robust";
   }
   return "?";
 }
 
-void validate(const DPOLossConfig& config) {
+void validate(const DpoLossConfig& config) {
   TILLER_CHECK(config.beta > 0.f, "dpo: beta must be > 0, got {}", config.beta);
   TILLER_CHECK(config.label_smoothing >= 0.f && config.label_smoothing < 0.5f,
                "dpo: label_smoothing must be in [0, 0.5), got {}", config.label_smoothing);
-  TILLER_CHECK(config.loss_type == DPOLossType::robust || config.label_smoothing == 0.f,
+  TILLER_CHECK(config.loss_type == DpoLossType::robust || config.label_smoothing == 0.f,
                "dpo: label_smoothing applies to the robust loss only, not {} (TRL 1.x dropped "
                "it from sigmoid)",
                dpo_loss_type_name(config.loss_type));
@@ -64,7 +64,7 @@ Tensor sequence_logps(const Tensor& token_logps, const Tensor& mask) {
   return sum(mul(token_logps, mask), 1);  // (B)
 }
 
-DPOLoss dpo_loss(const DPOInputs& in, const DPOLossConfig& config) {
+DpoLoss dpo_loss(const DpoInputs& in, const DpoLossConfig& config) {
   validate(config);
   TILLER_CHECK(in.chosen_logps.defined() && in.chosen_logps.dim() == 1,
                "dpo_loss: chosen_logps must be (B), got {}",
@@ -79,7 +79,7 @@ DPOLoss dpo_loss(const DPOInputs& in, const DPOLossConfig& config) {
   Tensor rejected_ratio = sub(in.rejected_logps, in.ref_rejected_logps.detach());  // s_r (B)
   float beta = config.beta, e = config.label_smoothing;
   Tensor losses;
-  if (config.loss_type == DPOLossType::ipo) {
+  if (config.loss_type == DpoLossType::ipo) {
     check_pairs(in.chosen_lengths, "chosen_lengths (required by ipo)", pairs);
     check_pairs(in.rejected_lengths, "rejected_lengths (required by ipo)", pairs);
     Tensor chosen_n = clamp(in.chosen_lengths.detach(), 1.f, 1e30f);
@@ -89,22 +89,22 @@ DPOLoss dpo_loss(const DPOInputs& in, const DPOLossConfig& config) {
   } else {
     Tensor z = sub(chosen_ratio, rejected_ratio);
     switch (config.loss_type) {
-      case DPOLossType::sigmoid:
+      case DpoLossType::sigmoid:
         losses = neg(logsigmoid(scale(z, beta)));
         break;
-      case DPOLossType::robust:
+      case DpoLossType::robust:
         losses = scale(add(scale(logsigmoid(scale(z, beta)), -(1.f - e)),
                            scale(logsigmoid(scale(z, -beta)), e)),
                        1.f / (1.f - 2.f * e));
         break;
-      case DPOLossType::hinge:
+      case DpoLossType::hinge:
         losses = relu(add_scalar(scale(z, -beta), 1.f));
         break;
-      case DPOLossType::ipo:
+      case DpoLossType::ipo:
         break;
     }
   }
-  DPOLoss out;
+  DpoLoss out;
   out.losses = losses;
   out.loss = mean(losses);
 
@@ -112,7 +112,7 @@ DPOLoss dpo_loss(const DPOInputs& in, const DPOLossConfig& config) {
   NoGradGuard no_grad;
   std::vector<float> chosen = in.chosen_logps.to_vector(), rejected = in.rejected_logps.to_vector();
   std::vector<float> s_c = chosen_ratio.to_vector(), s_r = rejected_ratio.to_vector();
-  DPOMetrics& m = out.metrics;
+  DpoMetrics& m = out.metrics;
   m.pairs = pairs;
   double accurate = 0;
   for (int64_t i = 0; i < pairs; ++i) {
@@ -132,12 +132,12 @@ DPOLoss dpo_loss(const DPOInputs& in, const DPOLossConfig& config) {
   return out;
 }
 
-DPOMetrics combine(const DPOMetrics& a, const DPOMetrics& b) {
+DpoMetrics combine(const DpoMetrics& a, const DpoMetrics& b) {
   if (a.pairs == 0) return b;
   if (b.pairs == 0) return a;
   double wa = static_cast<double>(a.pairs), wb = static_cast<double>(b.pairs), n = wa + wb;
   auto mix = [&](double x, double y) { return (x * wa + y * wb) / n; };
-  DPOMetrics m;
+  DpoMetrics m;
   m.rewards_chosen = mix(a.rewards_chosen, b.rewards_chosen);
   m.rewards_rejected = mix(a.rewards_rejected, b.rewards_rejected);
   m.rewards_accuracies = mix(a.rewards_accuracies, b.rewards_accuracies);

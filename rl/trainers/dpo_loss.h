@@ -31,26 +31,26 @@
 
 namespace tiller::rl {
 
-enum class DPOLossType { sigmoid, ipo, hinge, robust };
+enum class DpoLossType { sigmoid, ipo, hinge, robust };
 
 // "sigmoid" | "ipo" | "hinge" | "robust"; anything else is a tiller::Error listing the four.
-DPOLossType parse_dpo_loss_type(std::string_view name);
-const char* dpo_loss_type_name(DPOLossType type);
+DpoLossType parse_dpo_loss_type(std::string_view name);
+const char* dpo_loss_type_name(DpoLossType type);
 
-struct DPOLossConfig {
-  DPOLossType loss_type = DPOLossType::sigmoid;
+struct DpoLossConfig {
+  DpoLossType loss_type = DpoLossType::sigmoid;
   float beta = 0.1f;            // TRL's default
   float label_smoothing = 0.f;  // robust only; in [0, 0.5)
 };
 
 // Checks beta > 0, label_smoothing in [0, 0.5) and that label smoothing is only set for robust.
-void validate(const DPOLossConfig& config);
+void validate(const DpoLossConfig& config);
 
 // Per-sequence log-probs: sum over t of token_logps * mask (B, T) -> (B). Differentiable.
 Tensor sequence_logps(const Tensor& token_logps, const Tensor& mask);
 
 // Batch means of TRL's logged values (multiply by `pairs` to combine micro-batches).
-struct DPOMetrics {
+struct DpoMetrics {
   double rewards_chosen = 0;      // mean β (logp_c - ref_c)
   double rewards_rejected = 0;    // mean β (logp_r - ref_r)
   double rewards_accuracies = 0;  // fraction of pairs with reward_c > reward_r
@@ -61,13 +61,13 @@ struct DPOMetrics {
   int64_t pairs = 0;
 };
 
-struct DPOLoss {
+struct DpoLoss {
   Tensor loss;    // scalar: mean over pairs, differentiable w.r.t. the policy log-probs
   Tensor losses;  // (B) per pair
-  DPOMetrics metrics;
+  DpoMetrics metrics;
 };
 
-struct DPOInputs {
+struct DpoInputs {
   Tensor chosen_logps;        // (B) policy, summed over the completion
   Tensor rejected_logps;      // (B)
   Tensor ref_chosen_logps;    // (B) reference; detached here (never receives gradient)
@@ -76,9 +76,9 @@ struct DPOInputs {
   Tensor rejected_lengths;    // (B)
 };
 
-DPOLoss dpo_loss(const DPOInputs& inputs, const DPOLossConfig& config);
+DpoLoss dpo_loss(const DpoInputs& inputs, const DpoLossConfig& config);
 
 // Pair-weighted mean of micro-batch metrics: one batch's metrics from its parts.
-DPOMetrics combine(const DPOMetrics& a, const DPOMetrics& b);
+DpoMetrics combine(const DpoMetrics& a, const DpoMetrics& b);
 
 }  // namespace tiller::rl

@@ -50,7 +50,7 @@ OptimizerConfig grpo_trainer_optimizer() {
   return c;
 }
 
-void GRPOConfig::validate() const {
+void GrpoConfig::validate() const {
   optimizer.validate("grpo");
   TILLER_CHECK(steps > 0, "grpo: steps must be > 0, got {}", steps);
   TILLER_CHECK(prompts_per_step > 0, "grpo: prompts_per_step must be > 0, got {}",
@@ -71,7 +71,7 @@ void GRPOConfig::validate() const {
   rl::validate(loss);
 }
 
-GRPOTrainer::GRPOTrainer(GRPOConfig config, Transformer policy, std::vector<GRPOReward> rewards,
+GrpoTrainer::GrpoTrainer(GrpoConfig config, Transformer policy, std::vector<GrpoReward> rewards,
                          std::vector<std::vector<int32_t>> prompts,
                          std::optional<Tokenizer> tokenizer)
     : config_(std::move(config)),
@@ -107,9 +107,9 @@ GRPOTrainer::GRPOTrainer(GRPOConfig config, Transformer policy, std::vector<GRPO
   order_ = random::epoch_order(static_cast<int64_t>(prompts_.size()), config_.seed, epoch_);
 }
 
-GRPOTrainer::~GRPOTrainer() = default;
+GrpoTrainer::~GrpoTrainer() = default;
 
-std::vector<size_t> GRPOTrainer::next_prompts() {
+std::vector<size_t> GrpoTrainer::next_prompts() {
   std::vector<size_t> picked;
   const auto n = static_cast<int64_t>(prompts_.size());
   for (int64_t i = 0; i < config_.prompts_per_step; ++i) {
@@ -123,8 +123,8 @@ std::vector<size_t> GRPOTrainer::next_prompts() {
   return picked;
 }
 
-GRPOStepReport GRPOTrainer::train_step() {
-  GRPOStepReport report;
+GrpoStepReport GrpoTrainer::train_step() {
+  GrpoStepReport report;
   report.step = step_ + 1;
   const int64_t G = config_.num_generations;
 
@@ -146,7 +146,7 @@ GRPOStepReport GRPOTrainer::train_step() {
   const auto training_start = Clock::now();
   std::vector<std::vector<float>> per_function;
   std::vector<float> weights;
-  for (const GRPOReward& r : rewards_) {
+  for (const GrpoReward& r : rewards_) {
     per_function.push_back(r.function(prompts, completions));
     weights.push_back(r.weight);
   }
@@ -187,7 +187,7 @@ GRPOStepReport GRPOTrainer::train_step() {
     for (size_t i = 0; i < batches.size(); ++i) {
       const size_t first = i * micro, last = std::min(N, first + micro);
       Tensor entropy;
-      GRPOLossInputs in;
+      GrpoLossInputs in;
       in.logp = completion_token_logps(policy_, batches[i], config_.temperature, &entropy);
       in.old_logp = old_logps[i];
       in.ref_logp = ref_logps[i];
@@ -195,7 +195,7 @@ GRPOStepReport GRPOTrainer::train_step() {
       in.mask = batches[i].mask;
       in.accumulation_steps = static_cast<int64_t>(batches.size());
       in.tokens_in_batch = tokens_in_batch;
-      GRPOLoss loss = grpo_loss(in, config_.loss);
+      GrpoLoss loss = grpo_loss(in, config_.loss);
       loss.loss.backward();
       // Token-weighted means over the whole generation batch, as TRL's global_masked_mean.
       const auto t = static_cast<double>(loss.tokens);
@@ -243,7 +243,7 @@ GRPOStepReport GRPOTrainer::train_step() {
   return report;
 }
 
-void GRPOTrainer::save_checkpoint(const std::filesystem::path& dir) {
+void GrpoTrainer::save_checkpoint(const std::filesystem::path& dir) {
   nlohmann::json state = {{"stage", "grpo"},
                           {"step", step_},
                           {"updates", updates_},
@@ -256,34 +256,51 @@ void GRPOTrainer::save_checkpoint(const std::filesystem::path& dir) {
   save_training_checkpoint(dir, policy_, *optimizer_, state.dump(), tokenizer_);
 }
 
-void GRPOTrainer::resume(const std::filesystem::path& dir) {
+void GrpoTrainer::resume(const std::filesystem::path& dir) {
   auto state = nlohmann::json::parse(
       load_training_checkpoint(dir, policy_, *optimizer_, config_.device, "grpo"));
-  TILLER_CHECK(state.value("stage", "") == "grpo", "grpo: {} is not a GRPO checkpoint",
-               dir.string());
-  const auto saved_prompts = state.at("prompts").get<size_t>();
-  const auto saved_generations = state.at("num_generations").get<int64_t>();
-  const auto saved_per_step = state.at("prompts_per_step").get<int64_t>();
-  const auto saved_seed = state.at("seed").get<uint64_t>();
-  TILLER_CHECK(saved_prompts == prompts_.size() && saved_generations == config_.num_generations &&
+  int64_t saved_prompts = 0, saved_generations = 0, saved_per_step = 0;
+  int64_t step = 0, updates = 0, epoch = 0, cursor = 0;
+  uint64_t saved_seed = 0;
+  try {
+    TILLER_CHECK(state.value("stage", "") == "grpo", "grpo: {} is not a GRPO checkpoint",
+                 dir.string());
+    saved_prompts = saved_integer<int64_t>(state, "prompts");
+    saved_generations = saved_integer<int64_t>(state, "num_generations");
+    saved_per_step = saved_integer<int64_t>(state, "prompts_per_step");
+    saved_seed = saved_integer<uint64_t>(state, "seed");
+    step = saved_integer<int64_t>(state, "step");
+    updates = saved_integer<int64_t>(state, "updates");
+    epoch = saved_integer<int64_t>(state, "epoch");
+    cursor = saved_integer<int64_t>(state, "cursor");
+  } catch (const nlohmann::json::exception& error) {
+    fail("grpo: {}: a field is missing or has the wrong type: {}",
+         (dir / "trainer_state.json").string(), error.what());
+  }
+  const auto n = static_cast<int64_t>(prompts_.size());
+  TILLER_CHECK(saved_prompts == n && saved_generations == config_.num_generations &&
                    saved_per_step == config_.prompts_per_step && saved_seed == config_.seed,
                "grpo: {} was trained on {} prompts, {} per step x {} generations, seed {}; this "
                "run has {} prompts, {} x {}, seed {}",
-               dir.string(), saved_prompts, saved_per_step, saved_generations, saved_seed,
-               prompts_.size(), config_.prompts_per_step, config_.num_generations, config_.seed);
-  step_ = state.at("step").get<int64_t>();
-  updates_ = state.at("updates").get<int64_t>();
-  epoch_ = state.at("epoch").get<int64_t>();
-  cursor_ = state.at("cursor").get<int64_t>();
+               dir.string(), saved_prompts, saved_per_step, saved_generations, saved_seed, n,
+               config_.prompts_per_step, config_.num_generations, config_.seed);
+  TILLER_CHECK(step >= 0 && step < kMaxSavedCount && updates >= 0 && updates < kMaxSavedCount &&
+                   epoch >= 0 && epoch < kMaxSavedCount && cursor >= 0 && cursor <= n,
+               "grpo: {}: step {}, updates {}, epoch {}, cursor {} is not a position in {} prompts",
+               (dir / "trainer_state.json").string(), step, updates, epoch, cursor, n);
+  step_ = step;
+  updates_ = updates;
+  epoch_ = epoch;
+  cursor_ = cursor;
   order_ = random::epoch_order(static_cast<int64_t>(prompts_.size()), config_.seed, epoch_);
 }
 
-std::vector<GRPOStepReport> GRPOTrainer::train() {
+std::vector<GrpoStepReport> GrpoTrainer::train() {
   RunDirectory run(config_.output_dir, config_.keep_checkpoints);
   std::unique_ptr<MetricsLog> log = run.open_metrics("grpo", step_, "eval_reward");
-  std::vector<GRPOStepReport> reports;
+  std::vector<GrpoStepReport> reports;
   while (step_ < config_.steps) {
-    GRPOStepReport report = train_step();
+    GrpoStepReport report = train_step();
     log->write(step_, report.metrics);
     if (config_.log_every > 0 && (every(step_, config_.log_every) || step_ == 1)) {
       Metrics shown;

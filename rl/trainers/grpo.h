@@ -55,7 +55,7 @@ namespace tiller::rl {
 
 // A named reward function with its weight (TRL's reward_funcs + reward_weights). BatchReward
 // (rl/trainers/ppo.h) is the form of C++ callables, verifiable scorers and reward models alike.
-struct GRPOReward {
+struct GrpoReward {
   std::string name;
   BatchReward function;
   float weight = 1.f;
@@ -64,7 +64,7 @@ struct GRPOReward {
 // TRL's GRPOConfig / TrainingArguments optimizer defaults.
 OptimizerConfig grpo_trainer_optimizer();
 
-struct GRPOConfig {
+struct GrpoConfig {
   int64_t steps = 100;
   int64_t prompts_per_step = 4;
   int64_t num_generations = 8;   // TRL's default
@@ -74,7 +74,7 @@ struct GRPOConfig {
   float temperature = 1.f;  // TRL's default
   int32_t end_token = -1;   // required: ends a completion
   ScaleRewards scale_rewards = ScaleRewards::group;
-  GRPOLossConfig loss;  // dapo, ε 0.2, β 0 (TRL's defaults)
+  GrpoLossConfig loss;  // dapo, ε 0.2, β 0 (TRL's defaults)
   // TRL's defaults (grpo_trainer_optimizer()): lr 1e-6, linear decay, AdamW (0.9, 0.999), no
   // weight decay, max_grad_norm 1. schedule.total_steps 0 means steps * num_iterations.
   OptimizerConfig optimizer = grpo_trainer_optimizer();
@@ -88,22 +88,22 @@ struct GRPOConfig {
   void validate() const;
 };
 
-struct GRPOStepReport {
+struct GrpoStepReport {
   int64_t step = 0;  // 1-based
   Metrics metrics;   // TRL's names (see the header comment)
   double reward = 0;
 };
 
-class GRPOTrainer {
+class GrpoTrainer {
  public:
-  GRPOTrainer(GRPOConfig config, Transformer policy, std::vector<GRPOReward> rewards,
+  GrpoTrainer(GrpoConfig config, Transformer policy, std::vector<GrpoReward> rewards,
               std::vector<std::vector<int32_t>> prompts,
               std::optional<Tokenizer> tokenizer = std::nullopt);
-  ~GRPOTrainer();
+  ~GrpoTrainer();
 
   void resume(const std::filesystem::path& checkpoint_dir);
-  GRPOStepReport train_step();
-  std::vector<GRPOStepReport> train();  // until step() == config.steps, then <out>/model
+  GrpoStepReport train_step();
+  std::vector<GrpoStepReport> train();  // until step() == config.steps, then <out>/model
   void save_checkpoint(const std::filesystem::path& dir);
 
   Transformer& policy() { return policy_; }
@@ -113,10 +113,10 @@ class GRPOTrainer {
  private:
   std::vector<size_t> next_prompts();
 
-  GRPOConfig config_;
+  GrpoConfig config_;
   Transformer policy_;
   std::unique_ptr<Transformer> reference_;  // only when loss.beta > 0
-  std::vector<GRPOReward> rewards_;
+  std::vector<GrpoReward> rewards_;
   std::vector<std::vector<int32_t>> prompts_;
   std::optional<Tokenizer> tokenizer_;
   std::unique_ptr<optim::AdamW> optimizer_;

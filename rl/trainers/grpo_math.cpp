@@ -24,14 +24,14 @@ ScaleRewards parse_scale_rewards(std::string_view name) {
   return ScaleRewards::group;
 }
 
-GRPOLossType parse_grpo_loss_type(std::string_view name) {
-  if (name == "grpo") return GRPOLossType::grpo;
-  if (name == "bnpo") return GRPOLossType::bnpo;
-  if (name == "dr_grpo") return GRPOLossType::dr_grpo;
-  if (name == "dapo") return GRPOLossType::dapo;
+GrpoLossType parse_grpo_loss_type(std::string_view name) {
+  if (name == "grpo") return GrpoLossType::grpo;
+  if (name == "bnpo") return GrpoLossType::bnpo;
+  if (name == "dr_grpo") return GrpoLossType::dr_grpo;
+  if (name == "dapo") return GrpoLossType::dapo;
   TILLER_CHECK(false, "grpo: unknown loss_type '{}' (expected grpo, bnpo, dr_grpo or dapo)",
                std::string(name));
-  return GRPOLossType::dapo;
+  return GrpoLossType::dapo;
 }
 
 const char* scale_rewards_name(ScaleRewards scale) {
@@ -46,15 +46,15 @@ const char* scale_rewards_name(ScaleRewards scale) {
   return "?";
 }
 
-const char* grpo_loss_type_name(GRPOLossType type) {
+const char* grpo_loss_type_name(GrpoLossType type) {
   switch (type) {
-    case GRPOLossType::grpo:
+    case GrpoLossType::grpo:
       return "grpo";
-    case GRPOLossType::bnpo:
+    case GrpoLossType::bnpo:
       return "bnpo";
-    case GRPOLossType::dr_grpo:
+    case GrpoLossType::dr_grpo:
       return "dr_grpo";
-    case GRPOLossType::dapo:
+    case GrpoLossType::dapo:
       return "dapo";
   }
   return "?";
@@ -130,7 +130,7 @@ GroupAdvantages group_advantages(const std::vector<float>& rewards, int64_t num_
   return out;
 }
 
-void validate(const GRPOLossConfig& config) {
+void validate(const GrpoLossConfig& config) {
   TILLER_CHECK(config.epsilon > 0.f && config.epsilon < 1.f,
                "grpo: epsilon must be in (0, 1), got {}", config.epsilon);
   TILLER_CHECK(config.epsilon_high >= 0.f,
@@ -142,7 +142,7 @@ void validate(const GRPOLossConfig& config) {
                config.max_completion_length);
 }
 
-GRPOLoss grpo_loss(const GRPOLossInputs& in, const GRPOLossConfig& config) {
+GrpoLoss grpo_loss(const GrpoLossInputs& in, const GrpoLossConfig& config) {
   validate(config);
   TILLER_CHECK(in.logp.defined() && in.logp.dim() == 2, "grpo_loss: logp must be (B, T), got {}",
                in.logp.defined() ? shape_str(in.logp.shape()) : "undefined");
@@ -175,23 +175,23 @@ GRPOLoss grpo_loss(const GRPOLossInputs& in, const GRPOLossConfig& config) {
   // The token count is read on the host once per micro-batch: it sizes the normaliser.
   double tokens = sum(in.mask).item();
   double k = static_cast<double>(in.accumulation_steps);
-  GRPOLoss out;
+  GrpoLoss out;
   out.tokens = static_cast<int64_t>(tokens);
   switch (config.loss_type) {
-    case GRPOLossType::grpo: {
+    case GrpoLossType::grpo: {
       Tensor lengths = clamp(sum(in.mask.detach(), 1), 1.f, 1e30f);
       out.loss = scale(mean(div(sum(masked, 1), lengths)), static_cast<float>(1.0 / k));
       break;
     }
-    case GRPOLossType::bnpo:
+    case GrpoLossType::bnpo:
       out.loss = scale(sum(masked), static_cast<float>(1.0 / (std::max(tokens, 1.0) * k)));
       break;
-    case GRPOLossType::dr_grpo:
+    case GrpoLossType::dr_grpo:
       out.loss = scale(
           sum(masked),
           static_cast<float>(1.0 / (static_cast<double>(B * config.max_completion_length) * k)));
       break;
-    case GRPOLossType::dapo: {
+    case GrpoLossType::dapo: {
       TILLER_CHECK(in.tokens_in_batch > 0,
                    "grpo_loss: dapo needs tokens_in_batch (completion tokens of the whole "
                    "accumulated batch) > 0, got {}",

@@ -41,12 +41,12 @@
 namespace tiller::rl {
 
 enum class ScaleRewards { group, batch, none };
-enum class GRPOLossType { grpo, bnpo, dr_grpo, dapo };
+enum class GrpoLossType { grpo, bnpo, dr_grpo, dapo };
 
 ScaleRewards parse_scale_rewards(std::string_view name);   // "group" | "batch" | "none"
-GRPOLossType parse_grpo_loss_type(std::string_view name);  // "grpo" | "bnpo" | "dr_grpo" | "dapo"
+GrpoLossType parse_grpo_loss_type(std::string_view name);  // "grpo" | "bnpo" | "dr_grpo" | "dapo"
 const char* scale_rewards_name(ScaleRewards scale);
-const char* grpo_loss_type_name(GRPOLossType type);
+const char* grpo_loss_type_name(GrpoLossType type);
 
 // Σ_f weights[f] * per_function[f][i]: one reward per completion. per_function holds one vector
 // per reward function, all of the same length.
@@ -70,17 +70,17 @@ struct GroupAdvantages {
 GroupAdvantages group_advantages(const std::vector<float>& rewards, int64_t num_generations,
                                  ScaleRewards scale_rewards);
 
-struct GRPOLossConfig {
-  GRPOLossType loss_type = GRPOLossType::dapo;
+struct GrpoLossConfig {
+  GrpoLossType loss_type = GrpoLossType::dapo;
   float epsilon = 0.2f;                 // ε_low
   float epsilon_high = 0.f;             // 0: equal to epsilon; DAPO uses 0.28
   float beta = 0.f;                     // KL coefficient; 0 needs no reference log-probs
   int64_t max_completion_length = 256;  // dr_grpo's constant length
 };
 
-void validate(const GRPOLossConfig& config);
+void validate(const GrpoLossConfig& config);
 
-struct GRPOLossInputs {
+struct GrpoLossInputs {
   Tensor logp;        // (B, T) policy log-probs of the completion tokens, differentiable
   Tensor old_logp;    // (B, T) or undefined (= logp detached: ρ = 1)
   Tensor ref_logp;    // (B, T); required when beta > 0, ignored otherwise
@@ -90,7 +90,7 @@ struct GRPOLossInputs {
   int64_t tokens_in_batch = 0;     // dapo: completion tokens over all k micro-batches
 };
 
-struct GRPOLoss {
+struct GrpoLoss {
   Tensor loss;          // scalar, differentiable w.r.t. logp
   double kl = 0;        // masked mean of k3 (0 when beta = 0, as TRL logs nothing then)
   double clip_low = 0;  // token fractions over the mask
@@ -99,6 +99,6 @@ struct GRPOLoss {
   int64_t tokens = 0;  // Σ mask
 };
 
-GRPOLoss grpo_loss(const GRPOLossInputs& inputs, const GRPOLossConfig& config);
+GrpoLoss grpo_loss(const GrpoLossInputs& inputs, const GrpoLossConfig& config);
 
 }  // namespace tiller::rl

@@ -471,21 +471,43 @@ void PpoTrainer::resume(const std::filesystem::path& dir) {
   CheckpointTensors extra;
   auto state = nlohmann::json::parse(load_training_checkpoint(
       dir, policy_, *policy_optimizer_, policy_.device(), "ppo", &extra));
-  TILLER_CHECK(state.value("stage", "") == "ppo", "ppo: {} is not a PPO checkpoint", dir.string());
-  const auto prompts = state.at("prompts").get<size_t>();
-  const auto seed = state.at("seed").get<uint64_t>();
-  TILLER_CHECK(prompts == prompts_.size() && seed == config_.seed,
+  int64_t prompts = 0, iteration = 0, updates = 0, pass = 0, cursor = 0, value_step = 0;
+  uint64_t seed = 0;
+  float kl_coef = 0.f;
+  try {
+    TILLER_CHECK(state.value("stage", "") == "ppo", "ppo: {} is not a PPO checkpoint",
+                 dir.string());
+    prompts = saved_integer<int64_t>(state, "prompts");
+    seed = saved_integer<uint64_t>(state, "seed");
+    iteration = saved_integer<int64_t>(state, "step");
+    updates = saved_integer<int64_t>(state, "updates");
+    pass = saved_integer<int64_t>(state, "prompt_pass");
+    cursor = saved_integer<int64_t>(state, "prompt_cursor");
+    value_step = saved_integer<int64_t>(state, "value_optimizer_step");
+    kl_coef = state.at("kl_coef").get<float>();
+  } catch (const nlohmann::json::exception& error) {
+    fail("ppo: {}: a field is missing or has the wrong type: {}",
+         (dir / "trainer_state.json").string(), error.what());
+  }
+  const auto n = static_cast<int64_t>(prompts_.size());
+  TILLER_CHECK(prompts == n && seed == config_.seed,
                "ppo: {} was trained on {} prompts with seed {}; this run has {} prompts, seed {}",
-               dir.string(), prompts, seed, prompts_.size(), config_.seed);
+               dir.string(), prompts, seed, n, config_.seed);
+  TILLER_CHECK(iteration >= 0 && iteration < kMaxSavedCount && updates >= 0 &&
+                   updates < kMaxSavedCount && pass >= 0 && pass < kMaxSavedCount &&
+                   cursor >= 0 && cursor <= n && value_step >= 0 &&
+                   value_step < kMaxSavedCount && std::isfinite(kl_coef) && kl_coef >= 0.f,
+               "ppo: {}: iteration {}, updates {}, prompt pass {}, cursor {}, KL coefficient {} "
+               "is not a state of a run over {} prompts",
+               (dir / "trainer_state.json").string(), iteration, updates, pass, cursor, kl_coef, n);
   restore_parameters(extra, "value.", value_.parameters());
-  restore_optimizer(extra, "value_optimizer.", state.at("value_optimizer_step").get<int64_t>(),
-                    *value_optimizer_, value_.device());
+  restore_optimizer(extra, "value_optimizer.", value_step, *value_optimizer_, value_.device());
   restore_parameters(extra, "reference.", reference_.parameters());
-  iteration_ = state.at("step").get<int64_t>();
-  updates_ = state.at("updates").get<int64_t>();
-  kl_controller_.restore(state.at("kl_coef").get<float>());
-  prompt_pass_ = state.at("prompt_pass").get<int64_t>();
-  prompt_cursor_ = state.at("prompt_cursor").get<int64_t>();
+  iteration_ = iteration;
+  updates_ = updates;
+  kl_controller_.restore(kl_coef);
+  prompt_pass_ = pass;
+  prompt_cursor_ = cursor;
   prompt_order_ =
       random::epoch_order(static_cast<int64_t>(prompts_.size()), config_.seed, prompt_pass_);
 }

@@ -215,20 +215,36 @@ void RewardTrainer::resume(const std::filesystem::path& dir) {
   CheckpointTensors extra;
   auto state = nlohmann::json::parse(load_training_checkpoint(
       dir, model_.backbone(), *optimizer_, model_.device(), "reward", &extra));
-  TILLER_CHECK(state.value("stage", "") == "reward", "reward: {} is not a reward-model checkpoint",
-               dir.string());
-  const auto pairs = state.at("pairs").get<size_t>();
-  const auto batch = state.at("batch_size").get<int64_t>();
-  const auto seed = state.at("seed").get<uint64_t>();
-  TILLER_CHECK(pairs == train_.size() && batch == config_.batch_size && seed == config_.seed,
+  int64_t pairs = 0, batch = 0, step = 0, epoch = 0, cursor = 0, truncated = 0;
+  uint64_t seed = 0;
+  try {
+    TILLER_CHECK(state.value("stage", "") == "reward", "reward: {} is not a reward-model checkpoint",
+                 dir.string());
+    pairs = saved_integer<int64_t>(state, "pairs");
+    batch = saved_integer<int64_t>(state, "batch_size");
+    seed = saved_integer<uint64_t>(state, "seed");
+    step = saved_integer<int64_t>(state, "step");
+    epoch = saved_integer<int64_t>(state, "epoch");
+    cursor = saved_integer<int64_t>(state, "cursor");
+    truncated = saved_integer<int64_t>(state, "truncated_sequences");
+  } catch (const nlohmann::json::exception& error) {
+    fail("reward: {}: a field is missing or has the wrong type: {}",
+         (dir / "trainer_state.json").string(), error.what());
+  }
+  const auto n = static_cast<int64_t>(train_.size());
+  TILLER_CHECK(pairs == n && batch == config_.batch_size && seed == config_.seed,
                "reward: {} was trained on {} pairs, batch {}, seed {}; this run has {} pairs, "
                "batch {}, seed {}",
-               dir.string(), pairs, batch, seed, train_.size(), config_.batch_size, config_.seed);
+               dir.string(), pairs, batch, seed, n, config_.batch_size, config_.seed);
+  TILLER_CHECK(step >= 0 && step < kMaxSavedCount && epoch >= 0 && epoch < kMaxSavedCount &&
+                   cursor >= 0 && cursor <= n && truncated >= 0 && truncated < kMaxSavedCount,
+               "reward: {}: step {}, epoch {}, cursor {} is not a position in {} pairs",
+               (dir / "trainer_state.json").string(), step, epoch, cursor, n);
   restore_parameters(extra, "reward_head.", head_parameters());
-  step_ = state.at("step").get<int64_t>();
-  epoch_ = state.at("epoch").get<int64_t>();
-  cursor_ = state.at("cursor").get<int64_t>();
-  truncated_sequences_ = state.at("truncated_sequences").get<int64_t>();
+  step_ = step;
+  epoch_ = epoch;
+  cursor_ = cursor;
+  truncated_sequences_ = truncated;
   order_ = random::epoch_order(static_cast<int64_t>(train_.size()), config_.seed, epoch_);
 }
 
