@@ -70,6 +70,40 @@ TEST_CASE("saved activations are freed once their node has run", "[autograd]") {
   REQUIRE(loss.grad_fn()->inputs.empty());
 }
 
+TEST_CASE("a graph dropped without backward frees its output: no op's node owns its own output",
+          "[autograd]") {
+  // A node that captured its op's output would form a cycle (output -> node -> output) that leaks
+  // whenever no backward runs, e.g. a loss computed only for a metric. div once did.
+  Tensor a = testing::random_input({6}, 8);
+  Tensor b = add_scalar(square(testing::random_input({6}, 9)), 1.f);
+  using Op = Tensor (*)(const Tensor&);
+  const std::vector<std::pair<const char*, Op>> ops = {
+      {"div", [](const Tensor& x) { return div(x, add_scalar(square(x), 1.f)); }},
+      {"exp", [](const Tensor& x) { return exp(x); }},
+      {"tanh", [](const Tensor& x) { return tanh(x); }},
+      {"sigmoid", [](const Tensor& x) { return sigmoid(x); }},
+      {"softmax", [](const Tensor& x) { return softmax(x); }},
+      {"log_softmax", [](const Tensor& x) { return log_softmax(x); }},
+      {"sqrt", [](const Tensor& x) { return sqrt(add_scalar(square(x), 1.f)); }},
+  };
+  for (const auto& [name, op] : ops) {
+    INFO(name);
+    std::weak_ptr<TensorImpl> output;
+    {
+      Tensor y = op(a);
+      REQUIRE(y.grad_fn() != nullptr);
+      output = y.impl_ptr();
+    }
+    REQUIRE(output.expired());
+  }
+  std::weak_ptr<TensorImpl> quotient;
+  {
+    Tensor y = div(a, b);
+    quotient = y.impl_ptr();
+  }
+  REQUIRE(quotient.expired());
+}
+
 TEST_CASE("backward from a non-scalar needs an explicit gradient", "[autograd]") {
   Tensor x = testing::random_input({3}, 5);
   Tensor y = scale(x, 2.f);

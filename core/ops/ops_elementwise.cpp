@@ -108,10 +108,13 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 
 Tensor div(const Tensor& a, const Tensor& b) {
   Tensor out = binary_raw(kernels::BinaryOp::div, "div", a, b);
-  return record(out, "div", {a, b}, [a, b, out](const Tensor& g) {
+  // The closure keeps a detached handle to the quotient: capturing `out` itself would make out's
+  // node own out (a reference cycle that leaks when no backward runs).
+  return record(out, "div", {a, b}, [a, b, quotient = out.detach()](const Tensor& g) {
     Tensor ga = a.requires_grad() ? sum_to_shape(div(g, b), a.shape()) : Tensor();
     // d(a/b)/db = -(a/b)/b
-    Tensor gb = b.requires_grad() ? sum_to_shape(neg(div(mul(g, out), b)), b.shape()) : Tensor();
+    Tensor gb =
+        b.requires_grad() ? sum_to_shape(neg(div(mul(g, quotient), b)), b.shape()) : Tensor();
     return std::vector<Tensor>{ga, gb};
   });
 }

@@ -90,7 +90,7 @@ namespace {
 // Builds a CPU tensor of `src_dtype` over host data, then converts to the requested options.
 Tensor from_host(const void* data, DType src_dtype, const Shape& shape, TensorOptions options) {
   Tensor host = Tensor::empty(shape, {.dtype = src_dtype});
-  std::memcpy(host.data_ptr(), data, host.nbytes());
+  if (host.nbytes() > 0) std::memcpy(host.data_ptr(), data, host.nbytes());  // data may be null
   Tensor t = host.to(options.dtype).to(options.device);
   t.impl()->requires_grad = options.requires_grad;
   return t;
