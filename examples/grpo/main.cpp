@@ -26,6 +26,7 @@
 #include "core/text/special_tokens.h"
 #include "core/world/world.h"
 #include "kernels/error.h"
+#include "rl/data/world_data.h"
 #include "rl/heads/reward.h"
 #include "rl/kit/run_directory.h"
 #include "rl/reports/evaluate.h"
@@ -44,23 +45,6 @@ std::pair<Transformer, Tokenizer> tiny_start(uint64_t seed) {
   return {Transformer(config, seed), tokenizer};
 }
 
-// Unique training prompts of the world with the answer each expects.
-struct PromptSet {
-  std::vector<std::vector<int32_t>> tokens;
-  std::map<std::vector<int32_t>, world::Expected> expected;
-};
-
-PromptSet world_prompts(const World& world, const Tokenizer& tokenizer, int64_t room) {
-  PromptSet set;
-  for (const world::PreferencePair& pair : world.preference_pairs(world::Split::kTrain)) {
-    std::vector<int32_t> ids = render_generation_prompt(tokenizer, pair.prompt);
-    if (static_cast<int64_t>(ids.size()) > room || set.expected.count(ids)) continue;
-    set.expected.emplace(ids, pair.question.expected);
-    set.tokens.push_back(std::move(ids));
-  }
-  TILLER_CHECK(!set.tokens.empty(), "grpo: no training prompt fits in {} tokens", room);
-  return set;
-}
 
 }  // namespace
 
@@ -171,7 +155,7 @@ int main(int argc, char** argv) {
     config.end_token = tokenizer->token_id(special_tokens::kEndOfTurn);
 
     World world(WorldConfig{.seed = world_seed});
-    PromptSet prompts = world_prompts(world, *tokenizer,
+    rl::WorldPrompts prompts = rl::world_training_prompts(world, *tokenizer,
                                       policy->config().max_seq_len - config.max_completion_length);
     if (limit > 0 && static_cast<int64_t>(prompts.tokens.size()) > limit)
       prompts.tokens.resize(limit);

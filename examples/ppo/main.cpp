@@ -22,6 +22,7 @@
 #include "core/text/chat.h"
 #include "kernels/error.h"
 #include "core/world/world.h"
+#include "rl/data/world_data.h"
 #include "rl/reports/evaluate.h"
 #include "rl/reports/plot.h"
 #include "rl/trainers/ppo.h"
@@ -70,23 +71,6 @@ void require_checkpoint(const fs::path& dir, const std::string& what, const std:
     fail("ppo: no {} at {} (config.json + model.safetensors); {}", what, dir.string(), hint);
 }
 
-// Unique training prompts of the world, each with the answer that earns the full reward.
-struct PromptSet {
-  std::vector<std::vector<int32_t>> tokens;
-  std::map<std::vector<int32_t>, world::Expected> expected;
-};
-
-PromptSet world_prompts(const World& world, const Tokenizer& tokenizer, int64_t room) {
-  PromptSet set;
-  for (const world::PreferencePair& pair : world.preference_pairs(world::Split::kTrain)) {
-    std::vector<int32_t> ids = render_generation_prompt(tokenizer, pair.prompt);
-    if (static_cast<int64_t>(ids.size()) > room || set.expected.count(ids)) continue;
-    set.expected.emplace(ids, pair.question.expected);
-    set.tokens.push_back(std::move(ids));
-  }
-  TILLER_CHECK(!set.tokens.empty(), "ppo: no training prompt fits in {} tokens", room);
-  return set;
-}
 
 rl::KLEstimator parse_estimator(const std::string& name) {
   if (name == "k1") return rl::KLEstimator::k1;
@@ -175,8 +159,8 @@ int main(int argc, char** argv) {
     config.end_token = tokenizer.token_id(special_tokens::kEndOfTurn);
 
     World world(WorldConfig{.seed = flags.world_seed});
-    PromptSet prompts =
-        world_prompts(world, tokenizer, policy.config().max_seq_len - config.max_new_tokens);
+    rl::WorldPrompts prompts = rl::world_training_prompts(
+        world, tokenizer, policy.config().max_seq_len - config.max_new_tokens);
     std::cout << "[ppo] " << prompts.tokens.size() << " training prompts, policy "
               << policy.num_parameters() << " parameters, reward " << flags.reward << "\n";
 

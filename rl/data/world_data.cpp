@@ -21,6 +21,18 @@ SftDataset world_sft_dataset(const std::vector<world::SftExample>& examples,
   return SftDataset::from_conversations(conversations, sources, tokenizer, options);
 }
 
+WorldPrompts world_training_prompts(const World& world, const Tokenizer& tokenizer, int64_t room) {
+  WorldPrompts set;
+  for (const world::PreferencePair& pair : world.preference_pairs(world::Split::kTrain)) {
+    std::vector<int32_t> ids = render_generation_prompt(tokenizer, pair.prompt);
+    if (static_cast<int64_t>(ids.size()) > room || set.expected.count(ids)) continue;
+    set.expected.emplace(ids, pair.question.expected);
+    set.tokens.push_back(std::move(ids));
+  }
+  TILLER_CHECK(!set.tokens.empty(), "world: no training prompt fits in {} tokens", room);
+  return set;
+}
+
 std::vector<PreferenceExample> preference_examples(
     const Tokenizer& tokenizer, const std::vector<world::PreferencePair>& pairs) {
   std::vector<PreferenceExample> out;

@@ -7,7 +7,9 @@
 // every start pays for tokenizer training once.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <map>
 #include <vector>
 
 #include "core/text/tokenizer.h"
@@ -26,6 +28,15 @@ SftDataset world_sft_dataset(const std::vector<world::SftExample>& examples,
 // with special tokens allowed — the same tokens as the text form of the files the world writes.
 std::vector<PreferenceExample> preference_examples(const Tokenizer& tokenizer,
                                                    const std::vector<world::PreferencePair>& pairs);
+
+// The unique training prompts of the world's preference pairs that fit in `room` tokens, rendered
+// as generation prompts, each with the answer the world's scorer expects (PPO's and GRPO's
+// verifiable reward). Throws when none fits.
+struct WorldPrompts {
+  std::vector<std::vector<int32_t>> tokens;
+  std::map<std::vector<int32_t>, world::Expected> expected;
+};
+WorldPrompts world_training_prompts(const World& world, const Tokenizer& tokenizer, int64_t room);
 
 // The built-in world's pretraining corpus, end to end: corpus -> tokenizer -> shards in `dir`.
 CorpusShards prepare_world_pretraining_data(const WorldConfig& world,
