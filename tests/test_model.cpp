@@ -360,6 +360,12 @@ TEST_CASE("Hugging Face config.json round-trips and bad configs are rejected", "
   REQUIRE_THROWS_WITH(ModelConfig::from_hf_json(
                           R"({"model_type": "gpt2", "n_layer": 2, "n_head": 2, "n_embd": 16})"),
                       Catch::Contains("missing required field 'vocab_size'"));
+  // An epsilon that overflows a float becomes inf, and would be written back as null (found by
+  // tests/fuzz, model_config harness).
+  REQUIRE_THROWS_WITH(ModelConfig::from_hf_json(
+                          R"({"model_type": "gpt2", "vocab_size": 10, "n_layer": 1, "n_head": 1,
+                              "n_embd": 4, "layer_norm_epsilon": 1e205})"),
+                      Catch::Contains("norm_eps must be positive and finite, got inf"));
   // Sizes whose products overflow int64 (found by tests/fuzz, model_config harness).
   auto gpt2_json = [](const std::string& sizes) {
     return R"({"model_type": "gpt2", "n_head": 1, )" + sizes + "}";

@@ -5,6 +5,8 @@
 // rope_theta), so a directory saved here opens with transformers' from_pretrained and back.
 #include "core/models/model_config.h"
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include <type_traits>
@@ -91,11 +93,14 @@ void ModelConfig::validate() const {
                n_kv_head, n_head);
   TILLER_CHECK(family != ModelFamily::llama || head_dim() % 2 == 0,
                "ModelConfig (llama): rotary embeddings need an even head_dim, got {}", head_dim());
-  TILLER_CHECK(norm_eps > 0.f, "ModelConfig ({}): norm_eps must be positive, got {}", f, norm_eps);
+  // Finite too: a config.json value such as 1e205 becomes inf as a float, which would be written
+  // back as null.
+  TILLER_CHECK(std::isfinite(norm_eps) && norm_eps > 0.f,
+               "ModelConfig ({}): norm_eps must be positive and finite, got {}", f, norm_eps);
   TILLER_CHECK(dropout >= 0.f && dropout < 1.f,
                "ModelConfig ({}): dropout must be in [0, 1), got {}", f, dropout);
-  TILLER_CHECK(rope_theta > 0.f, "ModelConfig ({}): rope_theta must be positive, got {}", f,
-               rope_theta);
+  TILLER_CHECK(std::isfinite(rope_theta) && rope_theta > 0.f,
+               "ModelConfig ({}): rope_theta must be positive, got {}", f, rope_theta);
 }
 
 int64_t ModelConfig::num_parameters() const {
