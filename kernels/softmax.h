@@ -37,6 +37,13 @@ void cross_entropy_backward(const void* logits, const int32_t* targets, const fl
                             const float* dloss, void* dlogits, int64_t rows, int64_t V,
                             int32_t ignore_index, DType dtype);
 
+// hits[r] = 1 when targets[r] is the row's argmax (the first index of its largest logit), else 0;
+// 0 on rows whose target == ignore_index or lies outside [0, V). No gradient. Lets a trainer count
+// greedy-prediction hits on the device instead of copying (rows, V) logits to the host.
+template <Backend B>
+void argmax_hits(const void* logits, const int32_t* targets, float* hits, int64_t rows, int64_t V,
+                 int32_t ignore_index, DType dtype);
+
 // logp[r] = logits[r, token[r]] - lse[r].
 template <Backend B>
 void token_logprobs_forward(const void* logits, const int32_t* tokens, float* logp, float* lse,

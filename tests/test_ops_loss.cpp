@@ -183,3 +183,19 @@ TEST_CASE("losses reject bad targets with the op, index and value in the message
   REQUIRE_THROWS_WITH(entropy(Tensor::zeros({4}, {.dtype = DType::i32})),
                       Catch::Contains("entropy: logits must be floating point"));
 }
+
+TEST_CASE("argmax_hits marks targets that are the first index of the row maximum", "[ops][loss]") {
+  // Row 0: max at 2 (target 2: hit). Row 1: a tie between 0 and 3, the first wins (target 3: no
+  // hit). Row 2: target ignored. Row 3: max at 0 (target 0: hit). Row 4: the tie's first (hit).
+  Tensor logits = Tensor::from_vector({0.1f, -1.f, 3.f, 2.f,   //
+                                       5.f, 1.f, 0.f, 5.f,     //
+                                       9.f, 0.f, 0.f, 0.f,     //
+                                       7.f, 6.f, 6.5f, -7.f,   //
+                                       -1.f, 4.f, 4.f, 0.f},
+                                      {5, 4});
+  Tensor targets = Tensor::from_ints({2, 3, -100, 0, 1}, {5});
+  CHECK(argmax_hits(logits, targets).to_vector() == std::vector<float>{1.f, 0.f, 0.f, 1.f, 1.f});
+  CHECK(sum(argmax_hits(logits.reshape({5, 1, 4}), targets.reshape({5, 1}))).item() == 3.f);
+  CHECK_THROWS_WITH(argmax_hits(logits, Tensor::from_ints({2, 3, 4, 0, 1}, {5})),
+                    Catch::Contains("argmax_hits: targets[2] = 4 is out of range [0, 4)"));
+}

@@ -107,6 +107,10 @@ enum class Reduction { mean, sum, none };
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore_index = -100,
                      Reduction reduction = Reduction::mean);
 // log softmax(logits)[token] per position -> (...). Tokens must be in [0, V).
+// 1 where targets[...] is the argmax of logits[..., :] (first index of the largest value), 0
+// elsewhere and where the target == ignore_index; f32 (...), no gradient. Greedy accuracy on the
+// logits' device (sum() it), without copying the logits to the host.
+Tensor argmax_hits(const Tensor& logits, const Tensor& targets, int32_t ignore_index = -100);
 Tensor token_logprobs(const Tensor& logits, const Tensor& tokens);
 // Entropy of softmax(logits) per position -> (...).
 Tensor entropy(const Tensor& logits);

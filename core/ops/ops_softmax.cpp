@@ -130,6 +130,18 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore
   fail("cross_entropy: unknown reduction {}", static_cast<int>(reduction));
 }
 
+Tensor argmax_hits(const Tensor& logits, const Tensor& targets, int32_t ignore_index) {
+  const char* op = "argmax_hits";
+  auto [rows, V] = check_logits(op, logits);
+  check_tokens(op, logits, targets, "targets", &ignore_index);
+  Tensor hits = empty_f32(logits, leading_shape(logits));
+  if (rows > 0)
+    TILLER_DISPATCH(logits.device(), kernels::argmax_hits, logits.data_ptr(),
+                    targets.data<int32_t>(), hits.data<float>(), rows, V, ignore_index,
+                    logits.dtype());
+  return hits;  // not recorded: no gradient flows through a count
+}
+
 Tensor token_logprobs(const Tensor& logits, const Tensor& tokens) {
   const char* op = "token_logprobs";
   auto [rows, V] = check_logits(op, logits);

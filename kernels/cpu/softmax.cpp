@@ -8,6 +8,7 @@
 // log(sum) separately, and only the saved lse is the rounded f32 sum of the two. The loss backwards
 // rebuild p_j = exp(x_j - lse) from the saved f32 lse instead of storing a (rows, V) probability
 // matrix.
+#include <algorithm>
 #include "kernels/softmax.h"
 
 #include <cmath>
@@ -130,6 +131,22 @@ void cross_entropy_forward<Backend::cpu>(const void* logits_, const int32_t* tar
     RowLse s = row_lse(row, V);
     lse[r] = s.lse();
     loss[r] = targets[r] == ignore_index ? 0.f : (s.max - row[targets[r]]) + s.log_sum;
+  });
+}
+
+template <>
+void argmax_hits<Backend::cpu>(const void* logits_, const int32_t* targets, float* hits,
+                               int64_t rows, int64_t V, int32_t ignore_index, DType dtype) {
+  require_f32(dtype, "argmax_hits");
+  auto logits = static_cast<const float*>(logits_);
+  for_rows(rows, V, [&](int64_t r) {
+    const int32_t t = targets[r];
+    if (t == ignore_index || t < 0 || t >= V) {
+      hits[r] = 0.f;
+      return;
+    }
+    const float* row = logits + r * V;
+    hits[r] = std::max_element(row, row + V) - row == t ? 1.f : 0.f;
   });
 }
 

@@ -123,6 +123,47 @@ __global__ void gather_loss_forward_kernel(const T* logits, const int32_t* targe
   }
 }
 
+// One block per row: the first index of the row's largest value, compared with the target.
+template <typename T>
+__global__ void argmax_hits_kernel(const T* logits, const int32_t* targets, float* hits,
+                                   int64_t V, int32_t ignore_index) {
+  __shared__ float shared_value[32];
+  __shared__ int64_t shared_index[32];
+  int64_t r = blockIdx.x;
+  const T* row = logits + r * V;
+  float best = -INFINITY;
+  int64_t best_index = V;  // past the end: loses every tie
+  for (int64_t j = threadIdx.x; j < V; j += blockDim.x) {
+    float v = load_f32(row, j);
+    if (v > best || (v == best && j < best_index)) {
+      best = v;
+      best_index = j;
+    }
+  }
+  auto take = [](float& value, int64_t& index, float other_value, int64_t other_index) {
+    if (other_value > value || (other_value == value && other_index < index)) {
+      value = other_value;
+      index = other_index;
+    }
+  };
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2)
+    take(best, best_index, __shfl_xor_sync(0xffffffffu, best, offset),
+         __shfl_xor_sync(0xffffffffu, best_index, offset));
+  int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+  if (lane == 0) {
+    shared_value[warp] = best;
+    shared_index[warp] = best_index;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < static_cast<int>(blockDim.x / kWarpSize); ++w)
+      take(best, best_index, shared_value[w], shared_index[w]);
+    int32_t t = targets[r];
+    bool counted = t != ignore_index && t >= 0 && t < V;
+    hits[r] = counted && best_index == t ? 1.f : 0.f;
+  }
+}
+
 // d logits = scale * p - scale * onehot(t), scale = +upstream for cross-entropy and -upstream
 // for log-probs (the CPU's operation order, so the backends agree to the last bit or two).
 template <typename T, bool kTokenLogprob>
@@ -242,6 +283,17 @@ void cross_entropy_forward<Backend::cuda>(const void* logits, const int32_t* tar
     gather_loss_forward_kernel<T, false>
         <<<row_grid(rows, "cross_entropy_forward"), threads_for(V)>>>(
             static_cast<const T*>(logits), targets, loss, lse, V, ignore_index);
+    TILLER_CUDA_CHECK_LAUNCH();
+  });
+}
+
+template <>
+void argmax_hits<Backend::cuda>(const void* logits, const int32_t* targets, float* hits,
+                                int64_t rows, int64_t V, int32_t ignore_index, DType dtype) {
+  if (rows == 0) return;
+  TILLER_DISPATCH_FLOAT(dtype, "argmax_hits", {
+    argmax_hits_kernel<T><<<row_grid(rows, "argmax_hits"), threads_for(V)>>>(
+        static_cast<const T*>(logits), targets, hits, V, ignore_index);
     TILLER_CUDA_CHECK_LAUNCH();
   });
 }

@@ -60,15 +60,8 @@ TokenLossSum sft_token_losses(Transformer& model, const SftBatch& batch, bool tr
   out.loss_sum = cross_entropy(logits, batch.targets, -100, Reduction::sum);
   out.tokens = batch.trainable_tokens;
 
-  // Argmax hits on the host: one pass over the logits, outside the graph.
-  const int64_t V = logits.size(-1);
-  std::vector<float> values = logits.detach().to(DType::f32).to_vector();
-  std::vector<int32_t> targets = batch.targets.to(Device::cpu()).to_int_vector();
-  for (size_t position = 0; position < targets.size(); ++position) {
-    if (targets[position] < 0) continue;
-    const float* row = values.data() + position * static_cast<size_t>(V);
-    out.correct += (std::max_element(row, row + V) - row) == targets[position] ? 1 : 0;
-  }
+  // Greedy hits counted on the logits' device: nothing the size of the logits leaves it.
+  out.correct = sum(argmax_hits(logits.detach(), batch.targets, -100));
   return out;
 }
 
@@ -84,18 +77,22 @@ AccumulatedLoss accumulate_sft_gradients(Transformer& model, std::span<const Sft
   // The normaliser is known before the first backward, so each micro-batch's sum is scaled by the
   // same 1 / N and the accumulated gradient is that of the token mean over the whole step.
   const float inverse_tokens = 1.f / static_cast<float>(out.trainable_tokens);
-  double loss_sum = 0.0;
-  int64_t correct = 0;
+  // The loss and hit sums stay on the model's device until the end: one host read per step.
+  Tensor loss_sum, correct;
   for (const SftBatch& batch : batches) {
     if (batch.trainable_tokens == 0) continue;
     TokenLossSum part = sft_token_losses(model, batch, training);
-    loss_sum += part.loss_sum.item();
-    correct += part.correct;
+    Tensor part_loss = part.loss_sum.detach();
+    loss_sum = loss_sum.defined() ? add(loss_sum, part_loss) : part_loss;
+    correct = correct.defined() ? add(correct, part.correct) : part.correct;
     scale(part.loss_sum, inverse_tokens).backward();
   }
-  out.loss = static_cast<float>(loss_sum / static_cast<double>(out.trainable_tokens));
-  out.accuracy =
-      static_cast<float>(static_cast<double>(correct) / static_cast<double>(out.trainable_tokens));
+  const std::vector<float> sums =
+      concat({loss_sum.reshape({1}), correct.reshape({1})}, 0).to_vector();
+  out.loss = static_cast<float>(static_cast<double>(sums[0]) /
+                                static_cast<double>(out.trainable_tokens));
+  out.accuracy = static_cast<float>(static_cast<double>(sums[1]) /
+                                    static_cast<double>(out.trainable_tokens));
   return out;
 }
 
@@ -177,7 +174,7 @@ SftEvalResult SftTrainer::evaluate() {
         collate(*eval_, std::span<const SftRow>(rows).subspan(start, count), config_.device);
     TokenLossSum part = sft_token_losses(model_, batch);
     loss_sum += part.loss_sum.item();
-    correct += part.correct;
+    correct += static_cast<int64_t>(part.correct.item());
     result.tokens += part.tokens;
   }
   result.loss = static_cast<float>(loss_sum / static_cast<double>(result.tokens));

@@ -69,7 +69,7 @@ struct SftConfig {
 struct TokenLossSum {
   Tensor loss_sum;  // () f32, differentiable
   int64_t tokens = 0;
-  int64_t correct = 0;
+  Tensor correct;  // () f32 on the model's device: trainable tokens the argmax hits (no gradient)
 };
 TokenLossSum sft_token_losses(Transformer& model, const SftBatch& batch, bool training = false);
 

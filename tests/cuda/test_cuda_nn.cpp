@@ -5,6 +5,7 @@
 // The weight-gradient reductions (layernorm, embedding) must also be bitwise deterministic.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -268,4 +269,34 @@ TEST_CASE("an out-of-range token id on CUDA is a tiller::Error at the next host 
   CHECK(std::abs(gpu - cpu) <= 1e-5f * std::abs(cpu));
   Tensor all_ignored = on_cuda(Tensor::from_ints({-100, -100, -100, -100}, {4}), DType::f32);
   CHECK(cross_entropy(logits, all_ignored, -100).item() == 0.f);
+}
+
+TEST_CASE("CUDA argmax_hits matches the CPU, ties included", "[cuda][loss]") {
+  for (DType dtype : float_dtypes())
+    for (int64_t V : {int64_t{13}, int64_t{1000}, int64_t{50304}}) {
+      DYNAMIC_SECTION(dtype_name(dtype) << " V = " << V) {
+        const int64_t rows = 37;
+        // Values on a coarse grid so rows hold ties; targets: the first maximum, a later tied
+        // maximum, a random id or ignored, by row.
+        std::vector<float> values = on_host_f32(exact_input({rows, V}, 47, dtype)).to_vector();
+        for (float& v : values) v = std::round(v * 2.f) / 2.f;
+        Tensor logits = Tensor::from_vector(values, {rows, V});
+        std::vector<int32_t> targets(static_cast<size_t>(rows));
+        for (int64_t r = 0; r < rows; ++r) {
+          const float* row = values.data() + r * V;
+          const int64_t first = std::max_element(row, row + V) - row;
+          int64_t last = first;
+          for (int64_t j = V - 1; j > first; --j)
+            if (row[j] == row[first]) { last = j; break; }
+          targets[r] = static_cast<int32_t>(r % 4 == 0 ? first
+                                            : r % 4 == 1 ? last
+                                            : r % 4 == 2 ? (r * 7) % V
+                                                         : -100);
+        }
+        Tensor target_tensor = Tensor::from_ints(targets, {rows});
+        Tensor want = argmax_hits(logits, target_tensor);
+        Tensor got = argmax_hits(on_cuda(logits, dtype), on_cuda(target_tensor, DType::f32));
+        CHECK(on_host_f32(got).to_vector() == want.to_vector());
+      }
+    }
 }
