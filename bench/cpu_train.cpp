@@ -144,9 +144,10 @@ RunResult run_peer(const std::string& command) {
 }
 
 std::string shape_arguments(const TrainShape& s) {
-  return fmt::format("--layers {} --width {} --heads {} --batch {} --seq-len {} --vocab {} "
-                     "--max-seq-len {}",
-                     s.layers, s.width, s.heads, s.batch, s.seq_len, s.vocab, s.max_seq_len);
+  return fmt::format(
+      "--layers {} --width {} --heads {} --batch {} --seq-len {} --vocab {} "
+      "--max-seq-len {}",
+      s.layers, s.width, s.heads, s.batch, s.seq_len, s.vocab, s.max_seq_len);
 }
 
 // GFLOP/s of tiller's matmul on a GPT-2 MLP product; median of 7 after 2 warm-ups.
@@ -187,21 +188,36 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (arg == "--no-torch") with_torch = false;
-    else if (arg == "--steps") steps = std::stoi(next());
-    else if (arg == "--warmup") warmup = std::stoi(next());
-    else if (arg == "--suite") suite = next();
-    else if (arg == "--python") python = next();
-    else if (arg == "--llmc-src") llmc_src = next();
-    else if (arg == "--bench-dir") bench_dir = next();
-    else if (arg == "--worker") worker = next();
-    else if (arg == "--layers") worker_shape.layers = std::stoll(next());
-    else if (arg == "--width") worker_shape.width = std::stoll(next());
-    else if (arg == "--heads") worker_shape.heads = std::stoll(next());
-    else if (arg == "--batch") worker_shape.batch = std::stoll(next());
-    else if (arg == "--seq-len") worker_shape.seq_len = std::stoll(next());
-    else if (arg == "--vocab") worker_shape.vocab = std::stoll(next());
-    else if (arg == "--max-seq-len") worker_shape.max_seq_len = std::stoll(next());
+    if (arg == "--no-torch")
+      with_torch = false;
+    else if (arg == "--steps")
+      steps = std::stoi(next());
+    else if (arg == "--warmup")
+      warmup = std::stoi(next());
+    else if (arg == "--suite")
+      suite = next();
+    else if (arg == "--python")
+      python = next();
+    else if (arg == "--llmc-src")
+      llmc_src = next();
+    else if (arg == "--bench-dir")
+      bench_dir = next();
+    else if (arg == "--worker")
+      worker = next();
+    else if (arg == "--layers")
+      worker_shape.layers = std::stoll(next());
+    else if (arg == "--width")
+      worker_shape.width = std::stoll(next());
+    else if (arg == "--heads")
+      worker_shape.heads = std::stoll(next());
+    else if (arg == "--batch")
+      worker_shape.batch = std::stoll(next());
+    else if (arg == "--seq-len")
+      worker_shape.seq_len = std::stoll(next());
+    else if (arg == "--vocab")
+      worker_shape.vocab = std::stoll(next());
+    else if (arg == "--max-seq-len")
+      worker_shape.max_seq_len = std::stoll(next());
     else {
       std::fprintf(stderr,
                    "usage: bench_cpu_train [--suite small|gpt2] [--no-torch] [--steps N] "
@@ -226,7 +242,8 @@ int main(int argc, char** argv) {
   if (!llmc_src.empty()) {
     llmc_binary = fmt::format("/tmp/bench_cpu_train_llmc_{}", getpid());
     std::string build = fmt::format(
-        "cc -Ofast -march=native -fopenmp -DOMP -DTESTING -Wno-unused-result -I{} {}/llmc_train_gpt2.c "
+        "cc -Ofast -march=native -fopenmp -DOMP -DTESTING -Wno-unused-result -I{} "
+        "{}/llmc_train_gpt2.c "
         "-lm -o {}",
         llmc_src, bench_dir, llmc_binary);
     if (std::system(build.c_str()) != 0) {
@@ -245,25 +262,28 @@ int main(int argc, char** argv) {
         "| config | GEMM ceiling GFLOP/s | tiller step, peak RSS | tiller GFLOP/s (%% ceiling) | "
         "FLOPs / ceiling | PyTorch | llm.c |\n|---|---|---|---|---|---|---|\n");
   else
-    std::printf("| config | tiller | tok/s | PyTorch | tok/s | tiller / PyTorch |\n"
-                "|---|---|---|---|---|---|\n");
+    std::printf(
+        "| config | tiller | tok/s | PyTorch | tok/s | tiller / PyTorch |\n"
+        "|---|---|---|---|---|---|\n");
   for (const TrainShape& shape : shapes) {
     const double ceiling = suite == "gpt2" ? gemm_ceiling_gflops() : 0;
     const double ceiling_load = load_average();
-    RunResult ours = run_peer(fmt::format("{} --worker tiller {} {}", self, shape_arguments(shape), timing));
+    RunResult ours =
+        run_peer(fmt::format("{} --worker tiller {} {}", self, shape_arguments(shape), timing));
     RunResult torch, llmc;
     if (with_torch)
-      torch = run_peer(fmt::format("{} {}/torch_cpu_train.py {} {} --threads {}", python,
-                                   bench_dir, shape_arguments(shape), timing, threads));
+      torch = run_peer(fmt::format("{} {}/torch_cpu_train.py {} {} --threads {}", python, bench_dir,
+                                   shape_arguments(shape), timing, threads));
     bool llmc_fits = shape.layers == 12 && shape.width == 768 && shape.vocab == 50257;
     if (!llmc_binary.empty() && llmc_fits)
       llmc = run_peer(fmt::format("OMP_NUM_THREADS={} {} --batch {} --seq-len {} {} --dir /tmp",
                                   threads, llmc_binary, shape.batch, shape.seq_len, timing));
     if (suite == "gpt2") {
       double flops = flops_per_step(shape);
-      std::string rate = ours.ok() ? fmt::format("{:.0f} ({:.0f}%)", flops / ours.step_seconds / 1e9,
-                                                 100 * flops / ours.step_seconds / 1e9 / ceiling)
-                                   : "n/a";
+      std::string rate = ours.ok()
+                             ? fmt::format("{:.0f} ({:.0f}%)", flops / ours.step_seconds / 1e9,
+                                           100 * flops / ours.step_seconds / 1e9 / ceiling)
+                             : "n/a";
       std::printf("| %s | %.0f (load %.1f) | %s | %s | %.3f s (tiller at %.2fx) | %s | %s |\n",
                   shape.str().c_str(), ceiling, ceiling_load, seconds_cell(ours).c_str(),
                   rate.c_str(), flops / (ceiling * 1e9),
@@ -273,9 +293,9 @@ int main(int argc, char** argv) {
       auto tokens = [&](const RunResult& r) {
         return r.ok() ? fmt::format("{:.0f}", shape.tokens() / r.step_seconds) : std::string("n/a");
       };
-      std::string ratio =
-          ours.ok() && torch.ok() ? fmt::format("{:.2f}x", torch.step_seconds / ours.step_seconds)
-                                  : std::string("n/a");
+      std::string ratio = ours.ok() && torch.ok()
+                              ? fmt::format("{:.2f}x", torch.step_seconds / ours.step_seconds)
+                              : std::string("n/a");
       std::printf("| %s | %s | %s | %s | %s | %s |\n", shape.str().c_str(),
                   seconds_cell(ours).c_str(), tokens(ours).c_str(), seconds_cell(torch).c_str(),
                   tokens(torch).c_str(), ratio.c_str());

@@ -38,9 +38,7 @@ TEST_CASE("NoGradGuard records nothing and restores the previous state", "[autog
     Tensor y = mul(x, x);
     REQUIRE_FALSE(y.requires_grad());
     REQUIRE(y.grad_fn() == nullptr);
-    {
-      NoGradGuard inner;
-    }
+    { NoGradGuard inner; }
     REQUIRE_FALSE(grad_enabled());
   }
   REQUIRE(grad_enabled());
@@ -60,7 +58,7 @@ TEST_CASE("saved activations are freed once their node has run", "[autograd]") {
   std::weak_ptr<TensorImpl> saved;
   Tensor loss;
   {
-    Tensor h = tanh(x);        // tanh's node saves x; mul's node saves h
+    Tensor h = tanh(x);  // tanh's node saves x; mul's node saves h
     saved = h.impl_ptr();
     loss = sum(mul(h, h));
   }
@@ -127,4 +125,25 @@ TEST_CASE("to(dtype) is differentiable between float types", "[autograd]") {
   Tensor y = x.to(DType::bf16).to(DType::f32);
   sum(y).backward();
   REQUIRE(x.grad().to_vector() == std::vector<float>(5, 1.f));
+}
+
+TEST_CASE("a leaf keeps a fresh gradient without a copy, and never one that another tensor sees",
+          "[autograd]") {
+  // mul's backward returns new buffers: each leaf adopts its own. add's backward hands the same
+  // gradient tensor to both inputs: each leaf must get its own copy, so accumulating into one
+  // (a second backward) leaves the other alone.
+  Tensor a = Tensor::from_vector({1.f, 2.f}, {2}, TensorOptions{}.grad());
+  Tensor b = Tensor::from_vector({3.f, 4.f}, {2}, TensorOptions{}.grad());
+  sum(mul(a, b)).backward();
+  REQUIRE(a.grad().to_vector() == std::vector<float>{3.f, 4.f});
+  REQUIRE(b.grad().to_vector() == std::vector<float>{1.f, 2.f});
+  REQUIRE(a.grad().data_ptr() != b.grad().data_ptr());
+
+  Tensor c = Tensor::from_vector({1.f, 2.f}, {2}, TensorOptions{}.grad());
+  Tensor d = Tensor::from_vector({3.f, 4.f}, {2}, TensorOptions{}.grad());
+  sum(add(c, d)).backward();
+  REQUIRE(c.grad().data_ptr() != d.grad().data_ptr());
+  sum(scale(c, 2.f)).backward();  // accumulates into c's gradient only
+  REQUIRE(c.grad().to_vector() == std::vector<float>{3.f, 3.f});
+  REQUIRE(d.grad().to_vector() == std::vector<float>{1.f, 1.f});
 }
