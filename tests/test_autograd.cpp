@@ -38,7 +38,9 @@ TEST_CASE("NoGradGuard records nothing and restores the previous state", "[autog
     Tensor y = mul(x, x);
     REQUIRE_FALSE(y.requires_grad());
     REQUIRE(y.grad_fn() == nullptr);
-    { NoGradGuard inner; }
+    {
+      NoGradGuard inner;
+    }
     REQUIRE_FALSE(grad_enabled());
   }
   REQUIRE(grad_enabled());
@@ -58,7 +60,7 @@ TEST_CASE("saved activations are freed once their node has run", "[autograd]") {
   std::weak_ptr<TensorImpl> saved;
   Tensor loss;
   {
-    Tensor h = tanh(x);  // tanh's node saves x; mul's node saves h
+    Tensor h = tanh(x);        // tanh's node saves x; mul's node saves h
     saved = h.impl_ptr();
     loss = sum(mul(h, h));
   }

@@ -126,8 +126,7 @@ TEST_CASE("AdamW rejects duplicate parameters and bad hyperparameters", "[optim]
 
 TEST_CASE("the multi-tensor CPU AdamW step equals the per-element formula in double", "[optim]") {
   // Three f32 tensors whose sizes straddle the kernel's 65536-element chunks (so one chunk
-  // spans tensor ends) and one bf16 gradient (the scalar path) in a single call, two steps,
-  // against AdamW written out in double. Then the same tensors updated one call each must give
+  // spans tensor ends) in a single call, two steps, against AdamW written out in double. Then the same tensors updated one call each must give
   // the same bits: the chunking of the shared index space does not touch the arithmetic.
   const std::vector<int64_t> sizes = {70001, 3, 65541};
   const float lr = 1e-2f, beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, decay = 0.1f;

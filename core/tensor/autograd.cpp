@@ -4,8 +4,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "core/ops/ops.h"
 #include "core/tensor/dispatch.h"
+#include "core/ops/ops.h"
 #include "kernels/elementwise.h"
 
 namespace tiller {
@@ -21,6 +21,7 @@ void accumulate_into(Tensor& dst, const Tensor& src) {
   TILLER_DISPATCH(dst.device(), kernels::accumulate, dst.data_ptr(), s.data_ptr(), dst.numel(),
                   dst.dtype());
 }
+
 // True when `t` is the only handle on its memory: no other tensor, view, saved input or gradient
 // can see it, so a leaf may keep it as its gradient without a copy (at GPT-2 124M the copies
 // were 0.5 GB of memory traffic per step).
@@ -30,16 +31,10 @@ bool sole_owner(const Tensor& t) {
 }
 }  // namespace
 
-bool grad_enabled() {
-  return g_grad_enabled;
-}
+bool grad_enabled() { return g_grad_enabled; }
 
-NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) {
-  g_grad_enabled = false;
-}
-NoGradGuard::~NoGradGuard() {
-  g_grad_enabled = previous_;
-}
+NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
 
 bool needs_grad(std::initializer_list<const Tensor*> inputs) {
   if (!g_grad_enabled) return false;

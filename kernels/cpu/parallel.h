@@ -13,8 +13,8 @@
 #include <omp.h>
 #endif
 
-#include "kernels/dtype.h"
 #include "kernels/error.h"
+#include "kernels/dtype.h"
 
 namespace tiller::kernels::cpu {
 
