@@ -6,6 +6,8 @@
 //                                         # GPT-2 124M at B x T = 4 x 64 and 4 x 256: tiller,
 //                                         # PyTorch, llm.c, each next to the GEMM ceiling
 //   bench_cpu_train --no-torch --steps 10 --warmup 2
+//   bench_cpu_train --suite gpt2 --baseline OTHER/bench_cpu_train
+//                                         # also another build of tiller (before/after a change)
 //
 // Every side runs in its own process, one after the other (tiller re-executes this binary with
 // --worker), so each gets the machine alone and reports its own peak RSS. Each prints
@@ -25,6 +27,7 @@
 // FLOPs per step: tokens x (6 N + 12 L T C) (nanoGPT / PaLM), N the parameters without the
 // position table (the tied token table counts: it is the LM head).
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -65,6 +68,7 @@ const std::vector<TrainShape> kGpt2Shapes = {{12, 768, 12, 4, 64, 50257, 1024},
 struct RunResult {
   double step_seconds = -1;
   double peak_rss_mib = -1;
+  double cpu_seconds = -1;  // CPU time of all threads per timed step
   double load = -1;  // 1-minute load average when the run ended
   bool ok() const { return step_seconds > 0; }
 };
@@ -82,6 +86,14 @@ long peak_rss_kib() {
   return usage.ru_maxrss;
 }
 
+// CPU time of all this process's threads: with the machine shared, wall time says how much of
+// the cores this process got; CPU time per step says how much work a step is.
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
 // The tiller step, run inside the --worker child.
 int run_tiller_worker(const TrainShape& s, int warmup, int steps) {
   Transformer model(ModelConfig::gpt2(s.vocab, s.layers, s.heads, s.width, s.max_seq_len), 1);
@@ -96,18 +108,22 @@ int run_tiller_worker(const TrainShape& s, int warmup, int steps) {
   Tensor x = Tensor::from_ints(inputs, {s.batch, s.seq_len});
   Tensor y = Tensor::from_ints(targets, {s.batch, s.seq_len});
   float last_loss = 0;
-  double seconds = bench::time_median(
-      [&] {
-        optimizer.zero_grad();
-        Tensor loss = model.loss(x, y);
-        loss.backward();
-        float norm = optim::global_grad_norm(model.parameters());
-        optimizer.step(optim::clip_factor(norm, 1.f));
-        last_loss = loss.item();
-      },
-      warmup, steps);
-  std::printf("last_loss %.4f\nstep_seconds %.4f\npeak_rss_kib %ld\ntokens_per_sec %.1f\n",
-              last_loss, seconds, peak_rss_kib(), static_cast<double>(s.tokens()) / seconds);
+  auto step = [&] {
+    optimizer.zero_grad();
+    Tensor loss = model.loss(x, y);
+    loss.backward();
+    float norm = optim::global_grad_norm(model.parameters());
+    optimizer.step(optim::clip_factor(norm, 1.f));
+    last_loss = loss.item();
+  };
+  for (int i = 0; i < warmup; ++i) step();
+  const double cpu_start = process_cpu_seconds();
+  const double seconds = bench::time_median(step, 0, steps);
+  const double cpu_per_step = (process_cpu_seconds() - cpu_start) / steps;
+  std::printf(
+      "last_loss %.4f\nstep_seconds %.4f\ncpu_seconds %.4f\npeak_rss_kib %ld\ntokens_per_sec "
+      "%.1f\n",
+      last_loss, seconds, cpu_per_step, peak_rss_kib(), static_cast<double>(s.tokens()) / seconds);
   return 0;
 }
 
@@ -137,6 +153,7 @@ RunResult run_peer(const std::string& command) {
   if (status == 0 && values.count("step_seconds")) {
     result.step_seconds = values["step_seconds"];
     if (values.count("peak_rss_kib")) result.peak_rss_mib = values["peak_rss_kib"] / 1024.0;
+    if (values.count("cpu_seconds")) result.cpu_seconds = values["cpu_seconds"];
   } else {
     std::fprintf(stderr, "peer run failed (%s):\n%s\n", command.c_str(), output.c_str());
   }
@@ -150,12 +167,22 @@ std::string shape_arguments(const TrainShape& s) {
       s.layers, s.width, s.heads, s.batch, s.seq_len, s.vocab, s.max_seq_len);
 }
 
-// GFLOP/s of tiller's matmul on a GPT-2 MLP product; median of 7 after 2 warm-ups.
-double gemm_ceiling_gflops() {
+// GFLOP/s of tiller's matmul on a GPT-2 MLP product, median of 7 after 2 warm-ups: by wall time,
+// and by CPU time per thread (the rate had each thread kept its core; see the table's notes).
+struct Ceiling {
+  double wall_gflops, cpu_gflops;
+};
+
+Ceiling gemm_ceiling(int threads) {
   const int64_t M = 2048, K = 768, N = 3072;
+  const double flops = 2.0 * M * N * K;
   Tensor a = Tensor::full({M, K}, 0.5f), b = Tensor::full({K, N}, 0.25f);
-  double seconds = bench::time_median([&] { Tensor c = matmul(a, b); }, 2, 7);
-  return 2.0 * M * N * K / seconds / 1e9;
+  auto product = [&] { Tensor c = matmul(a, b); };
+  for (int i = 0; i < 2; ++i) product();
+  const double cpu_start = process_cpu_seconds();
+  const double seconds = bench::time_median(product, 0, 7);
+  const double cpu_per_call = (process_cpu_seconds() - cpu_start) / 7;
+  return {flops / seconds / 1e9, flops / (cpu_per_call / threads) / 1e9};
 }
 
 double flops_per_step(const TrainShape& s) {
@@ -168,7 +195,8 @@ double flops_per_step(const TrainShape& s) {
 
 std::string seconds_cell(const RunResult& r) {
   if (!r.ok()) return "n/a";
-  return fmt::format("{:.3f} s, {:.0f} MiB (load {:.1f})", r.step_seconds, r.peak_rss_mib, r.load);
+  return fmt::format("{:.3f} s, CPU {:.2f} s, {:.0f} MiB (load {:.1f})", r.step_seconds,
+                     r.cpu_seconds, r.peak_rss_mib, r.load);
 }
 
 }  // namespace
@@ -176,8 +204,8 @@ std::string seconds_cell(const RunResult& r) {
 int main(int argc, char** argv) {
   bool with_torch = true;
   int steps = 7, warmup = 2;
-  std::string suite = "small", worker, python = "/usr/bin/python3", llmc_src;
-  std::string bench_dir = std::filesystem::path(__FILE__).parent_path();
+  std::string suite = "small", worker, python = "/usr/bin/python3", llmc_src, baseline;
+  std::string bench_dir = TILLER_BENCH_DIR;
   TrainShape worker_shape{};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -200,6 +228,8 @@ int main(int argc, char** argv) {
       python = next();
     else if (arg == "--llmc-src")
       llmc_src = next();
+    else if (arg == "--baseline")
+      baseline = next();
     else if (arg == "--bench-dir")
       bench_dir = next();
     else if (arg == "--worker")
@@ -221,7 +251,8 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: bench_cpu_train [--suite small|gpt2] [--no-torch] [--steps N] "
-                   "[--warmup N] [--python P] [--llmc-src LLM_C_DIR] [--bench-dir DIR]\n");
+                   "[--warmup N] [--python P] [--llmc-src LLM_C_DIR] [--baseline BENCH_CPU_TRAIN] "
+                   "[--bench-dir DIR]\n");
       return 2;
     }
   }
@@ -259,36 +290,50 @@ int main(int argc, char** argv) {
   const std::vector<TrainShape>& shapes = suite == "gpt2" ? kGpt2Shapes : kSmallShapes;
   if (suite == "gpt2")
     std::printf(
-        "| config | GEMM ceiling GFLOP/s | tiller step, peak RSS | tiller GFLOP/s (%% ceiling) | "
-        "FLOPs / ceiling | PyTorch | llm.c |\n|---|---|---|---|---|---|---|\n");
+        "| config | GEMM ceiling GFLOP/s | tiller step, CPU/step, peak RSS | tiller GFLOP/s (%% of "
+        "ceiling) | FLOPs / ceiling (wall / CPU), tiller at | baseline tiller | PyTorch | llm.c "
+        "|\n"
+        "|---|---|---|---|---|---|---|---|\n");
   else
     std::printf(
         "| config | tiller | tok/s | PyTorch | tok/s | tiller / PyTorch |\n"
         "|---|---|---|---|---|---|\n");
   for (const TrainShape& shape : shapes) {
-    const double ceiling = suite == "gpt2" ? gemm_ceiling_gflops() : 0;
+    const Ceiling ceiling = suite == "gpt2" ? gemm_ceiling(threads) : Ceiling{0, 0};
     const double ceiling_load = load_average();
     RunResult ours =
         run_peer(fmt::format("{} --worker tiller {} {}", self, shape_arguments(shape), timing));
-    RunResult torch, llmc;
+    RunResult before, torch, llmc;
+    if (!baseline.empty())
+      before = run_peer(
+          fmt::format("{} --worker tiller {} {}", baseline, shape_arguments(shape), timing));
     if (with_torch)
-      torch = run_peer(fmt::format("{} {}/torch_cpu_train.py {} {} --threads {}", python, bench_dir,
-                                   shape_arguments(shape), timing, threads));
+      torch = run_peer(fmt::format("{} {}/torch_cpu_train.py {} {} --threads {}", python,
+                                   bench_dir, shape_arguments(shape), timing, threads));
     bool llmc_fits = shape.layers == 12 && shape.width == 768 && shape.vocab == 50257;
     if (!llmc_binary.empty() && llmc_fits)
       llmc = run_peer(fmt::format("OMP_NUM_THREADS={} {} --batch {} --seq-len {} {} --dir /tmp",
                                   threads, llmc_binary, shape.batch, shape.seq_len, timing));
     if (suite == "gpt2") {
-      double flops = flops_per_step(shape);
-      std::string rate = ours.ok()
-                             ? fmt::format("{:.0f} ({:.0f}%)", flops / ours.step_seconds / 1e9,
-                                           100 * flops / ours.step_seconds / 1e9 / ceiling)
-                             : "n/a";
-      std::printf("| %s | %.0f (load %.1f) | %s | %s | %.3f s (tiller at %.2fx) | %s | %s |\n",
-                  shape.str().c_str(), ceiling, ceiling_load, seconds_cell(ours).c_str(),
-                  rate.c_str(), flops / (ceiling * 1e9),
-                  ours.ok() ? ours.step_seconds / (flops / (ceiling * 1e9)) : 0.0,
-                  seconds_cell(torch).c_str(), seconds_cell(llmc).c_str());
+      // Wall: step time against the wall-time ceiling. CPU: CPU seconds per step / threads
+      // against the CPU-time ceiling (what a quiet machine would give if no thread ever idled).
+      const double flops = flops_per_step(shape);
+      const double ideal_wall = flops / (ceiling.wall_gflops * 1e9);
+      const double ideal_cpu = flops / (ceiling.cpu_gflops * 1e9);
+      std::string rate = "n/a", ratio = "n/a";
+      if (ours.ok()) {
+        double cpu_step = ours.cpu_seconds / threads;
+        rate = fmt::format("wall {:.0f} ({:.0f}%), CPU {:.0f} ({:.0f}%)",
+                           flops / ours.step_seconds / 1e9, 100 * ideal_wall / ours.step_seconds,
+                           flops / cpu_step / 1e9, 100 * ideal_cpu / cpu_step);
+        ratio = fmt::format("{:.3f} s / {:.3f} s: {:.2f}x / {:.2f}x", ideal_wall, ideal_cpu,
+                            ours.step_seconds / ideal_wall, cpu_step / ideal_cpu);
+      }
+      std::printf("| %s | wall %.0f, CPU %.0f (load %.1f) | %s | %s | %s | %s | %s | %s |\n",
+                  shape.str().c_str(), ceiling.wall_gflops, ceiling.cpu_gflops, ceiling_load,
+                  seconds_cell(ours).c_str(), rate.c_str(), ratio.c_str(),
+                  seconds_cell(before).c_str(), seconds_cell(torch).c_str(),
+                  seconds_cell(llmc).c_str());
     } else {
       auto tokens = [&](const RunResult& r) {
         return r.ok() ? fmt::format("{:.0f}", shape.tokens() / r.step_seconds) : std::string("n/a");

@@ -10,8 +10,8 @@
 // 20240326 version 3, tokens header 20240520 version 1) with random contents: GPT-2 124M shapes,
 // matrices ~ N(0, 0.02) from a fixed xorshift generator, LayerNorm gains 1, biases 0; uniform
 // random tokens. The step is llm.c's own main loop's: AdamW lr 1e-4, betas (0.9, 0.999), eps 1e-8,
-// no weight decay, no clipping. Prints step_seconds (median), peak_rss_kib and tokens_per_sec
-// lines, which bench_cpu_train parses.
+// no weight decay, no clipping. Prints step_seconds (median), cpu_seconds (all threads, per timed
+// step), peak_rss_kib and tokens_per_sec lines, which bench_cpu_train parses.
 #include "train_gpt2.c"
 
 #include <sys/resource.h>
@@ -42,10 +42,10 @@ static void write_checkpoint(const char* path, int maxT, int V, int Vp, int L, i
     // Tensor order of ParameterTensors: 2, 3, 8, 9, 14, 15 are LayerNorm gains and biases.
     int is_gain = t == 2 || t == 8 || t == 14;
     int is_bias = t == 3 || t == 5 || t == 7 || t == 9 || t == 11 || t == 13 || t == 15;
-    for (size_t i = 0; i < sizes[t]; ++i) {
-      float value = is_gain ? 1.f : is_bias ? 0.f : normal(0.02f);
-      fwrite(&value, sizeof(float), 1, f);
-    }
+    float* values = (float*)mallocCheck(sizes[t] * sizeof(float));
+    for (size_t i = 0; i < sizes[t]; ++i) values[i] = is_gain ? 1.f : is_bias ? 0.f : normal(0.02f);
+    fwrite(values, sizeof(float), sizes[t], f);
+    free(values);
   }
   fcloseCheck(f);
 }
@@ -54,10 +54,10 @@ static void write_tokens(const char* path, int V, int64_t count) {
   int header[256] = {20240520, 1, (int)count};
   FILE* f = fopenCheck(path, "wb");
   fwrite(header, sizeof(int), 256, f);
-  for (int64_t i = 0; i < count; ++i) {
-    uint16_t token = (uint16_t)(uniform01() * V);
-    fwrite(&token, sizeof(uint16_t), 1, f);
-  }
+  uint16_t* tokens = (uint16_t*)mallocCheck(count * sizeof(uint16_t));
+  for (int64_t i = 0; i < count; ++i) tokens[i] = (uint16_t)(uniform01() * V);
+  fwrite(tokens, sizeof(uint16_t), count, f);
+  free(tokens);
   fcloseCheck(f);
 }
 
@@ -91,10 +91,14 @@ int main(int argc, char** argv) {
   gpt2_build_from_checkpoint(&model, model_path);
   DataLoader loader;
   dataloader_init(&loader, tokens_path, B, T, 0, 1, 0);
-  double seconds[1000];
+  double seconds[1000], cpu_start = 0;
   for (int step = 0; step < warmup + steps; ++step) {
     dataloader_next_batch(&loader);
-    struct timespec start, end;
+    struct timespec start, end, cpu;
+    if (step == warmup) {
+      clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+      cpu_start = cpu.tv_sec + cpu.tv_nsec / 1e9;
+    }
     clock_gettime(CLOCK_MONOTONIC, &start);
     gpt2_forward(&model, loader.inputs, loader.targets, B, T);
     gpt2_zero_grad(&model);
@@ -105,12 +109,15 @@ int main(int argc, char** argv) {
       seconds[step - warmup] = (end.tv_sec - start.tv_sec) + (end.tv_nsec - start.tv_nsec) / 1e9;
     printf("step %d loss %f\n", step, model.mean_loss);
   }
+  struct timespec cpu_end;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu_end);
+  double cpu_per_step = (cpu_end.tv_sec + cpu_end.tv_nsec / 1e9 - cpu_start) / steps;
   qsort(seconds, steps, sizeof(double), compare_doubles);
   double median = seconds[steps / 2];
   struct rusage usage;
   getrusage(RUSAGE_SELF, &usage);
-  printf("step_seconds %.4f\npeak_rss_kib %ld\ntokens_per_sec %.1f\n", median, usage.ru_maxrss,
-         B * T / median);
+  printf("step_seconds %.4f\ncpu_seconds %.4f\npeak_rss_kib %ld\ntokens_per_sec %.1f\n", median,
+         cpu_per_step, usage.ru_maxrss, B * T / median);
   dataloader_free(&loader);
   gpt2_free(&model);
   return 0;

@@ -5,7 +5,8 @@ fused qkv projection, tanh GELU MLP of 4x width, biases everywhere, embeddings t
 AdamW (betas 0.9/0.95, weight decay 0.1 on matrices only) after clip_grad_norm_(1.0). Attention is
 F.scaled_dot_product_attention(is_causal=True) where torch has it (2.x), else nanoGPT's explicit
 causal softmax(q k^T / sqrt(d)) v (Debian's torch 1.13). Random tokens; --warmup steps, then the
-median of --steps step times. Prints "step_seconds", "peak_rss_kib" and, last,
+median of --steps step times. Prints "step_seconds", "cpu_seconds" (all threads, per timed step),
+"peak_rss_kib" and, last,
 "tokens_per_sec" lines (bench/cpu_train.cpp parses them).
 """
 import argparse
@@ -97,6 +98,7 @@ def main():
     for _ in range(args.warmup):
         step()
     times = []
+    cpu_start = time.process_time()
     for _ in range(args.steps):
         start = time.perf_counter()
         step()
@@ -104,6 +106,7 @@ def main():
     median = statistics.median(times)
     print(f"torch_version {torch.__version__.split('+')[0]}")
     print(f"step_seconds {median:.4f}")
+    print(f"cpu_seconds {(time.process_time() - cpu_start) / args.steps:.4f}")
     print(f"peak_rss_kib {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}")
     print(f"tokens_per_sec {args.batch * args.seq_len / median:.1f}")
 
