@@ -77,12 +77,13 @@ void use_single_threaded_blas() {
 
 // How many blocks one GEMM's output is cut into: a multiple of the thread count (equal shares on
 // a quiet machine), up to kBlocksPerThread each so that a thread that loses its core to another
-// process delays the end by a small block, and no block thinner than kMinBlockEdge rows or
-// columns or smaller than kMinBlockFlops (each block repacks the shared operand: thin blocks
-// would spend their time packing). Edges fall on multiples of kTileEdge, OpenBLAS's widest
-// register tile, so no block but the last has a ragged tile.
+// process delays the end by a small block. Every block is its own sgemm call and packs its own
+// copy of the operand all blocks share (for the LM head's dX, the 50304 x 768 table: 154 MB),
+// so blocks are kept at least kMinBlockEdge rows or columns wide — packing then costs a few
+// percent of the block's flops — and above kMinBlockFlops. Edges fall on multiples of
+// kTileEdge, OpenBLAS's widest register tile, so no block but the last has a ragged tile.
 constexpr int64_t kBlocksPerThread = 4;
-constexpr int64_t kMinBlockEdge = 128;
+constexpr int64_t kMinBlockEdge = 512;
 constexpr int64_t kMinBlockFlops = int64_t{16} << 20;
 constexpr int64_t kTileEdge = 16;
 
