@@ -2,8 +2,7 @@
 // OpenMP-parallel fallback (correct everywhere, several times slower than BLAS).
 //
 // Threading: OpenBLAS is set to one thread and tiller splits each GEMM over its own OpenMP
-// threads (batch items, else blocks of output rows or columns, each one single-threaded sgemm;
-// up to 4 blocks per thread, taken dynamically, so a descheduled thread costs one block).
+// threads (batch items, else blocks of output rows or columns, each one single-threaded sgemm).
 // Two thread pools on the same cores (OpenMP for every other kernel, OpenBLAS's pthreads for
 // GEMM) would each spin-wait while the other works; one pool keeps the cores for the work.
 // Every output element is still one sgemm's dot over all of K, but OpenBLAS's register tiling
@@ -75,26 +74,6 @@ void use_single_threaded_blas() {
 #endif
 }
 
-// How many blocks one GEMM's output is cut into: a multiple of the thread count (equal shares on
-// a quiet machine), up to kBlocksPerThread each so that a thread that loses its core to another
-// process delays the end by a small block. Every block is its own sgemm call and packs its own
-// copy of the operand all blocks share (for the LM head's dX, the 50304 x 768 table: 154 MB),
-// so blocks are kept at least kMinBlockEdge rows or columns wide — packing then costs a few
-// percent of the block's flops — and above kMinBlockFlops. Edges fall on multiples of
-// kTileEdge, OpenBLAS's widest register tile, so no block but the last has a ragged tile.
-constexpr int64_t kBlocksPerThread = 4;
-constexpr int64_t kMinBlockEdge = 512;
-constexpr int64_t kMinBlockFlops = int64_t{16} << 20;
-constexpr int64_t kTileEdge = 16;
-
-int64_t split_blocks(int64_t extent, int64_t flops, int64_t threads) {
-  if (flops < cpu::kMinParallelWork) return 1;  // waking threads would cost more
-  int64_t per_thread = std::min(
-      {kBlocksPerThread, extent / (threads * kMinBlockEdge), flops / (threads * kMinBlockFlops)});
-  if (per_thread >= 1) return threads * per_thread;
-  return std::min(threads, extent);  // too small to cut finely: one block per thread
-}
-
 // Rows [m0, m1) x columns [n0, n1) of one item's C by one sgemm call on the matching slices.
 void sgemm_block(const GemmShape& s, const float* a, const float* b, float* c, int64_t m0,
                  int64_t m1, int64_t n0, int64_t n1) {
@@ -146,31 +125,21 @@ void gemm<Backend::cpu>(const GemmShape& s, const void* a_, const void* b_, void
     });
     return;
   }
-  // Fewer items than threads: split each item's output along its longer side into blocks that
-  // threads take dynamically (see split_blocks).
+  // Fewer items than threads: split each item's output along its longer side.
   const bool split_rows = s.M >= s.N;
   const int64_t extent = split_rows ? s.M : s.N;
-  const int64_t blocks = split_blocks(extent, item_flops, threads);
+  const int64_t blocks = std::min<int64_t>(threads, extent);
   for (int64_t i = 0; i < s.batch; ++i) {
     const float* ai = a + i * s.stride_a;
     const float* bi = b + i * s.stride_b;
     float* ci = c + i * s.stride_c;
-    const bool whole_tiles = extent >= blocks * kTileEdge;
-    auto edge = [&](int64_t k) {  // block boundaries, on whole micro-tiles when blocks are wide
-      if (k == blocks) return extent;
-      int64_t e = extent * k / blocks;
-      return whole_tiles ? e / kTileEdge * kTileEdge : e;
-    };
-    auto run_block = [&](int64_t k) {
+    parallel_for(blocks, item_flops / blocks, [&](int64_t k0, int64_t k1) {
+      int64_t begin = extent * k0 / blocks, end = extent * k1 / blocks;
       if (split_rows)
-        sgemm_block(s, ai, bi, ci, edge(k), edge(k + 1), 0, s.N);
+        sgemm_block(s, ai, bi, ci, begin, end, 0, s.N);
       else
-        sgemm_block(s, ai, bi, ci, 0, s.M, edge(k), edge(k + 1));
-    };
-    if (blocks == 1)
-      run_block(0);
-    else
-      cpu::parallel_blocks(blocks, run_block);
+        sgemm_block(s, ai, bi, ci, 0, s.M, begin, end);
+    });
   }
 #else
   for (int64_t i = 0; i < s.batch; ++i)

@@ -42,7 +42,7 @@ void parallel_for(int64_t n, int64_t cost, Fn&& fn) {
 }
 
 // fn(block) for every block in [0, blocks), handed to whichever thread is free next: for coarse
-// blocks (GEMM panels, optimizer chunks). A thread that falls behind — it lost its core to
+// blocks of equal cost (the optimizer's chunks). A thread that falls behind — it lost its core to
 // another process, or its blocks cost more — then delays the end by one block, not by the half
 // of the work a static split gave it. The blocks themselves must not depend on which thread
 // runs them, so results stay independent of scheduling.
