@@ -11,15 +11,15 @@
 //
 // Every side runs in its own process, one after the other (tiller re-executes this binary with
 // --worker), so each gets the machine alone and reports its own peak RSS. Each prints
-// step_seconds (median of the timed steps), peak_rss_kib and tokens_per_sec; this program
-// parses them. All sides train the same shapes on random tokens — a step's speed does not depend
+// step_seconds (median of the timed steps), cpu_seconds (CPU time of all its threads per timed
+// step), peak_rss_kib and tokens_per_sec; this program parses them. All sides train the same shapes on random tokens — a step's speed does not depend
 // on the data — and differ only where each library's own trainer does (the table says how).
 // The thread count is the OpenMP thread count here (OMP_NUM_THREADS), torch.set_num_threads(same)
 // in PyTorch and OMP_NUM_THREADS for llm.c; children inherit the environment, so OMP_WAIT_POLICY
 // and OPENBLAS_CORETYPE (printed in the header) are the same for all:
 //   OMP_WAIT_POLICY=passive   on a machine shared with other work, spinning OpenMP threads that
 //                             lose their core stall every barrier (2 threads: ~6x slower).
-//   OPENBLAS_CORETYPE         which GEMM kernels OpenBLAS uses (tiller and Debian's torch).
+//   OPENBLAS_CORETYPE         which GEMM kernels OpenBLAS uses (tiller; Debian's torch too).
 // The GEMM ceiling is tiller's matmul op on a (2048 x 768) @ (768 x 3072) product (a GPT-2 MLP
 // matmul at 2048 tokens), median of 7 after 2 warm-ups, measured before each GPT-2 shape, and the
 // load average (/proc/loadavg, 1 minute) is printed next to every figure: this is meant for a
