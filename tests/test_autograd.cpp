@@ -128,3 +128,24 @@ TEST_CASE("to(dtype) is differentiable between float types", "[autograd]") {
   sum(y).backward();
   REQUIRE(x.grad().to_vector() == std::vector<float>(5, 1.f));
 }
+
+TEST_CASE("a leaf keeps a fresh gradient without a copy, and never one that another tensor sees",
+          "[autograd]") {
+  // mul's backward returns new buffers: each leaf adopts its own. add's backward hands the same
+  // gradient tensor to both inputs: each leaf must get its own copy, so accumulating into one
+  // (a second backward) leaves the other alone.
+  Tensor a = Tensor::from_vector({1.f, 2.f}, {2}, TensorOptions{}.grad());
+  Tensor b = Tensor::from_vector({3.f, 4.f}, {2}, TensorOptions{}.grad());
+  sum(mul(a, b)).backward();
+  REQUIRE(a.grad().to_vector() == std::vector<float>{3.f, 4.f});
+  REQUIRE(b.grad().to_vector() == std::vector<float>{1.f, 2.f});
+  REQUIRE(a.grad().data_ptr() != b.grad().data_ptr());
+
+  Tensor c = Tensor::from_vector({1.f, 2.f}, {2}, TensorOptions{}.grad());
+  Tensor d = Tensor::from_vector({3.f, 4.f}, {2}, TensorOptions{}.grad());
+  sum(add(c, d)).backward();
+  REQUIRE(c.grad().data_ptr() != d.grad().data_ptr());
+  sum(scale(c, 2.f)).backward();  // accumulates into c's gradient only
+  REQUIRE(c.grad().to_vector() == std::vector<float>{3.f, 3.f});
+  REQUIRE(d.grad().to_vector() == std::vector<float>{1.f, 1.f});
+}

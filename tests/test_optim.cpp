@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "core/ops/ops.h"
+#include "kernels/adamw.h"
+#include "kernels/dtype.h"
 #include "optim/adamw.h"
 #include "optim/clip.h"
 #include "optim/schedule.h"
@@ -120,6 +122,116 @@ TEST_CASE("AdamW rejects duplicate parameters and bad hyperparameters", "[optim]
   REQUIRE_THROWS_WITH(AdamW({{"a", w, true}}, {.beta1 = 1.f}), Catch::Contains("AdamW: betas"));
   REQUIRE_THROWS_WITH(AdamW({{"a", Tensor::from_ints({1}, {1}), true}}),
                       Catch::Contains("only f32 and bf16"));
+}
+
+TEST_CASE("the multi-tensor CPU AdamW step equals the per-element formula in double", "[optim]") {
+  // Three f32 tensors whose sizes straddle the kernel's 65536-element chunks (so one chunk
+  // spans tensor ends) in a single call, two steps, against AdamW written out in double. Then the same tensors updated one call each must give
+  // the same bits: the chunking of the shared index space does not touch the arithmetic.
+  const std::vector<int64_t> sizes = {70001, 3, 65541};
+  const float lr = 1e-2f, beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, decay = 0.1f;
+  const float grad_scale = 0.5f;
+  struct State {
+    std::vector<float> w, g, m, v;
+  };
+  auto make_states = [&] {
+    std::vector<State> states;
+    uint64_t seed = 90;
+    for (int64_t n : sizes) {
+      State s{testing::random_input({n}, ++seed, 1.f, false).to_vector(),
+              testing::random_input({n}, ++seed, 1.f, false).to_vector(),
+              std::vector<float>(n, 0.f), std::vector<float>(n, 0.f)};
+      states.push_back(std::move(s));
+    }
+    return states;
+  };
+  auto step = [&](std::vector<State>& states, int64_t t, bool one_call) {
+    std::vector<kernels::AdamWTensor> tensors;
+    for (State& s : states)
+      tensors.push_back({.master = s.w.data(),
+                         .param = s.w.data(),
+                         .grad = s.g.data(),
+                         .m = s.m.data(),
+                         .v = s.v.data(),
+                         .n = static_cast<int64_t>(s.w.size()),
+                         .weight_decay = decay});
+    kernels::AdamWHyper hyper{
+        .lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps, .step = t, .grad_scale = grad_scale};
+    if (one_call) {
+      kernels::adamw_step<kernels::Backend::cpu>(tensors, hyper);
+    } else {
+      for (const auto& x : tensors) kernels::adamw_step<kernels::Backend::cpu>({x}, hyper);
+    }
+  };
+  std::vector<State> fused = make_states(), separate = make_states();
+  std::vector<State> reference = make_states();
+  std::vector<std::vector<double>> w(sizes.size()), m(sizes.size()), v(sizes.size());
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    w[i].assign(reference[i].w.begin(), reference[i].w.end());
+    m[i].assign(sizes[i], 0.0);
+    v[i].assign(sizes[i], 0.0);
+  }
+  for (int64_t t = 1; t <= 2; ++t) {
+    step(fused, t, true);
+    step(separate, t, false);
+    for (size_t i = 0; i < sizes.size(); ++i)
+      for (int64_t j = 0; j < sizes[i]; ++j) {
+        double g = static_cast<double>(reference[i].g[j]) * grad_scale;
+        m[i][j] = beta1 * m[i][j] + (1 - beta1) * g;
+        v[i][j] = beta2 * v[i][j] + (1 - beta2) * g * g;
+        double m_hat = m[i][j] / (1 - std::pow(beta1, t));
+        double v_hat = v[i][j] / (1 - std::pow(beta2, t));
+        w[i][j] = w[i][j] * (1 - lr * decay) - lr * m_hat / (std::sqrt(v_hat) + eps);
+      }
+  }
+  int64_t checked = 0;
+  for (size_t i = 0; i < sizes.size(); ++i)
+    for (int64_t j = 0; j < sizes[i]; ++j) {
+      // A step moves w by ~lr = 1e-2; f32 rounding of |w| <= ~4 is ~5e-7.
+      REQUIRE(std::fabs(fused[i].w[j] - w[i][j]) < 2e-6);
+      REQUIRE(std::fabs(fused[i].m[j] - m[i][j]) < 1e-6);
+      REQUIRE(fused[i].w[j] == separate[i].w[j]);
+      REQUIRE(fused[i].m[j] == separate[i].m[j]);
+      REQUIRE(fused[i].v[j] == separate[i].v[j]);
+      ++checked;
+    }
+  REQUIRE(checked == 70001 + 3 + 65541);
+}
+
+TEST_CASE("a bf16 gradient beside f32 ones in one CPU AdamW call takes the same update",
+          "[optim]") {
+  // Gradients exactly representable in bf16, so both paths see the same numbers.
+  const int64_t n = 70000;
+  std::vector<float> grad(n), w0(n);
+  for (int64_t i = 0; i < n; ++i) {
+    grad[i] = static_cast<float>((i % 17) - 8) * 0.125f;
+    w0[i] = static_cast<float>((i % 5) - 2) * 0.5f;
+  }
+  std::vector<uint16_t> grad_bf16(n);
+  for (int64_t i = 0; i < n; ++i) grad_bf16[i] = float_to_bf16(grad[i]);
+  std::vector<float> w_a = w0, m_a(n), v_a(n), w_b = w0, m_b(n), v_b(n);
+  kernels::AdamWHyper hyper{.lr = 1e-2f, .beta2 = 0.95f, .step = 1};
+  kernels::adamw_step<kernels::Backend::cpu>({{.master = w_a.data(),
+                                               .param = w_a.data(),
+                                               .grad = grad.data(),
+                                               .m = m_a.data(),
+                                               .v = v_a.data(),
+                                               .n = n,
+                                               .weight_decay = 0.1f},
+                                              {.master = w_b.data(),
+                                               .param = w_b.data(),
+                                               .grad = grad_bf16.data(),
+                                               .m = m_b.data(),
+                                               .v = v_b.data(),
+                                               .n = n,
+                                               .weight_decay = 0.1f,
+                                               .grad_dtype = DType::bf16}},
+                                             hyper);
+  for (int64_t i = 0; i < n; ++i) {
+    REQUIRE(w_a[i] == Approx(w_b[i]).margin(1e-6));  // the vector path may contract an FMA
+    REQUIRE(m_a[i] == Approx(m_b[i]).margin(1e-7));
+  }
+  REQUIRE(w_a[1] != w0[1]);  // it moved
 }
 
 TEST_CASE("bf16 parameters keep an f32 master and are stochastically rounded", "[optim]") {

@@ -21,6 +21,14 @@ void accumulate_into(Tensor& dst, const Tensor& src) {
   TILLER_DISPATCH(dst.device(), kernels::accumulate, dst.data_ptr(), s.data_ptr(), dst.numel(),
                   dst.dtype());
 }
+
+// True when `t` is the only handle on its memory: no other tensor, view, saved input or gradient
+// can see it, so a leaf may keep it as its gradient without a copy (at GPT-2 124M the copies
+// were 0.5 GB of memory traffic per step).
+bool sole_owner(const Tensor& t) {
+  const auto& impl = t.impl_ptr();
+  return impl && impl.use_count() == 1 && impl->storage && impl->storage.use_count() == 1;
+}
 }  // namespace
 
 bool grad_enabled() { return g_grad_enabled; }
@@ -121,6 +129,8 @@ void backward(const Tensor& root, const Tensor& grad_output) {
         Tensor leaf_grad = input.grad();
         if (leaf_grad.defined()) {
           accumulate_into(leaf_grad, ig);
+        } else if (sole_owner(ig) && ig.dtype() == input.dtype()) {
+          input.set_grad(std::move(ig));  // a fresh buffer nothing else sees: adopt it
         } else {
           // The closure's result may alias a saved tensor or another gradient: own a copy.
           input.set_grad(ig.to(input.dtype()).clone());

@@ -2,6 +2,7 @@
 //
 // parallel_for splits [0, n) into contiguous chunks, one per thread, and runs serially when the
 // work is too small to pay for waking threads (~ kMinParallelWork scalar operations).
+// parallel_blocks hands out coarse blocks dynamically (below).
 // Results never depend on the thread count: every reduction in the CPU backend is either
 // per-output (no cross-thread sums) or combined in a fixed order.
 #pragma once
@@ -38,6 +39,23 @@ void parallel_for(int64_t n, int64_t cost, Fn&& fn) {
 #endif
   (void)cost;
   if (n > 0) fn(int64_t{0}, n);
+}
+
+// fn(block) for every block in [0, blocks), handed to whichever thread is free next: for coarse
+// blocks of equal cost (the optimizer's chunks). A thread that falls behind — it lost its core to
+// another process, or its blocks cost more — then delays the end by one block, not by the half
+// of the work a static split gave it. The blocks themselves must not depend on which thread
+// runs them, so results stay independent of scheduling.
+template <typename Fn>
+void parallel_blocks(int64_t blocks, Fn&& fn) {
+#if defined(_OPENMP)
+  if (blocks > 1 && !omp_in_parallel()) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t block = 0; block < blocks; ++block) fn(block);
+    return;
+  }
+#endif
+  for (int64_t block = 0; block < blocks; ++block) fn(block);
 }
 
 inline int max_threads() {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vector_math.h"
 
 namespace tiller::kernels {
 
@@ -41,6 +42,16 @@ void sum_dim<Backend::cpu>(const void* x_, void* out_, int64_t outer, int64_t n,
   });
 }
 
+namespace {
+// sum x[i]^2 over one block in double, in SIMD lanes (a fixed order, whatever the thread count).
+TILLER_SIMD_CLONES double block_sum_squares(const float* x, int64_t n) {
+  double acc = 0;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(x[i]) * x[i];
+  return acc;
+}
+}  // namespace
+
 template <>
 void sum_squares<Backend::cpu>(const void* x_, int64_t n, float* result, DType dtype) {
   require_f32(dtype, "sum_squares");
@@ -52,9 +63,7 @@ void sum_squares<Backend::cpu>(const void* x_, int64_t n, float* result, DType d
   parallel_for(blocks, kBlock, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       int64_t end = (b + 1) * kBlock < n ? (b + 1) * kBlock : n;
-      double acc = 0;
-      for (int64_t i = b * kBlock; i < end; ++i) acc += static_cast<double>(x[i]) * x[i];
-      partial[b] = acc;
+      partial[b] = block_sum_squares(x + b * kBlock, end - b * kBlock);
     }
   });
   double total = 0;
