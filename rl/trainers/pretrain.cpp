@@ -32,6 +32,16 @@ using Clock = std::chrono::steady_clock;
 
 PretrainConfig checked(PretrainConfig config) {
   config.validate();
+  if (!config.communicator) config.communicator = dist::single_process();
+  const int64_t ranks = config.communicator->world_size();
+  TILLER_CHECK(config.batch_size % ranks == 0,
+               "pretrain: the batch of {} sequences is the global batch and must divide evenly "
+               "over {} ranks; use a multiple of {}",
+               config.batch_size, ranks, ranks);
+  if (!config.communicator->is_leader()) {  // rank 0 alone prints and writes samples
+    config.log_every = 0;
+    config.sample_every = 0;
+  }
   return config;
 }
 
@@ -75,9 +85,12 @@ Pretrainer::Pretrainer(PretrainConfig config, std::vector<std::string> train_sha
       val_shards_(std::move(val_shards)),
       tokenizer_(std::move(tokenizer)),
       model_(config_.model, config_.seed),
-      train_loader_(
-          train_shards,
-          {.batch_size = config_.batch_size, .seq_len = config_.seq_len, .seed = config_.seed}) {
+      train_loader_(train_shards,
+                    {.batch_size = config_.batch_size / config_.communicator->world_size(),
+                     .seq_len = config_.seq_len,
+                     .seed = config_.seed,
+                     .rank = config_.communicator->rank(),
+                     .world_size = config_.communicator->world_size()}) {
   if (tokenizer_) {
     TILLER_CHECK(tokenizer_->vocab_size() <= config_.model.vocab_size,
                  "pretrain: the tokenizer has {} ids but the model's vocab_size is {}",
@@ -87,7 +100,8 @@ Pretrainer::Pretrainer(PretrainConfig config, std::vector<std::string> train_sha
   if (config_.dtype != DType::f32) model_.to(config_.dtype);
   schedule_ = resolve_schedule(config_.optimizer.schedule, config_.steps, "pretrain",
                                config_.log_every == 0);
-  optimizer_ = make_optimizer(model_.parameters(), config_.optimizer, config_.seed);
+  optimizer_ = make_optimizer(model_.parameters(), config_.optimizer, config_.seed,
+                              config_.communicator);
 }
 
 StepReport Pretrainer::train_step() {
@@ -113,6 +127,7 @@ StepReport Pretrainer::train_step() {
 
   UpdateResult update = apply_update(*optimizer_, model_.parameters(), config_.optimizer, schedule_,
                                      step_, report.loss, "pretrain");
+  report.loss = update.loss;
   report.lr = update.lr;
   report.grad_norm = update.grad_norm;
   report.skipped = update.skipped;
@@ -226,11 +241,13 @@ void Pretrainer::write_sample(int64_t step) {
 
 PretrainSummary Pretrainer::train() {
   RunDirectory run(config_.output_dir, config_.keep_checkpoints);
-  if (run.enabled()) {
+  const bool leader = config_.communicator->is_leader();
+  if (run.enabled() && leader) {
     std::filesystem::create_directories(run.root());
     write_file_atomic(run.root() / "pretrain_config.json", pretrain_config_to_json(config_) + "\n");
   }
-  std::unique_ptr<MetricsLog> log = run.open_metrics("pretrain", step_, "val_loss");
+  std::unique_ptr<MetricsLog> log =
+      RunDirectory(leader ? run.root() : "", 0).open_metrics("pretrain", step_, "val_loss");
 
   PretrainSummary summary;
   summary.initial_val_loss = evaluate();
@@ -271,7 +288,7 @@ PretrainSummary Pretrainer::train() {
     if (tokenizer_ && every(step_, config_.sample_every)) write_sample(step_);
     if (!last && run.enabled() && every(step_, config_.checkpoint_every)) {
       save_checkpoint(run.checkpoint_path(step_));
-      run.prune_checkpoints();
+      if (leader) run.prune_checkpoints();
     }
   }
 
