@@ -22,20 +22,21 @@ std::vector<ParamGroup> default_param_groups(const ParameterList& params, float 
   return groups;
 }
 
-AdamW::AdamW(const ParameterList& params, AdamWOptions options)
-    : AdamW(default_param_groups(params, options.weight_decay), options) {}
+AdamW::AdamW(const ParameterList& params, AdamWOptions options, DataParallelOptions parallel)
+    : AdamW(default_param_groups(params, options.weight_decay), options, std::move(parallel)) {}
 
-AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options) : options_(options) {
+AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options, DataParallelOptions parallel)
+    : options_(options), parallel_(std::move(parallel)) {
   TILLER_CHECK(
       options.beta1 >= 0.f && options.beta1 < 1.f && options.beta2 >= 0.f && options.beta2 < 1.f,
       "AdamW: betas must be in [0, 1), got ({}, {})", options.beta1, options.beta2);
   TILLER_CHECK(options.eps > 0.f, "AdamW: eps must be positive, got {}", options.eps);
-  TILLER_CHECK(options.zero_stage == 0 || options.zero_stage == 1,
-               "AdamW: zero_stage must be 0 or 1, got {}", options.zero_stage);
-  TILLER_CHECK(options.bucket_elements > 0, "AdamW: bucket_elements must be positive, got {}",
-               options.bucket_elements);
+  TILLER_CHECK(parallel_.zero_stage == 0 || parallel_.zero_stage == 1,
+               "AdamW: zero_stage must be 0 or 1, got {}", parallel_.zero_stage);
+  TILLER_CHECK(parallel_.bucket_elements > 0, "AdamW: bucket_elements must be positive, got {}",
+               parallel_.bucket_elements);
   // ZeRO-1 allocates only this rank's slice of the state (build_shards), never the whole of it.
-  const bool sharded = options.zero_stage == 1 && world_size() > 1;
+  const bool sharded = parallel_.zero_stage == 1 && world_size() > 1;
   NoGradGuard no_grad;
   for (ParamGroup& group : groups) {
     for (NamedParameter& p : group.params) {
@@ -72,7 +73,7 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options) : options_(op
 }
 
 int AdamW::world_size() const {
-  return options_.communicator ? options_.communicator->world_size() : 1;
+  return parallel_.communicator ? parallel_.communicator->world_size() : 1;
 }
 
 void AdamW::step(float grad_scale) {

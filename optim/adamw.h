@@ -50,10 +50,13 @@ struct AdamWOptions {
   float eps = 1e-8f;
   float weight_decay = 0.01f;  // used by the decaying group of the convenience constructor
   uint64_t seed = 0;           // stochastic rounding of bf16 parameters
-  // Data parallelism (see the header comment); null or one rank: a single process.
+};
+
+// Data parallelism (see the header comment). A null communicator or one of one rank: one process.
+struct DataParallelOptions {
   std::shared_ptr<dist::Communicator> communicator;
-  int zero_stage = 0;                    // 0 or 1
-  int64_t bucket_elements = 1 << 22;     // zero_stage 0: gradients per all-reduce
+  int zero_stage = 0;                 // 0 or 1
+  int64_t bucket_elements = 1 << 22;  // zero_stage 0: gradients per all-reduce
 };
 
 struct ParamGroup {
@@ -72,8 +75,9 @@ struct AdamWState {
 
 class AdamW {
  public:
-  AdamW(const ParameterList& params, AdamWOptions options = {});
-  AdamW(std::vector<ParamGroup> groups, AdamWOptions options = {});
+  AdamW(const ParameterList& params, AdamWOptions options = {}, DataParallelOptions parallel = {});
+  AdamW(std::vector<ParamGroup> groups, AdamWOptions options = {},
+        DataParallelOptions parallel = {});
 
   // One update of every parameter that has a gradient. grad_scale multiplies the gradients first
   // (the clip factor from optim/clip.h, or 1 / loss scale), so clipping costs no extra pass.
@@ -86,7 +90,7 @@ class AdamW {
   std::optional<float> reduce_gradients();
   bool distributed() const { return world_size() > 1; }
   int world_size() const;
-  dist::Communicator* communicator() const { return options_.communicator.get(); }
+  dist::Communicator* communicator() const { return parallel_.communicator.get(); }
 
   float lr() const { return options_.lr; }
   void set_lr(float lr) { options_.lr = lr; }  // called each step by a schedule
@@ -123,6 +127,7 @@ class AdamW {
 
   std::vector<Slot> slots_;
   AdamWOptions options_;
+  DataParallelOptions parallel_;
   int64_t step_ = 0;
   // ZeRO-1: the flattened parameters padded to a multiple of the world size, split in equal shards
   // of shard_size_ elements; this rank owns [rank * shard_size_, (rank + 1) * shard_size_).

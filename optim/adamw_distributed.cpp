@@ -51,7 +51,7 @@ Tensor flat(const Tensor& base) {
 std::vector<int32_t> AdamW::agree_on_gradients() const {
   std::vector<int32_t> flags(slots_.size());
   for (size_t i = 0; i < slots_.size(); ++i) flags[i] = slots_[i].param.grad().defined() ? 1 : 0;
-  dist::Communicator& comm = *options_.communicator;
+  dist::Communicator& comm = *parallel_.communicator;
   // One host round trip per step for a handful of integers: the decision is made on the host.
   Tensor box = Tensor::from_ints(flags, {static_cast<int64_t>(flags.size())}).to(comm.device());
   comm.all_reduce(box, dist::ReduceOp::sum);
@@ -67,7 +67,7 @@ std::optional<float> AdamW::reduce_gradients() {
 
 void AdamW::all_reduce_gradients() {
   NoGradGuard no_grad;
-  dist::Communicator& comm = *options_.communicator;
+  dist::Communicator& comm = *parallel_.communicator;
   const std::vector<int32_t> reached = agree_on_gradients();
   std::vector<Tensor> grads;
   for (size_t i = 0; i < slots_.size(); ++i) {
@@ -84,7 +84,7 @@ void AdamW::all_reduce_gradients() {
     size_t last = first + 1;
     int64_t elements = grads[first].numel();
     while (last < grads.size() && grads[last].dtype() == grads[first].dtype() &&
-           elements + grads[last].numel() <= options_.bucket_elements)
+           elements + grads[last].numel() <= parallel_.bucket_elements)
       elements += grads[last++].numel();
     if (last - first == 1) {
       comm.all_reduce(flat(grads[first]), dist::ReduceOp::average);
@@ -108,7 +108,7 @@ void AdamW::all_reduce_gradients() {
 }
 
 void AdamW::build_shards() {
-  dist::Communicator& comm = *options_.communicator;
+  dist::Communicator& comm = *parallel_.communicator;
   const int64_t world = comm.world_size();
   int64_t offset = 0;
   bool any_bf16 = false;
@@ -145,7 +145,7 @@ void AdamW::build_shards() {
 
 float AdamW::reduce_scatter_gradients() {
   NoGradGuard no_grad;
-  dist::Communicator& comm = *options_.communicator;
+  dist::Communicator& comm = *parallel_.communicator;
   const std::vector<int32_t> reached = agree_on_gradients();
   const Device device = slots_.front().param.device();
   DType grad_dtype = slots_.front().param.dtype();
@@ -185,7 +185,7 @@ void AdamW::sharded_step(float grad_scale) {
   NoGradGuard no_grad;
   TILLER_CHECK(grad_shard_.defined(),
                "AdamW (ZeRO-1): step() needs reduce_gradients() first in every step");
-  dist::Communicator& comm = *options_.communicator;
+  dist::Communicator& comm = *parallel_.communicator;
   const int64_t begin = comm.rank() * shard_size_;
   std::vector<kernels::AdamWTensor> tensors;
   for (Slot& s : slots_) {
@@ -236,7 +236,7 @@ void AdamW::sharded_step(float grad_scale) {
 
 AdamWState AdamW::gathered_state() const {
   NoGradGuard no_grad;
-  dist::Communicator& comm = *options_.communicator;
+  dist::Communicator& comm = *parallel_.communicator;
   auto gather = [&](const Tensor& shard) {
     Tensor whole = Tensor::empty({flat_size_}, {.dtype = DType::f32, .device = shard.device()});
     comm.all_gather(shard, whole);

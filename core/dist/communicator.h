@@ -50,6 +50,14 @@ class Communicator {
   // A host value reduced over ranks (one tiny collective; the value crosses to the host).
   double all_reduce_value(double value, ReduceOp op);
   bool is_leader() const { return rank() == 0; }
+
+  // Wall time this process has spent inside collectives so far (MPI: issue to completion,
+  // including waiting for slower ranks; NCCL: only the host's enqueueing, the device work is
+  // asynchronous). For the benchmark's communication time per step.
+  double collective_seconds() const { return collective_seconds_; }
+
+ protected:
+  double collective_seconds_ = 0.0;
 };
 
 // Where this process sits in the job, from the launcher's environment (Open MPI's

@@ -97,12 +97,18 @@ struct MpiCommunicator::Handle {
   MPI_Comm comm = MPI_COMM_NULL;
 
   // Polls `request` until done; past the deadline, a named error (the peer is dead or stuck).
-  void wait(MPI_Request& request, const char* op, std::chrono::duration<double> timeout, int rank) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // `seconds` accumulates the time from the call to completion.
+  void wait(MPI_Request& request, const char* op, std::chrono::duration<double> timeout, int rank,
+            double& seconds) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto deadline = start + timeout;
     for (uint64_t polls = 0;; ++polls) {
       int done = 0;
       TILLER_MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
-      if (done) return;
+      if (done) {
+        seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        return;
+      }
       if (polls % 1024 == 1023) {
         if (std::chrono::steady_clock::now() > deadline) {
           g_collective_failed = true;
@@ -144,7 +150,7 @@ void MpiCommunicator::all_reduce(const Tensor& tensor, ReduceOp op) {
   TILLER_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, tensor.data_ptr(), static_cast<int>(tensor.numel()),
                                   mpi_type("all_reduce", tensor.dtype()), MPI_SUM, handle_->comm,
                                   &request));
-  handle_->wait(request, "all_reduce", timeout_, rank_);
+  handle_->wait(request, "all_reduce", timeout_, rank_, collective_seconds_);
   if (op == ReduceOp::average) scale_in_place("all_reduce", tensor, world_size_);
 }
 
@@ -155,7 +161,7 @@ void MpiCommunicator::reduce_scatter(const Tensor& input, const Tensor& output, 
   TILLER_MPI_CHECK(MPI_Ireduce_scatter_block(
       input.data_ptr(), output.data_ptr(), static_cast<int>(output.numel()),
       mpi_type("reduce_scatter", input.dtype()), MPI_SUM, handle_->comm, &request));
-  handle_->wait(request, "reduce_scatter", timeout_, rank_);
+  handle_->wait(request, "reduce_scatter", timeout_, rank_, collective_seconds_);
   if (op == ReduceOp::average) scale_in_place("reduce_scatter", output, world_size_);
 }
 
@@ -167,7 +173,7 @@ void MpiCommunicator::all_gather(const Tensor& input, const Tensor& output) {
   MPI_Request request;
   TILLER_MPI_CHECK(MPI_Iallgather(input.data_ptr(), n, type, output.data_ptr(), n, type,
                                   handle_->comm, &request));
-  handle_->wait(request, "all_gather", timeout_, rank_);
+  handle_->wait(request, "all_gather", timeout_, rank_, collective_seconds_);
 }
 
 void MpiCommunicator::broadcast(const Tensor& tensor, int root) {
@@ -178,20 +184,20 @@ void MpiCommunicator::broadcast(const Tensor& tensor, int root) {
   TILLER_MPI_CHECK(MPI_Ibcast(tensor.data_ptr(), static_cast<int>(tensor.numel()),
                               mpi_type("broadcast", tensor.dtype()), root, handle_->comm,
                               &request));
-  handle_->wait(request, "broadcast", timeout_, rank_);
+  handle_->wait(request, "broadcast", timeout_, rank_, collective_seconds_);
 }
 
 void MpiCommunicator::broadcast_bytes(void* data, size_t bytes, int root) {
   MPI_Request request;
   TILLER_MPI_CHECK(
       MPI_Ibcast(data, static_cast<int>(bytes), MPI_BYTE, root, handle_->comm, &request));
-  handle_->wait(request, "broadcast", timeout_, rank_);
+  handle_->wait(request, "broadcast", timeout_, rank_, collective_seconds_);
 }
 
 void MpiCommunicator::barrier() {
   MPI_Request request;
   TILLER_MPI_CHECK(MPI_Ibarrier(handle_->comm, &request));
-  handle_->wait(request, "barrier", timeout_, rank_);
+  handle_->wait(request, "barrier", timeout_, rank_, collective_seconds_);
 }
 
 std::shared_ptr<Communicator> mpi_world() {

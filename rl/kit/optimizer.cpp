@@ -46,9 +46,9 @@ std::unique_ptr<optim::AdamW> make_optimizer(const ParameterList& params,
                           .beta2 = config.beta2,
                           .eps = config.eps,
                           .weight_decay = config.weight_decay,
-                          .seed = seed,
-                          .communicator = std::move(communicator),
-                          .zero_stage = config.zero_stage});
+                          .seed = seed},
+      optim::DataParallelOptions{.communicator = std::move(communicator),
+                                 .zero_stage = config.zero_stage});
 }
 
 optim::LrSchedule resolve_schedule(optim::LrSchedule schedule, int64_t run_steps, const char* who,

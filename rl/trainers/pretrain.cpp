@@ -258,8 +258,10 @@ PretrainSummary Pretrainer::train() {
   const double flops = flops_per_token(config_.model, config_.seq_len);
   while (step_ < config_.steps) {
     const auto step_start = Clock::now();
+    const double comm_before = config_.communicator->collective_seconds();
     StepReport report = train_step();
     const double step_seconds = seconds_since(step_start);
+    const double comm_seconds = config_.communicator->collective_seconds() - comm_before;
     window.add(static_cast<double>(config_.tokens_per_step()));
     summary.final_train_loss = report.loss;
 
@@ -270,6 +272,7 @@ PretrainSummary Pretrainer::train() {
         .add("tokens_per_sec", static_cast<double>(config_.tokens_per_step()) / step_seconds)
         .add("tokens", static_cast<double>(tokens_seen_));
     if (report.skipped) metrics.add("skipped", 1);
+    if (config_.communicator->world_size() > 1) metrics.add("comm_seconds", comm_seconds);
     log->write(step_, metrics);
 
     if (config_.log_every > 0 && (every(step_, config_.log_every) || step_ == 1)) {
