@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Data-parallel CPU pretraining throughput: examples/pretrain at 1 rank x 2 OpenMP threads against
-# 2 ranks (mpirun -np 2) x 1 thread, same global batch, same data, same steps. Prints a markdown
+# 2 ranks (mpirun -np 2) x 1 thread, same global batch, same data, same steps; 1 rank x 1 thread
+# as the baseline both are measured against. Prints a markdown
 # table: median tokens/s over the steps after the first 5, the median step time and, for 2 ranks,
 # rank 0's median time inside collectives per step (metrics.jsonl "comm_seconds": from issuing a
 # collective to its completion, so it includes waiting for the slower rank, not only the transfer).
@@ -18,6 +19,7 @@ common=(--steps "$steps" --eval-every 0 --eval-batches 1 --sample-every 0 --chec
 mpirun=(mpirun --oversubscribe -np 2 -x OMP_NUM_THREADS=1)
 [ "$(id -u)" = 0 ] && mpirun=(mpirun --allow-run-as-root --oversubscribe -np 2 -x OMP_NUM_THREADS=1)
 
+OMP_NUM_THREADS=1 "$build/examples/pretrain" --out "$work/base" "${common[@]}" > "$work/base.log"
 OMP_NUM_THREADS=2 "$build/examples/pretrain" --out "$work/one" "${common[@]}" > "$work/one.log"
 "${mpirun[@]}" "$build/examples/pretrain" --out "$work/two" "${common[@]}" > "$work/two.log"
 
@@ -34,7 +36,8 @@ def summary(run):
     return tps, step_ms, (statistics.median(comm) if comm else None), loss, len(steps)
 print("| run | tokens/s | step ms | comm ms/step (rank 0) | final train loss | steps timed |")
 print("|---|---|---|---|---|---|")
-for name, run in (("1 rank x 2 threads", "one"), ("2 ranks x 1 thread", "two")):
+for name, run in (("1 rank x 1 thread", "base"), ("1 rank x 2 threads", "one"),
+                  ("2 ranks x 1 thread", "two")):
     tps, step_ms, comm, loss, n = summary(run)
     print(f"| {name} | {tps:,.0f} | {step_ms:.1f} | {'-' if comm is None else f'{comm:.1f}'} | {loss:.4f} | {n} |")
 PY

@@ -30,6 +30,9 @@
 //                                     and eval records with eval_-prefixed names
 //   <out>/checkpoints/step_<NNNNNN>/  every checkpoint_every steps (the newest keep_checkpoints)
 //   <out>/model/                      the final policy (+ tokenizer.json when known)
+//
+// Single process for now: no data-parallel path yet (pretraining and SFT have one, see
+// core/dist/communicator.h); its per-batch metrics would first need averaging over the ranks.
 #pragma once
 
 #include <cstdint>

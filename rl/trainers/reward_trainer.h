@@ -14,6 +14,9 @@
 // At the end the reward statistics (mean and std of the rewards of every training response,
 // chosen and rejected, in eval mode) are stored in the model, so that the saved model
 // (<output_dir>/model, RewardModel::save) lets PPO normalise scores.
+//
+// Single process for now: no data-parallel path yet (pretraining and SFT have one, see
+// core/dist/communicator.h); its per-batch metrics would first need averaging over the ranks.
 #pragma once
 
 #include <cstdint>
