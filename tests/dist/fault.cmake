@@ -5,7 +5,7 @@
 string(TIMESTAMP start "%s")
 execute_process(
   COMMAND ${MPIRUN} --allow-run-as-root --oversubscribe -np 2 -x OMP_NUM_THREADS=1
-          -x TILLER_TEST_FAULT=${FAULT} -x TILLER_DIST_TIMEOUT=5 ${BINARY} [.fault]
+          -x ASAN_OPTIONS=detect_leaks=0 -x TILLER_TEST_FAULT=${FAULT} -x TILLER_DIST_TIMEOUT=5 ${BINARY} [.fault]
           --use-colour no
   RESULT_VARIABLE status OUTPUT_VARIABLE output ERROR_VARIABLE output TIMEOUT ${LIMIT})
 string(TIMESTAMP end "%s")

@@ -107,6 +107,37 @@ TEST_CASE("ZeRO-1 updates the same bits as ZeRO-0 on the same ranks", "[dist]") 
   REQUIRE(zero1.weights == zero0.weights);
 }
 
+TEST_CASE("Gradient buckets of any size average to the same bits", "[dist]") {
+  // One bucket for everything, and one bucket per gradient (each reduced in place).
+  PretrainConfig config = tiny_pretrain(ModelFamily::gpt2);
+  std::vector<std::vector<float>> averaged[2];
+  const int64_t bucket_sizes[2] = {int64_t{1} << 22, 1};
+  for (int b = 0; b < 2; ++b) {
+    Transformer model(config.model, 3);
+    Generator gen(100 + static_cast<uint64_t>(world()->rank()));
+    for (const auto& p : model.parameters())
+      p.tensor.set_grad(Tensor::randn(p.tensor.shape(), gen));
+    optim::AdamW optimizer(model.parameters(), {},
+                           {.communicator = world(), .zero_stage = 0, .bucket_elements = bucket_sizes[b]});
+    optimizer.reduce_gradients();
+    for (const auto& p : model.parameters()) averaged[b].push_back(p.tensor.grad().to_vector());
+  }
+  REQUIRE(averaged[0] == averaged[1]);
+  // And it is the average: rank r's gradients are randn with seed 100 + r.
+  Transformer model(config.model, 3);
+  const auto first = model.parameters().front();
+  std::vector<float> expected(static_cast<size_t>(first.tensor.numel()), 0.f);
+  for (int r = 0; r < world()->world_size(); ++r) {
+    Generator gen(100 + static_cast<uint64_t>(r));
+    auto values = Tensor::randn(first.tensor.shape(), gen).to_vector();
+    for (size_t i = 0; i < values.size(); ++i) expected[i] += values[i];
+  }
+  for (float& value : expected) value *= 1.f / static_cast<float>(world()->world_size());
+  // Bitwise for up to two ranks (a + b is b + a); with more, MPI may sum in another order.
+  if (world()->world_size() <= 2) REQUIRE(averaged[0].front() == expected);
+  REQUIRE(max_relative_difference({averaged[0].front()}, {expected}) <= 1e-6);
+}
+
 TEST_CASE("ZeRO-1 keeps 1/N of the optimizer state per rank (allocator statistics)", "[dist]") {
   PretrainConfig config = tiny_pretrain(ModelFamily::gpt2);
   config.model = ModelConfig::gpt2(64, 2, 2, 64, 32);
