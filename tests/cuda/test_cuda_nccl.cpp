@@ -53,8 +53,8 @@ TEST_CASE("NCCL all_reduce, reduce_scatter, all_gather and broadcast match the C
   Tensor input = on_device(chunks);
   Tensor mine = on_device({0.f, 0.f});
   nccl()->reduce_scatter(input, mine, dist::ReduceOp::sum);
-  REQUIRE(mine.to_vector() == std::vector<float>{10.f * r * n + n * (n - 1) / 2.f,
-                                                 static_cast<float>(n)});
+  REQUIRE(mine.to_vector() ==
+          std::vector<float>{10.f * r * n + n * (n - 1) / 2.f, static_cast<float>(n)});
 
   Tensor part = on_device({static_cast<float>(r), -1.f});
   Tensor all = on_device(std::vector<float>(static_cast<size_t>(2 * n), 0.f));

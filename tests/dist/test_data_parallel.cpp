@@ -117,8 +117,9 @@ TEST_CASE("Gradient buckets of any size average to the same bits", "[dist]") {
     Generator gen(100 + static_cast<uint64_t>(world()->rank()));
     for (const auto& p : model.parameters())
       p.tensor.set_grad(Tensor::randn(p.tensor.shape(), gen));
-    optim::AdamW optimizer(model.parameters(), {},
-                           {.communicator = world(), .zero_stage = 0, .bucket_elements = bucket_sizes[b]});
+    optim::AdamW optimizer(
+        model.parameters(), {},
+        {.communicator = world(), .zero_stage = 0, .bucket_elements = bucket_sizes[b]});
     optimizer.reduce_gradients();
     for (const auto& p : model.parameters()) averaged[b].push_back(p.tensor.grad().to_vector());
   }

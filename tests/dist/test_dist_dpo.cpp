@@ -48,7 +48,8 @@ DpoRun train(int zero, std::shared_ptr<dist::Communicator> comm) {
   config.communicator = std::move(comm);
   DpoTrainer trainer(config, Transformer(ModelConfig::gpt2(16, 2, 2, 32, 32), 3), pairs(7));
   DpoRun run;
-  while (trainer.step() < trainer.total_steps()) run.metrics.push_back(trainer.train_step().metrics);
+  while (trainer.step() < trainer.total_steps())
+    run.metrics.push_back(trainer.train_step().metrics);
   run.weights = weights_of(trainer.policy());
   return run;
 }
@@ -66,7 +67,8 @@ TEST_CASE("N-rank DPO equals the 1-process run (pair-weighted over all ranks)", 
         REQUIRE(ranks.metrics[i].pairs == one.metrics[i].pairs);
         REQUIRE(std::fabs(ranks.metrics[i].loss - one.metrics[i].loss) <=
                 1e-6 * std::fabs(one.metrics[i].loss));
-        REQUIRE(ranks.metrics[i].rewards_accuracies == Approx(one.metrics[i].rewards_accuracies).margin(1e-6));
+        REQUIRE(ranks.metrics[i].rewards_accuracies ==
+                Approx(one.metrics[i].rewards_accuracies).margin(1e-6));
         REQUIRE(ranks.metrics[i].rewards_margins ==
                 Approx(one.metrics[i].rewards_margins).epsilon(1e-5).margin(1e-6));
       }

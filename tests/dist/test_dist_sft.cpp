@@ -78,8 +78,9 @@ TEST_CASE("N-rank SFT equals the 1-process run (token-weighted over all ranks)",
         REQUIRE(ranks.losses.size() == 4);  // ceil(7 / 4) steps x 2 epochs
         double loss_error = 0.0;
         for (size_t i = 0; i < one.losses.size(); ++i) {
-          loss_error = std::max(loss_error, std::fabs(static_cast<double>(ranks.losses[i]) -
-                                                      one.losses[i]) / one.losses[i]);
+          loss_error =
+              std::max(loss_error, std::fabs(static_cast<double>(ranks.losses[i]) - one.losses[i]) /
+                                       one.losses[i]);
           REQUIRE(std::fabs(ranks.accuracies[i] - one.accuracies[i]) <= 1e-6);
         }
         const double weight_error = max_relative_difference(ranks.weights, one.weights);
