@@ -22,6 +22,7 @@
 #include "core/text/special_tokens.h"
 #include "kernels/error.h"
 #include "rl/kit/progress.h"
+#include "rl/kit/rank_dropout.h"
 #include "rl/kit/train_checkpoint.h"
 
 namespace tiller::rl {
@@ -102,6 +103,7 @@ Pretrainer::Pretrainer(PretrainConfig config, std::vector<std::string> train_sha
                                config_.log_every == 0);
   optimizer_ = make_optimizer(model_.parameters(), config_.optimizer, config_.seed,
                               config_.communicator);
+  use_rank_dropout_stream(model_, *config_.communicator);
 }
 
 StepReport Pretrainer::train_step() {
@@ -218,6 +220,7 @@ void Pretrainer::resume(const std::filesystem::path& dir) {
                  loader.epoch);
   }
   train_loader_.restore(loader);
+  use_rank_dropout_stream(model_, *config_.communicator);
 }
 
 void Pretrainer::log_validation(MetricsLog& log, float val_loss) {

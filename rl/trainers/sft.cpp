@@ -19,6 +19,7 @@
 #include "kernels/error.h"
 #include "kernels/random.h"
 #include "rl/kit/progress.h"
+#include "rl/kit/rank_dropout.h"
 #include "rl/kit/run_directory.h"
 #include "rl/kit/train_checkpoint.h"
 
@@ -140,6 +141,7 @@ SftTrainer::SftTrainer(SftConfig config, Transformer model, SftDataset train,
   if (model_.device() != config_.device) model_.to(config_.device);
   if (config_.dtype != DType::f32) model_.to(config_.dtype);
   model_.dropout_generator() = Generator(config_.seed);
+  use_rank_dropout_stream(model_, *config_.communicator);
   optimizer_ = make_optimizer(model_.parameters(), config_.optimizer, config_.seed,
                               config_.communicator);
   order_ = random::epoch_order(rows(), config_.seed, epoch_);
@@ -259,6 +261,7 @@ void SftTrainer::resume(const std::filesystem::path& dir) {
   epoch_ = saved_epoch;
   cursor_ = saved_cursor;
   order_ = random::epoch_order(rows(), config_.seed, epoch_);
+  use_rank_dropout_stream(model_, *config_.communicator);
 }
 
 void SftTrainer::log_eval(MetricsLog& log, const SftEvalResult& result) {

@@ -75,3 +75,35 @@ TEST_CASE("The global batch must divide over the ranks", "[dist]") {
   REQUIRE_THROWS_WITH(Pretrainer(config, {"unused.bin"}, {}),
                       Catch::Contains("global batch") && Catch::Contains("ranks"));
 }
+
+TEST_CASE("With dropout each rank draws its own masks, and a resume restores them", "[dist]") {
+  SharedDir dir;
+  const std::string shard = write_tiny_shard(dir, "train.bin", 4096, 64, 4);
+  PretrainConfig config = tiny_pretrain(ModelFamily::gpt2);
+  config.model.dropout = 0.2f;
+  config.communicator = world();
+  Pretrainer straight(config, {shard}, {});
+  const Generator& generator = straight.model().dropout_generator();
+  const uint64_t seed = generator.seed;
+  Tensor seeds = Tensor::from_ints({static_cast<int32_t>(seed & 0x7fffffff)}, {1});
+  world()->all_reduce(seeds, dist::ReduceOp::sum);
+  if (world()->world_size() == 2)  // different streams: the sum is not twice rank 0's
+    REQUIRE(seeds.to_int_vector()[0] != 2 * static_cast<int32_t>(seed & 0x7fffffff));
+  for (int i = 0; i < 4; ++i) straight.train_step();
+  const auto expected = weights_of(straight.model());
+
+  const auto checkpoint = dir.path() / "step2";
+  {
+    Pretrainer first(config, {shard}, {});
+    first.train_step();
+    first.train_step();
+    first.save_checkpoint(checkpoint);
+  }
+  world()->barrier();
+  Pretrainer resumed(config, {shard}, {});
+  resumed.resume(checkpoint);
+  REQUIRE(resumed.model().dropout_generator().seed == seed);
+  resumed.train_step();
+  resumed.train_step();
+  REQUIRE(weights_of(resumed.model()) == expected);
+}
