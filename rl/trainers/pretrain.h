@@ -20,7 +20,8 @@
 // perturb it).
 //
 // Output directory layout (nothing is written when output_dir is empty):
-//   <out>/metrics.jsonl               {"stage":"pretrain","step":..,"loss":..} and {"val_loss":..}
+//   <out>/metrics.jsonl               {"stage":"pretrain","step":..,"loss":..} and {"val_loss":..};
+//                                     data parallel: also "comm_seconds" (rank 0 in collectives)
 //   <out>/samples.txt                 greedy continuations, appended
 //   <out>/checkpoints/step_<NNNNNN>/  every checkpoint_every steps, the newest keep_checkpoints kept
 //   <out>/model/                      the final checkpoint (also resumable, never pruned)
