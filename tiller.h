@@ -3,6 +3,7 @@
 #pragma once
 
 #include "core/tensor/autograd.h"
+#include "core/dist/communicator.h"
 #include "core/io/checkpoint.h"
 #include "kernels/error.h"
 #include "core/models/model.h"

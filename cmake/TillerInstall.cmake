@@ -12,7 +12,8 @@ install(DIRECTORY core kernels optim rl
   FILES_MATCHING PATTERN "*.h"
   PATTERN "cpu" EXCLUDE PATTERN "cuda" EXCLUDE PATTERN "nocuda" EXCLUDE
   # internal headers: how ops dispatch and check, and the world generator's tables
-  PATTERN "dispatch.h" EXCLUDE PATTERN "op_checks.h" EXCLUDE PATTERN "world_detail.h" EXCLUDE)
+  PATTERN "dispatch.h" EXCLUDE PATTERN "op_checks.h" EXCLUDE PATTERN "world_detail.h" EXCLUDE
+  PATTERN "tensor_checks.h" EXCLUDE)
 install(FILES tiller.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tiller)
 install(EXPORT tillerTargets NAMESPACE tiller::
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/tiller)

@@ -22,14 +22,21 @@ std::vector<ParamGroup> default_param_groups(const ParameterList& params, float 
   return groups;
 }
 
-AdamW::AdamW(const ParameterList& params, AdamWOptions options)
-    : AdamW(default_param_groups(params, options.weight_decay), options) {}
+AdamW::AdamW(const ParameterList& params, AdamWOptions options, DataParallelOptions parallel)
+    : AdamW(default_param_groups(params, options.weight_decay), options, std::move(parallel)) {}
 
-AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options) : options_(options) {
+AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options, DataParallelOptions parallel)
+    : options_(options), parallel_(std::move(parallel)) {
   TILLER_CHECK(
       options.beta1 >= 0.f && options.beta1 < 1.f && options.beta2 >= 0.f && options.beta2 < 1.f,
       "AdamW: betas must be in [0, 1), got ({}, {})", options.beta1, options.beta2);
   TILLER_CHECK(options.eps > 0.f, "AdamW: eps must be positive, got {}", options.eps);
+  TILLER_CHECK(parallel_.zero_stage == 0 || parallel_.zero_stage == 1,
+               "AdamW: zero_stage must be 0 or 1, got {}", parallel_.zero_stage);
+  TILLER_CHECK(parallel_.bucket_elements > 0, "AdamW: bucket_elements must be positive, got {}",
+               parallel_.bucket_elements);
+  // ZeRO-1 allocates only this rank's slice of the state (build_shards), never the whole of it.
+  const bool sharded = parallel_.zero_stage == 1 && world_size() > 1;
   NoGradGuard no_grad;
   for (ParamGroup& group : groups) {
     for (NamedParameter& p : group.params) {
@@ -50,18 +57,30 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options) : options_(op
         TILLER_CHECK(!s.param.same(t), "AdamW: parameter '{}' is also listed as '{}'", name,
                      s.name);
       TensorOptions f32{.dtype = DType::f32, .device = t.device()};
-      Slot slot{.name = name,
-                .param = t,
-                .master = t.dtype() == DType::f32 ? t : t.to(DType::f32),
-                .exp_avg = Tensor::zeros(t.shape(), f32),
-                .exp_avg_sq = Tensor::zeros(t.shape(), f32),
-                .weight_decay = group.weight_decay};
+      Slot slot;
+      slot.name = name;
+      slot.param = t;
+      slot.weight_decay = group.weight_decay;
+      if (!sharded) {
+        slot.master = t.dtype() == DType::f32 ? t : t.to(DType::f32);
+        slot.exp_avg = Tensor::zeros(t.shape(), f32);
+        slot.exp_avg_sq = Tensor::zeros(t.shape(), f32);
+      }
       slots_.push_back(std::move(slot));
     }
   }
+  if (sharded) build_shards();
+}
+
+int AdamW::world_size() const {
+  return parallel_.communicator ? parallel_.communicator->world_size() : 1;
 }
 
 void AdamW::step(float grad_scale) {
+  if (shard_size_ > 0) {
+    sharded_step(grad_scale);
+    return;
+  }
   std::vector<kernels::AdamWTensor> tensors;
   tensors.reserve(slots_.size());
   for (Slot& s : slots_) {
@@ -99,6 +118,7 @@ void AdamW::zero_grad() {
 }
 
 AdamWState AdamW::state() const {
+  if (shard_size_ > 0) return gathered_state();
   AdamWState out{.step = step_, .tensors = {}};
   for (const Slot& s : slots_) {
     out.tensors[s.name + ".exp_avg"] = s.exp_avg.clone();
@@ -112,6 +132,10 @@ void AdamW::load_state(const AdamWState& state) {
   // Bounded so that counting on from a hostile file cannot overflow.
   TILLER_CHECK(state.step >= 0 && state.step < (int64_t{1} << 53),
                "AdamW::load_state: step {} is not in [0, 2^53)", state.step);
+  if (shard_size_ > 0) {
+    load_shard_state(state);
+    return;
+  }
   size_t expected = 0;
   auto load = [&](const std::string& key, Tensor& dst) {
     auto it = state.tensors.find(key);

@@ -20,13 +20,25 @@
 //
 // Resume: state() captures step count, moments and masters; load_state() into an optimizer built
 // over the same parameters reproduces later steps bit for bit.
+//
+// Data parallelism (optim/adamw_distributed.cpp): with a communicator of more than one rank,
+// reduce_gradients() averages the gradients over the ranks and returns the global norm of the
+// average. zero_stage 0 all-reduces them in buckets of bucket_elements; zero_stage 1 (ZeRO-1)
+// reduce-scatters them instead: each rank keeps moments (and bf16 masters) only for its 1/N slice
+// of the flattened parameters, step() updates that slice and all-gathers the parameters, and the
+// norm is the square root of the sum of the slices' squared norms. state() then gathers the full
+// moments (a collective: every rank calls it) and load_state() takes this rank's slice, so a
+// checkpoint has one layout whatever the number of ranks or the stage, and resumes on any.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/dist/communicator.h"
 #include "core/tensor/parameter.h"
 
 namespace tiller::optim {
@@ -38,6 +50,13 @@ struct AdamWOptions {
   float eps = 1e-8f;
   float weight_decay = 0.01f;  // used by the decaying group of the convenience constructor
   uint64_t seed = 0;           // stochastic rounding of bf16 parameters
+};
+
+// Data parallelism (see the header comment). A null communicator or one of one rank: one process.
+struct DataParallelOptions {
+  std::shared_ptr<dist::Communicator> communicator;
+  int zero_stage = 0;                 // 0 or 1
+  int64_t bucket_elements = 1 << 22;  // zero_stage 0: gradients per all-reduce
 };
 
 struct ParamGroup {
@@ -56,14 +75,22 @@ struct AdamWState {
 
 class AdamW {
  public:
-  AdamW(const ParameterList& params, AdamWOptions options = {});
-  AdamW(std::vector<ParamGroup> groups, AdamWOptions options = {});
+  AdamW(const ParameterList& params, AdamWOptions options = {}, DataParallelOptions parallel = {});
+  AdamW(std::vector<ParamGroup> groups, AdamWOptions options = {},
+        DataParallelOptions parallel = {});
 
   // One update of every parameter that has a gradient. grad_scale multiplies the gradients first
   // (the clip factor from optim/clip.h, or 1 / loss scale), so clipping costs no extra pass.
   void step(float grad_scale = 1.f);
   // Drops every gradient (the next backward writes fresh ones).
   void zero_grad();
+  // Averages the gradients over the communicator's ranks (a collective; nothing on one rank).
+  // ZeRO-1 returns the global norm of the average (from the shards); otherwise every rank holds
+  // the whole averaged gradients and the caller computes the norm (optim/clip.h), in its order.
+  std::optional<float> reduce_gradients();
+  bool distributed() const { return world_size() > 1; }
+  int world_size() const;
+  dist::Communicator* communicator() const { return parallel_.communicator.get(); }
 
   float lr() const { return options_.lr; }
   void set_lr(float lr) { options_.lr = lr; }  // called each step by a schedule
@@ -81,10 +108,33 @@ class AdamW {
     Tensor exp_avg;
     Tensor exp_avg_sq;
     float weight_decay = 0.f;
+    // ZeRO-1: this rank updates elements [shard_begin, shard_end) of the parameter, at
+    // flat_offset + shard_begin of the flattened parameters; master/exp_avg/exp_avg_sq then hold
+    // only those elements (views into the flat shards below).
+    int64_t flat_offset = 0;
+    int64_t shard_begin = 0;
+    int64_t shard_end = 0;
+    bool has_grad = false;  // in this step on some rank (zero_stage 1)
   };
+  // adamw_distributed.cpp
+  void build_shards();
+  void all_reduce_gradients();
+  float reduce_scatter_gradients();
+  void sharded_step(float grad_scale);
+  AdamWState gathered_state() const;
+  void load_shard_state(const AdamWState& state);
+  std::vector<int32_t> agree_on_gradients() const;
+
   std::vector<Slot> slots_;
   AdamWOptions options_;
+  DataParallelOptions parallel_;
   int64_t step_ = 0;
+  // ZeRO-1: the flattened parameters padded to a multiple of the world size, split in equal shards
+  // of shard_size_ elements; this rank owns [rank * shard_size_, (rank + 1) * shard_size_).
+  int64_t flat_size_ = 0;
+  int64_t shard_size_ = 0;
+  Tensor shard_exp_avg_, shard_exp_avg_sq_, shard_master_;  // (shard_size_) f32
+  Tensor grad_shard_;  // the averaged gradient of this rank's shard, set by reduce_gradients()
 };
 
 }  // namespace tiller::optim

@@ -6,6 +6,10 @@
 //   dpo --loss-type ipo --beta 0.5 --precompute-ref
 //   dpo --out runs/dpo --resume                # continue from the newest checkpoint in --out
 //   dpo --tiny --out /tmp/dpo                  # seconds-scale run on a random tiny model (ctest)
+//   mpirun -np 2 dpo --batch-size 8            # data parallel: 4 pairs per rank, same model
+//
+// Under mpirun every rank trains (--batch-size is the global batch, --zero 1 shards AdamW);
+// rank 0 alone runs the generation evals, prints and writes. An error on one rank ends the job.
 //
 // The reference is the starting policy (--policy), frozen, or its log-probs precomputed once
 // (--precompute-ref). A malformed JSONL line is an error naming <file>:<line>.
@@ -16,6 +20,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "core/dist/communicator.h"
 #include "core/text/special_tokens.h"
 #include "core/world/world.h"
 #include "kernels/error.h"
@@ -65,6 +70,8 @@ int main(int argc, char** argv) {
   app.add_option("--limit", limit, "use only the first N training pairs (0: all)");
   app.add_option("--heldout-limit", heldout_limit, "use only the first N held-out pairs (0: all)");
   app.add_option("--out", config.output_dir, "output folder")->capture_default_str();
+  app.add_option("--zero", config.optimizer.zero_stage,
+                 "under mpirun: 1 shards AdamW's moments over the ranks (ZeRO-1)");
   app.add_option("--device", device, "cpu or cuda[:N]")->capture_default_str();
   app.add_option("--epochs", config.epochs, "passes over the pairs")->capture_default_str();
   app.add_option("--batch-size", config.batch_size, "pairs per micro-batch")->capture_default_str();
@@ -111,6 +118,10 @@ int main(int argc, char** argv) {
     config.padding = padding == "left" ? rl::PaddingSide::left : rl::PaddingSide::right;
     config.optimizer.schedule.kind = optim::parse_schedule_kind(schedule);
     config.device = Device::parse(device);
+    config.device = dist::device_for_rank(config.device, dist::launch_info_from_environment());
+    config.communicator = dist::communicator_from_environment(config.device);
+    const bool leader = config.communicator->is_leader();
+    if (!leader) std::cout.setstate(std::ios::failbit);  // rank 0 alone reports
     if (tiny) {
       limit = limit == 0 ? 24 : limit;
       eval_limit = 8;
@@ -151,12 +162,16 @@ int main(int argc, char** argv) {
       heldout.resize(heldout_limit);
 
     const fs::path out(config.output_dir);
-    fs::create_directories(out);
     rl::EvaluationConfig eval;
     eval.limit = eval_limit;
     eval.jsonl_path = (out / "eval_before.jsonl").string();
-    rl::EvaluationReport before = evaluate_world(*policy, *tokenizer, world.eval_prompts(), eval);
-    std::cout << "[dpo] eval before: " << before.summary() << "\n";
+    // Rank 0 alone: generation is evaluation, not training, and writes files.
+    std::optional<rl::EvaluationReport> before_report;
+    if (leader) {
+      fs::create_directories(out);
+      before_report = evaluate_world(*policy, *tokenizer, world.eval_prompts(), eval);
+      std::cout << "[dpo] eval before: " << before_report->summary() << "\n";
+    }
 
     rl::DpoTrainer trainer(config, std::move(*policy), train, heldout, *tokenizer);
     if (resume) {
@@ -172,6 +187,8 @@ int main(int argc, char** argv) {
               << config.loss.beta << (config.precompute_ref ? ", precomputed reference" : "")
               << "\n";
     rl::DpoSummary summary = trainer.train();
+    if (!leader) return 0;
+    const rl::EvaluationReport& before = *before_report;
 
     eval.jsonl_path = (out / "eval_after.jsonl").string();
     rl::EvaluationReport after =
@@ -192,6 +209,7 @@ int main(int argc, char** argv) {
     std::cout << "[dpo] model in " << (out / "model").string() << "  " << plot.message << "\n";
   } catch (const std::exception& error) {
     std::cerr << error.what() << "\n";
+    dist::abort_job(1);  // under mpirun: stop the other ranks too
     return 1;
   }
   return 0;

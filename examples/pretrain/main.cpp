@@ -6,7 +6,12 @@
 //   pretrain --config my_run.json              # a PretrainConfig JSON (rl/pretrain.h keys)
 //   pretrain --out runs/pretrain --resume      # continue from the newest checkpoint in --out
 //   pretrain --train-shards a.bin --val-shards v.bin --tokenizer tok.json
+//   mpirun -np 2 pretrain --batch 16           # data parallel: 8 rows per rank, same model
+//   mpirun -np 2 pretrain --zero 1             # ... with AdamW's state sharded (ZeRO-1)
 //
+// Under mpirun every rank runs this program; --batch stays the global batch, rank 0 prepares the
+// data (the others wait, then reuse it) and alone prints and writes. On --device cuda each rank
+// takes the GPU of its local rank. An error on one rank ends the whole job (dist::abort_job).
 // Precedence: built-in defaults < --config file (or, with --resume, <out>/pretrain_config.json)
 // < flags given on the command line. So `--resume --steps 600` extends a finished run.
 // Outputs in --out: data/ (tokenizer.json, train.bin, val.bin), metrics.jsonl, samples.txt,
@@ -17,6 +22,7 @@
 #include <functional>
 #include <iostream>
 
+#include "core/dist/communicator.h"
 #include "core/io/atomic_file.h"
 #include "kernels/error.h"
 #include "core/world/world.h"
@@ -125,6 +131,9 @@ int main(int argc, char** argv) {
   app.add_option("--device", device, "cpu or cuda[:N]")->capture_default_str();
   app.add_option("--dtype", dtype, "f32, or bf16 on cuda")->capture_default_str();
   app.add_option("--on-nonfinite", on_nonfinite, "stop or skip")->capture_default_str();
+  app.add_option("--zero", flags.optimizer.zero_stage,
+                 "under mpirun: 1 shards AdamW's moments over the ranks (ZeRO-1)")
+      ->capture_default_str();
   app.add_option("--data-dir", data_dir, "tokenizer + shards folder (default <out>/data)");
   app.add_option("--tokenizer", tokenizer_path, "load this tokenizer instead of training one");
   app.add_option("--train-shards", train_shards, "use these token shards instead of the world");
@@ -178,6 +187,7 @@ int main(int argc, char** argv) {
              tiller::fail("pretrain: --dtype must be f32 or bf16, got '{}'", dtype);
            config.dtype = dtype == "bf16" ? tiller::DType::bf16 : tiller::DType::f32;
          }},
+        {"--zero", [&] { config.optimizer.zero_stage = flags.optimizer.zero_stage; }},
         {"--on-nonfinite",
          [&] { config.optimizer.on_nonfinite = tiller::rl::parse_nonfinite_policy(on_nonfinite); }},
     };
@@ -195,6 +205,13 @@ int main(int argc, char** argv) {
     // an earlier run would pin the old length when --steps extends it.
     if (given("--steps")) config.optimizer.schedule.total_steps = 0;
 
+    // Data parallel under a launcher (mpirun -np N): one communicator for the run's device.
+    const tiller::dist::LaunchInfo launch = tiller::dist::launch_info_from_environment();
+    config.device = tiller::dist::device_for_rank(config.device, launch);
+    config.communicator = tiller::dist::communicator_from_environment(config.device);
+    const bool leader = config.communicator->is_leader();
+    if (!leader) std::cout.setstate(std::ios::failbit);  // rank 0 alone reports
+
     // 2. Data: the world corpus through a trained (or given) tokenizer into shards, or given
     // shards.
     std::optional<tiller::Tokenizer> tokenizer;
@@ -202,8 +219,14 @@ int main(int argc, char** argv) {
       if (!tokenizer_path.empty()) tokenizer = tiller::Tokenizer::load(tokenizer_path);
     } else {
       const fs::path data = data_dir.empty() ? out / "data" : fs::path(data_dir);
-      auto shards = tiller::rl::prepare_world_pretraining_data(
-          world, data, {.vocab_size = model_flags.vocab_size, .tokenizer_path = tokenizer_path});
+      auto prepare = [&] {
+        return tiller::rl::prepare_world_pretraining_data(
+            world, data, {.vocab_size = model_flags.vocab_size, .tokenizer_path = tokenizer_path});
+      };
+      // Rank 0 writes the data; the others wait and then reuse it.
+      if (leader) prepare();
+      config.communicator->barrier();
+      auto shards = prepare();
       std::cout << "data: " << data.string() << (shards.reused ? " (reused)" : "") << ", "
                 << shards.train_tokens << " train + " << shards.val_tokens << " val tokens, vocab "
                 << shards.vocab_size << "\n";
@@ -239,6 +262,7 @@ int main(int argc, char** argv) {
     auto summary = trainer.train();
 
     // 4. Plot and report.
+    if (!leader) return 0;
     auto plot = tiller::rl::plot_metrics(
         {{.label = "train loss", .metrics_path = out / "metrics.jsonl", .key = "loss"},
          {.label = "val loss", .metrics_path = out / "metrics.jsonl", .key = "val_loss"}},
@@ -254,6 +278,7 @@ int main(int argc, char** argv) {
               << "  " << plot.message << "\n";
   } catch (const std::exception& error) {
     std::cerr << "pretrain: " << error.what() << "\n";
+    tiller::dist::abort_job(1);  // under mpirun: stop the other ranks too
     return 1;
   }
   return 0;

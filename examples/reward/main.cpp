@@ -3,6 +3,10 @@
 //
 //   reward                                   # runs/sft/model + the world's pairs -> runs/reward
 //   reward --sft DIR --train prefs.jsonl --heldout prefs_heldout.jsonl --epochs 1 --out runs/rm
+//   mpirun -np 2 reward --batch 16             # data parallel: 8 pairs per rank, same model
+//
+// Under mpirun every rank trains (--batch is the global batch, --zero 1 shards AdamW); rank 0
+// alone prints and writes. An error on one rank ends the job.
 //
 // By default the data are the built-in world's preference pairs (core/world.h): the training split
 // to learn from and the held-out split (questions the training pairs never ask) to measure
@@ -16,6 +20,7 @@
 #include <iostream>
 #include <map>
 
+#include "core/dist/communicator.h"
 #include "kernels/error.h"
 #include "core/world/world.h"
 #include "rl/data/world_data.h"
@@ -120,12 +125,19 @@ int main(int argc, char** argv) {
   app.add_flag("--resume", resume, "continue from the newest checkpoint in --out");
   app.add_option("--seed", config.seed, "head initialisation and data order");
   app.add_option("--device", device, "cpu or cuda[:N]")->capture_default_str();
+  app.add_option("--zero", config.optimizer.zero_stage,
+                 "under mpirun: 1 shards AdamW's moments over the ranks (ZeRO-1)");
   CLI11_PARSE(app, argc, argv);
 
   try {
     const fs::path out = out_dir;
     config.output_dir = out_dir;
     config.optimizer.schedule.kind = optim::parse_schedule_kind(schedule);
+    const Device run_device =
+        dist::device_for_rank(Device::parse(device), dist::launch_info_from_environment());
+    config.communicator = dist::communicator_from_environment(run_device);
+    const bool leader = config.communicator->is_leader();
+    if (!leader) std::cout.setstate(std::ios::failbit);  // rank 0 alone reports
     require_sft_checkpoint(sft_dir);
     Tokenizer tokenizer = Tokenizer::load(tokenizer_path.empty() ? sft_dir : tokenizer_path);
 
@@ -146,7 +158,7 @@ int main(int argc, char** argv) {
     }
 
     rl::RewardModel model =
-        rl::RewardModel::from_backbone(sft_dir, config.seed, Device::parse(device));
+        rl::RewardModel::from_backbone(sft_dir, config.seed, run_device);
     std::cout << "reward model: " << sft_dir << " (" << model.backbone().num_parameters()
               << " parameters) + scalar head; " << train.size() << " training pairs, "
               << heldout.size() << " held-out\n";
@@ -162,6 +174,7 @@ int main(int argc, char** argv) {
       std::cout << "resumed from " << checkpoint->string() << " at step " << trainer.step() << "\n";
     }
     rl::RewardTrainSummary summary = trainer.train();
+    if (!leader) return 0;
     tokenizer.save_tokenizer_json((summary.saved_model / "tokenizer.json").string());
 
     const fs::path metrics = out / "metrics.jsonl";
@@ -203,6 +216,7 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const Error& e) {
     std::cerr << "error: " << e.what() << "\n";
+    dist::abort_job(1);  // under mpirun: stop the other ranks too
     return 1;
   }
 }

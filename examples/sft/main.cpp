@@ -4,7 +4,10 @@
 //   pretrain && sft                            # runs/pretrain/model -> runs/sft
 //   sft --base runs/pretrain/model --data my_chats.jsonl --epochs 2 --out runs/sft2
 //   sft --out runs/sft --resume                # continue from the newest checkpoint in --out
+//   mpirun -np 2 sft --batch 8                 # data parallel: 4 rows per rank, same model
 //
+// Under mpirun every rank trains (--batch is the global batch, --zero 1 shards AdamW's state);
+// rank 0 alone runs the generation evals, prints and writes. An error on one rank ends the job.
 // The SFT data defaults to the built-in world's 1,000 chats (WorldConfig --world-seed/--entities,
 // which must match the world the base model was pretrained on for the eval to be meaningful); any
 // JSONL of {"messages":[...]} or {"prompt","completion"} records works. A share of it
@@ -19,6 +22,7 @@
 #include <iostream>
 #include <optional>
 
+#include "core/dist/communicator.h"
 #include "kernels/error.h"
 #include "core/world/world.h"
 #include "rl/data/world_data.h"
@@ -110,6 +114,8 @@ int main(int argc, char** argv) {
   app.add_option("--log-every", config.log_every, "steps between progress lines");
   app.add_option("--seed", config.seed, "row order, packing, split and dropout");
   app.add_option("--device", device, "cpu or cuda[:N]")->capture_default_str();
+  app.add_option("--zero", config.optimizer.zero_stage,
+                 "under mpirun: 1 shards AdamW's moments over the ranks (ZeRO-1)");
   app.add_option("--dtype", dtype, "f32, or bf16 on cuda")->capture_default_str();
   app.add_option("--on-malformed", on_malformed, "stop or skip bad JSONL lines")
       ->capture_default_str();
@@ -124,6 +130,11 @@ int main(int argc, char** argv) {
     const fs::path out = output_dir;
     config.output_dir = out.string();
     config.device = Device::parse(device);
+    const dist::LaunchInfo launch = dist::launch_info_from_environment();
+    config.device = dist::device_for_rank(config.device, launch);
+    config.communicator = dist::communicator_from_environment(config.device);
+    const bool leader = config.communicator->is_leader();
+    if (!leader) std::cout.setstate(std::ios::failbit);  // rank 0 alone reports
     TILLER_CHECK(dtype == "f32" || dtype == "bf16", "sft: --dtype must be f32 or bf16, got '{}'",
                  dtype);
     config.dtype = dtype == "bf16" ? DType::bf16 : DType::f32;
@@ -156,9 +167,13 @@ int main(int argc, char** argv) {
     auto [train, held_out] = all.split(eval_fraction, config.seed);
 
     // 3. The base model on the held-out world prompts.
-    fs::create_directories(out);
-    rl::EvaluationReport before = evaluate(base, tokenizer, world, eval, out / "eval_base.jsonl");
-    std::cout << "base eval: " << before.summary() << "\n";
+    // Rank 0 alone: generation is evaluation, not training, and writes files.
+    std::optional<rl::EvaluationReport> base_report;
+    if (leader) {
+      fs::create_directories(out);
+      base_report = evaluate(base, tokenizer, world, eval, out / "eval_base.jsonl");
+      std::cout << "base eval: " << base_report->summary() << "\n";
+    }
 
     // 4. Fine-tune (from the newest checkpoint in --out when resuming).
     std::optional<fs::path> checkpoint;
@@ -181,6 +196,8 @@ int main(int argc, char** argv) {
     rl::SftSummary summary = trainer.train();
 
     // 5. The fine-tuned model on the same prompts, then the report and the plot.
+    if (!leader) return 0;
+    const rl::EvaluationReport& before = *base_report;
     rl::EvaluationReport after =
         evaluate(trainer.model(), tokenizer, world, eval, out / "eval_sft.jsonl");
     {
@@ -213,6 +230,7 @@ int main(int argc, char** argv) {
               << "  " << plot.message << "\n";
   } catch (const std::exception& error) {
     std::cerr << "sft: " << error.what() << "\n";
+    dist::abort_job(1);  // under mpirun: stop the other ranks too
     return 1;
   }
   return 0;

@@ -32,10 +32,13 @@ void OptimizerConfig::validate(const char* who) const {
   TILLER_CHECK(eps > 0.f, "{}: eps must be > 0, got {}", who, eps);
   TILLER_CHECK(clip_norm >= 0.f, "{}: clip_norm must be >= 0 (0 disables clipping), got {}", who,
                clip_norm);
+  TILLER_CHECK(zero_stage == 0 || zero_stage == 1, "{}: zero_stage must be 0 or 1, got {}", who,
+               zero_stage);
 }
 
 std::unique_ptr<optim::AdamW> make_optimizer(const ParameterList& params,
-                                             const OptimizerConfig& config, uint64_t seed) {
+                                             const OptimizerConfig& config, uint64_t seed,
+                                             std::shared_ptr<dist::Communicator> communicator) {
   return std::make_unique<optim::AdamW>(
       optim::default_param_groups(params, config.weight_decay),
       optim::AdamWOptions{.lr = config.schedule.peak_lr,
@@ -43,7 +46,9 @@ std::unique_ptr<optim::AdamW> make_optimizer(const ParameterList& params,
                           .beta2 = config.beta2,
                           .eps = config.eps,
                           .weight_decay = config.weight_decay,
-                          .seed = seed});
+                          .seed = seed},
+      optim::DataParallelOptions{.communicator = std::move(communicator),
+                                 .zero_stage = config.zero_stage});
 }
 
 optim::LrSchedule resolve_schedule(optim::LrSchedule schedule, int64_t run_steps, const char* who,
@@ -70,7 +75,12 @@ UpdateResult apply_update(optim::AdamW& optimizer, const ParameterList& params,
                           int64_t step, float loss, const char* who) {
   UpdateResult result;
   result.lr = schedule.lr(step);
-  result.grad_norm = optim::global_grad_norm(params);
+  const std::optional<float> sharded_norm = optimizer.reduce_gradients();
+  result.grad_norm = sharded_norm ? *sharded_norm : optim::global_grad_norm(params);
+  if (optimizer.distributed())
+    loss = static_cast<float>(
+        optimizer.communicator()->all_reduce_value(loss, dist::ReduceOp::average));
+  result.loss = loss;
   if (!std::isfinite(loss) || !std::isfinite(result.grad_norm)) {
     TILLER_CHECK(config.on_nonfinite == NonFinitePolicy::skip,
                  "{}: non-finite {} at step {} (loss {}, grad norm {}); lower the learning rate, "

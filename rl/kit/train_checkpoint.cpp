@@ -54,7 +54,9 @@ void save_training_checkpoint(const std::filesystem::path& dir, Transformer& mod
   state["dropout_generator"] = {{"seed", dropout.seed}, {"offset", dropout.offset}};
   TrainerState trainer;
   trainer.json = state.dump(2);
+  // A collective under ZeRO-1 (the moments are gathered): every rank comes here, rank 0 writes.
   trainer.tensors = optimizer_tensors(kOptimizerPrefix, optimizer);
+  if (optimizer.communicator() != nullptr && !optimizer.communicator()->is_leader()) return;
   trainer.tensors.insert(trainer.tensors.end(), extra_tensors.begin(), extra_tensors.end());
   save_checkpoint(dir, model.hf_tensors(), model.config().to_hf_json(), trainer);
   if (tokenizer) tokenizer->save_tokenizer_json((dir / "tokenizer.json").string());

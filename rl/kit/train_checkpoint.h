@@ -41,6 +41,7 @@ T saved_integer(const Json& object, const char* key) {
 
 // `trainer_json` is a JSON object of the trainer's own fields ("step" is required: it names the
 // checkpoint's place in the run); the optimizer step and dropout generator are added to it here.
+// Data parallel: every rank calls it (ZeRO-1 gathers the optimizer state) and rank 0 writes.
 void save_training_checkpoint(const std::filesystem::path& dir, Transformer& model,
                               const optim::AdamW& optimizer, const std::string& trainer_json,
                               const std::optional<Tokenizer>& tokenizer,

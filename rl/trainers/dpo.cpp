@@ -88,6 +88,13 @@ DpoTrainer::DpoTrainer(DpoConfig config, Transformer policy,
       eval_(std::move(eval)),
       tokenizer_(std::move(tokenizer)) {
   config_.validate();
+  if (!config_.communicator) config_.communicator = dist::single_process();
+  TILLER_CHECK(config_.batch_size % config_.communicator->world_size() == 0,
+               "dpo: the batch of {} pairs is the global batch and must divide evenly over {} "
+               "ranks; use a multiple of {}",
+               config_.batch_size, config_.communicator->world_size(),
+               config_.communicator->world_size());
+  if (!config_.communicator->is_leader()) config_.log_every = 0;  // rank 0 alone prints
   TILLER_CHECK(!train_.empty(), "dpo: no training pairs");
   const int64_t model_limit = policy_.config().max_seq_len;
   if (config_.max_length == 0) config_.max_length = model_limit;
@@ -117,7 +124,8 @@ DpoTrainer::DpoTrainer(DpoConfig config, Transformer policy,
     reference_ = std::make_unique<Transformer>(copy_transformer(policy_));
     for (const auto& p : reference_->parameters()) Tensor(p.tensor).requires_grad_(false);
   }
-  optimizer_ = make_optimizer(policy_.parameters(), config_.optimizer, config_.seed);
+  optimizer_ = make_optimizer(policy_.parameters(), config_.optimizer, config_.seed,
+                              config_.communicator);
   order_ = random::epoch_order(static_cast<int64_t>(train_.size()), config_.seed, epoch_);
 }
 
@@ -203,7 +211,47 @@ DpoStepReport DpoTrainer::train_step() {
     micro_batches.push_back(std::move(indices));
   }
   optimizer_->zero_grad();
-  report.metrics = accumulate_gradients(micro_batches, &report.tokens);
+  dist::Communicator& comm = *config_.communicator;
+  if (comm.world_size() == 1) {
+    report.metrics = accumulate_gradients(micro_batches, &report.tokens);
+  } else {
+    // This rank's slice of each micro-batch (empty at the end of an epoch on the last ranks).
+    const int64_t slice = config_.batch_size / comm.world_size(), first = comm.rank() * slice;
+    int64_t total_pairs = 0;
+    std::vector<std::vector<int64_t>> mine;
+    for (const auto& indices : micro_batches) {
+      total_pairs += static_cast<int64_t>(indices.size());
+      const auto size = static_cast<int64_t>(indices.size());
+      mine.emplace_back(indices.begin() + std::min(first, size),
+                        indices.begin() + std::min(first + slice, size));
+    }
+    report.metrics = accumulate_gradients(mine, &report.tokens, total_pairs);
+    // Pair-weighted means over the ranks: one all-reduce of the weighted sums.
+    DpoMetrics& m = report.metrics;
+    const auto w = static_cast<double>(m.pairs);
+    std::vector<float> sums = {static_cast<float>(m.rewards_chosen * w),
+                               static_cast<float>(m.rewards_rejected * w),
+                               static_cast<float>(m.rewards_accuracies * w),
+                               static_cast<float>(m.rewards_margins * w),
+                               static_cast<float>(m.logps_chosen * w),
+                               static_cast<float>(m.logps_rejected * w),
+                               static_cast<float>(m.loss * w),
+                               static_cast<float>(m.pairs),
+                               static_cast<float>(report.tokens)};
+    Tensor box = Tensor::from_vector(sums, {static_cast<int64_t>(sums.size())}).to(comm.device());
+    comm.all_reduce(box, dist::ReduceOp::sum);
+    const std::vector<float> total = box.to_vector();
+    const double pairs = total[7];
+    m = {.rewards_chosen = total[0] / pairs,
+         .rewards_rejected = total[1] / pairs,
+         .rewards_accuracies = total[2] / pairs,
+         .rewards_margins = total[3] / pairs,
+         .logps_chosen = total[4] / pairs,
+         .logps_rejected = total[5] / pairs,
+         .loss = total[6] / pairs,
+         .pairs = static_cast<int64_t>(pairs)};
+    report.tokens = static_cast<int64_t>(total[8]);
+  }
   UpdateResult update =
       apply_update(*optimizer_, policy_.parameters(), config_.optimizer, schedule_, step_,
                    static_cast<float>(report.metrics.loss), "dpo");
@@ -215,16 +263,21 @@ DpoStepReport DpoTrainer::train_step() {
 }
 
 DpoMetrics DpoTrainer::accumulate_gradients(const std::vector<std::vector<int64_t>>& micro_batches,
-                                            int64_t* tokens) {
+                                            int64_t* tokens, int64_t total_pairs) {
   int64_t pairs = 0;
   for (const auto& indices : micro_batches) pairs += static_cast<int64_t>(indices.size());
+  // Data parallel: the other ranks' pairs count too, and apply_update's average over the ranks
+  // divides the factor `ranks` out again.
+  const double ranks = total_pairs > 0 ? config_.communicator->world_size() : 1;
+  if (total_pairs > 0) pairs = total_pairs;
   TILLER_CHECK(pairs > 0, "dpo: accumulate_gradients got no pairs");
   const RefLogps* precomputed = reference_ ? nullptr : &train_ref_;
   DpoMetrics total;
   for (const auto& indices : micro_batches) {
     // Each micro-batch's mean loss weighs its share of the update's pairs: the sum is the
     // update's mean over pairs, exactly as one batch would give.
-    const double weight = static_cast<double>(indices.size()) / static_cast<double>(pairs);
+    if (indices.empty()) continue;
+    const double weight = static_cast<double>(indices.size()) * ranks / static_cast<double>(pairs);
     total = combine(total, run_batch(train_, indices, precomputed, weight, true, tokens));
   }
   return total;
@@ -292,7 +345,9 @@ void DpoTrainer::resume(const std::filesystem::path& dir) {
 
 DpoSummary DpoTrainer::train() {
   RunDirectory run(config_.output_dir, config_.keep_checkpoints);
-  std::unique_ptr<MetricsLog> log_file = run.open_metrics("dpo", step_, "eval_loss");
+  const bool leader = config_.communicator->is_leader();
+  std::unique_ptr<MetricsLog> log_file =
+      RunDirectory(leader ? run.root() : "", 0).open_metrics("dpo", step_, "eval_loss");
   MetricsLog& log = *log_file;
   auto log_eval = [&](const DpoMetrics& m) {
     if (m.pairs == 0) return;
@@ -340,7 +395,7 @@ DpoSummary DpoTrainer::train() {
     if (!last && every(step_, config_.eval_every)) log_eval(evaluate());
     if (!last && run.enabled() && every(step_, config_.checkpoint_every)) {
       save_checkpoint(run.checkpoint_path(step_));
-      run.prune_checkpoints();
+      if (leader) run.prune_checkpoints();
     }
   }
   summary.final_eval = evaluate();

@@ -30,6 +30,12 @@
 //                                     and eval records with eval_-prefixed names
 //   <out>/checkpoints/step_<NNNNNN>/  every checkpoint_every steps (the newest keep_checkpoints)
 //   <out>/model/                      the final policy (+ tokenizer.json when known)
+//
+// Data parallel (config.communicator with N ranks, e.g. under mpirun -np N): batch_size stays the
+// GLOBAL pairs per micro-batch; every rank walks the same order and keeps pairs
+// [r B/N, (r+1) B/N) of each micro-batch, weighting its mean loss by its share of the update's
+// pairs over all ranks (times N, which apply_update's average divides out), so the update is the
+// single-process one; the metrics are pair-weighted over the ranks. Rank 0 alone prints and writes.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dist/communicator.h"
 #include "core/models/model.h"
 #include "core/text/tokenizer.h"
 #include "optim/adamw.h"
@@ -73,6 +80,8 @@ struct DpoConfig {
   std::string output_dir;  // empty: write nothing
   uint64_t seed = 0;       // pair order
   Device device = Device::cpu();
+  // Data-parallel ranks (core/dist/communicator.h); null: one process.
+  std::shared_ptr<dist::Communicator> communicator;
 
   void validate() const;  // throws tiller::Error naming the first bad field
 };
@@ -110,8 +119,9 @@ class DpoTrainer {
   DpoMetrics evaluate();  // over the eval pairs; pairs == 0 when there are none
   // Backward of the mean loss over all the pairs of `micro_batches` (training-pair indices), one
   // forward per micro-batch; gradients accumulate (+=) into the policy. train_step's core.
+  // Data parallel: `total_pairs` is the update's pair count over all ranks (0: these pairs).
   DpoMetrics accumulate_gradients(const std::vector<std::vector<int64_t>>& micro_batches,
-                                  int64_t* tokens = nullptr);
+                                  int64_t* tokens = nullptr, int64_t total_pairs = 0);
   void save_checkpoint(const std::filesystem::path& dir);
 
   Transformer& policy() { return policy_; }

@@ -33,6 +33,9 @@
 // Output directory (nothing is written when output_dir is empty):
 //   <out>/metrics.jsonl, <out>/checkpoints/step_<NNNNNN>/ (newest keep_checkpoints),
 //   <out>/model/ (final policy, + tokenizer.json when known)
+//
+// Single process for now: generation dominates GRPO and its groups are not split over ranks, so
+// there is no data-parallel path (pretraining and SFT have one; see core/dist/communicator.h).
 #pragma once
 
 #include <cstdint>

@@ -38,6 +38,9 @@
 // trainer state: both optimizers, the critic, the frozen reference, the KL coefficient, the
 // iteration and the prompt cursor, so resume() continues bit-exactly (rollout sampling seeds and
 // shuffles are functions of the seed and the iteration).
+//
+// Single process for now: generation dominates PPO and its rollouts are not split over ranks, so
+// there is no data-parallel path (pretraining and SFT have one; see core/dist/communicator.h).
 #pragma once
 
 #include <cstdint>

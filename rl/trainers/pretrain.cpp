@@ -22,6 +22,7 @@
 #include "core/text/special_tokens.h"
 #include "kernels/error.h"
 #include "rl/kit/progress.h"
+#include "rl/kit/rank_dropout.h"
 #include "rl/kit/train_checkpoint.h"
 
 namespace tiller::rl {
@@ -32,6 +33,16 @@ using Clock = std::chrono::steady_clock;
 
 PretrainConfig checked(PretrainConfig config) {
   config.validate();
+  if (!config.communicator) config.communicator = dist::single_process();
+  const int64_t ranks = config.communicator->world_size();
+  TILLER_CHECK(config.batch_size % ranks == 0,
+               "pretrain: the batch of {} sequences is the global batch and must divide evenly "
+               "over {} ranks; use a multiple of {}",
+               config.batch_size, ranks, ranks);
+  if (!config.communicator->is_leader()) {  // rank 0 alone prints and writes samples
+    config.log_every = 0;
+    config.sample_every = 0;
+  }
   return config;
 }
 
@@ -75,9 +86,12 @@ Pretrainer::Pretrainer(PretrainConfig config, std::vector<std::string> train_sha
       val_shards_(std::move(val_shards)),
       tokenizer_(std::move(tokenizer)),
       model_(config_.model, config_.seed),
-      train_loader_(
-          train_shards,
-          {.batch_size = config_.batch_size, .seq_len = config_.seq_len, .seed = config_.seed}) {
+      train_loader_(train_shards,
+                    {.batch_size = config_.batch_size / config_.communicator->world_size(),
+                     .seq_len = config_.seq_len,
+                     .seed = config_.seed,
+                     .rank = config_.communicator->rank(),
+                     .world_size = config_.communicator->world_size()}) {
   if (tokenizer_) {
     TILLER_CHECK(tokenizer_->vocab_size() <= config_.model.vocab_size,
                  "pretrain: the tokenizer has {} ids but the model's vocab_size is {}",
@@ -87,7 +101,9 @@ Pretrainer::Pretrainer(PretrainConfig config, std::vector<std::string> train_sha
   if (config_.dtype != DType::f32) model_.to(config_.dtype);
   schedule_ = resolve_schedule(config_.optimizer.schedule, config_.steps, "pretrain",
                                config_.log_every == 0);
-  optimizer_ = make_optimizer(model_.parameters(), config_.optimizer, config_.seed);
+  optimizer_ = make_optimizer(model_.parameters(), config_.optimizer, config_.seed,
+                              config_.communicator);
+  use_rank_dropout_stream(model_, *config_.communicator);
 }
 
 StepReport Pretrainer::train_step() {
@@ -113,6 +129,7 @@ StepReport Pretrainer::train_step() {
 
   UpdateResult update = apply_update(*optimizer_, model_.parameters(), config_.optimizer, schedule_,
                                      step_, report.loss, "pretrain");
+  report.loss = update.loss;
   report.lr = update.lr;
   report.grad_norm = update.grad_norm;
   report.skipped = update.skipped;
@@ -203,6 +220,7 @@ void Pretrainer::resume(const std::filesystem::path& dir) {
                  loader.epoch);
   }
   train_loader_.restore(loader);
+  use_rank_dropout_stream(model_, *config_.communicator);
 }
 
 void Pretrainer::log_validation(MetricsLog& log, float val_loss) {
@@ -226,11 +244,13 @@ void Pretrainer::write_sample(int64_t step) {
 
 PretrainSummary Pretrainer::train() {
   RunDirectory run(config_.output_dir, config_.keep_checkpoints);
-  if (run.enabled()) {
+  const bool leader = config_.communicator->is_leader();
+  if (run.enabled() && leader) {
     std::filesystem::create_directories(run.root());
     write_file_atomic(run.root() / "pretrain_config.json", pretrain_config_to_json(config_) + "\n");
   }
-  std::unique_ptr<MetricsLog> log = run.open_metrics("pretrain", step_, "val_loss");
+  std::unique_ptr<MetricsLog> log =
+      RunDirectory(leader ? run.root() : "", 0).open_metrics("pretrain", step_, "val_loss");
 
   PretrainSummary summary;
   summary.initial_val_loss = evaluate();
@@ -241,8 +261,10 @@ PretrainSummary Pretrainer::train() {
   const double flops = flops_per_token(config_.model, config_.seq_len);
   while (step_ < config_.steps) {
     const auto step_start = Clock::now();
+    const double comm_before = config_.communicator->collective_seconds();
     StepReport report = train_step();
     const double step_seconds = seconds_since(step_start);
+    const double comm_seconds = config_.communicator->collective_seconds() - comm_before;
     window.add(static_cast<double>(config_.tokens_per_step()));
     summary.final_train_loss = report.loss;
 
@@ -253,6 +275,7 @@ PretrainSummary Pretrainer::train() {
         .add("tokens_per_sec", static_cast<double>(config_.tokens_per_step()) / step_seconds)
         .add("tokens", static_cast<double>(tokens_seen_));
     if (report.skipped) metrics.add("skipped", 1);
+    if (config_.communicator->world_size() > 1) metrics.add("comm_seconds", comm_seconds);
     log->write(step_, metrics);
 
     if (config_.log_every > 0 && (every(step_, config_.log_every) || step_ == 1)) {
@@ -271,7 +294,7 @@ PretrainSummary Pretrainer::train() {
     if (tokenizer_ && every(step_, config_.sample_every)) write_sample(step_);
     if (!last && run.enabled() && every(step_, config_.checkpoint_every)) {
       save_checkpoint(run.checkpoint_path(step_));
-      run.prune_checkpoints();
+      if (leader) run.prune_checkpoints();
     }
   }
 

@@ -20,11 +20,21 @@
 // perturb it).
 //
 // Output directory layout (nothing is written when output_dir is empty):
-//   <out>/metrics.jsonl               {"stage":"pretrain","step":..,"loss":..} and {"val_loss":..}
+//   <out>/metrics.jsonl               {"stage":"pretrain","step":..,"loss":..} and {"val_loss":..};
+//                                     data parallel: also "comm_seconds" (rank 0 in collectives)
 //   <out>/samples.txt                 greedy continuations, appended
 //   <out>/checkpoints/step_<NNNNNN>/  every checkpoint_every steps, the newest keep_checkpoints kept
 //   <out>/model/                      the final checkpoint (also resumable, never pruned)
 // (rl/kit/run_directory.h). The update itself is rl/kit/optimizer.h's apply_update.
+//
+// Data parallel: with a communicator of N ranks (config.communicator, e.g.
+// dist::communicator_from_environment under mpirun -np N), batch_size stays the GLOBAL batch:
+// each rank reads its batch_size / N rows of it (TokenLoader's rank slices), gradients and the
+// logged loss are averaged over the ranks in apply_update, so the run trains the same model as
+// one process. Every rank evaluates the same validation batches; rank 0 alone prints and writes
+// metrics, samples and checkpoints (every rank takes part in a checkpoint: ZeRO-1 gathers the
+// optimizer state). The ranks take identical step counts by construction and the same
+// non-finite decisions from the averaged values, so they stop together.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +46,7 @@
 #include <vector>
 
 #include "core/data/loader.h"
+#include "core/dist/communicator.h"
 #include "core/models/model.h"
 #include "core/text/tokenizer.h"
 #include "optim/adamw.h"
@@ -48,7 +59,7 @@ namespace tiller::rl {
 
 struct PretrainConfig {
   ModelConfig model;
-  int64_t batch_size = 8;  // B, sequences per micro-batch
+  int64_t batch_size = 8;  // B, sequences per micro-batch over all ranks
   int64_t seq_len = 128;   // T
   int64_t steps = 300;     // optimizer updates
   int64_t grad_accumulation = 1;
@@ -70,6 +81,8 @@ struct PretrainConfig {
   uint64_t seed = 0;             // weights, data order (loader) and dropout
   Device device = Device::cpu();
   DType dtype = DType::f32;  // bf16 on CUDA for mixed precision (AdamW keeps f32 masters)
+  // Data-parallel ranks (core/dist/communicator.h); null: one process. Not part of the JSON.
+  std::shared_ptr<dist::Communicator> communicator;
   // Accelerator peak FLOP/s for the MFU column on CUDA (default: H100/H200 SXM dense bf16).
   double peak_flops = 989e12;
 

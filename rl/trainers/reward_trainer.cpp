@@ -47,6 +47,34 @@ Moments moments(const std::vector<float>& values) {
   return m;
 }
 
+// Every rank's rewards of one step, in rank order (= the batch's order): each rank sends a fixed
+// width of [count, chosen x per_rank, rejected x per_rank, margins x per_rank].
+PairRewards gather_pair_rewards(dist::Communicator& comm, const PairRewards& local,
+                                int64_t per_rank) {
+  const int64_t width = 1 + 3 * per_rank;
+  std::vector<float> mine(static_cast<size_t>(width), 0.f);
+  mine[0] = static_cast<float>(local.chosen.size());
+  for (size_t i = 0; i < local.chosen.size(); ++i) {
+    mine[1 + i] = local.chosen[i];
+    mine[1 + per_rank + i] = local.rejected[i];
+    mine[1 + 2 * per_rank + i] = local.margins[i];
+  }
+  Tensor sent = Tensor::from_vector(mine, {width}).to(comm.device());
+  Tensor all = Tensor::zeros({width * comm.world_size()}, {.device = comm.device()});
+  comm.all_gather(sent, all);
+  const std::vector<float> values = all.to_vector();
+  PairRewards out;
+  for (int r = 0; r < comm.world_size(); ++r) {
+    const float* block = values.data() + static_cast<size_t>(r * width);
+    for (int64_t i = 0; i < static_cast<int64_t>(block[0]); ++i) {
+      out.chosen.push_back(block[1 + i]);
+      out.rejected.push_back(block[1 + per_rank + i]);
+      out.margins.push_back(block[1 + 2 * per_rank + i]);
+    }
+  }
+  return out;
+}
+
 RewardEvaluation summarise(const PairRewards& r) {
   RewardEvaluation e;
   e.pairs = static_cast<int64_t>(r.chosen.size());
@@ -130,6 +158,13 @@ RewardTrainer::RewardTrainer(RewardModel& model, RewardConfig config,
       train_(std::move(train)),
       heldout_(std::move(heldout)) {
   config_.validate();
+  if (!config_.communicator) config_.communicator = dist::single_process();
+  TILLER_CHECK(config_.batch_size % config_.communicator->world_size() == 0,
+               "reward: the batch of {} pairs is the global batch and must divide evenly over {} "
+               "ranks; use a multiple of {}",
+               config_.batch_size, config_.communicator->world_size(),
+               config_.communicator->world_size());
+  if (!config_.communicator->is_leader()) config_.log_every = 0;  // rank 0 alone prints
   TILLER_CHECK(!train_.empty(),
                "reward: no training pairs (the preference data is empty, or the held-out split "
                "took every pair: lower the eval fraction)");
@@ -139,7 +174,8 @@ RewardTrainer::RewardTrainer(RewardModel& model, RewardConfig config,
                model_.backbone().config().max_seq_len);
   schedule_ =
       resolve_schedule(config_.optimizer.schedule, total_steps(), "reward", config_.log_every == 0);
-  optimizer_ = make_optimizer(model_.parameters(), config_.optimizer, config_.seed);
+  optimizer_ = make_optimizer(model_.parameters(), config_.optimizer, config_.seed,
+                              config_.communicator);
   order_ = random::epoch_order(static_cast<int64_t>(train_.size()), config_.seed, epoch_);
 }
 
@@ -172,25 +208,49 @@ RewardStepReport RewardTrainer::train_step() {
   report.step = step_ + 1;
   report.epoch = epoch_;
   const int64_t end = std::min(n, cursor_ + config_.batch_size);
+  // Data parallel: this rank's slice of the batch (maybe empty at the end of an epoch).
+  dist::Communicator& comm = *config_.communicator;
+  const int64_t per_rank = config_.batch_size / comm.world_size();
+  const int64_t first = std::min(end, cursor_ + comm.rank() * per_rank);
+  const int64_t last = std::min(end, first + per_rank);
+  const int64_t batch_pairs = end - cursor_;
   std::vector<size_t> indices;
-  for (int64_t i = cursor_; i < end; ++i) indices.push_back(static_cast<size_t>(order_[i]));
+  for (int64_t i = first; i < last; ++i) indices.push_back(static_cast<size_t>(order_[i]));
   cursor_ = end;
-  PreferenceBatch batch =
-      make_preference_batch(train_, indices, config_.max_length, model_.device());
-  truncated_sequences_ += batch.truncated;
 
   optimizer_->zero_grad();
-  Tensor rewards =
-      model_.forward(batch.sequences.ids, batch.sequences.attention_mask, config_.dropout);
-  Tensor chosen = slice(rewards, 0, 0, batch.pairs);
-  Tensor rejected = slice(rewards, 0, batch.pairs, 2 * batch.pairs);
-  PreferenceLoss loss = preference_loss(chosen, rejected, batch.margins, config_.center_coefficient);
-  loss.total.backward();
-  report.loss = loss.total.item();
-  report.batch =
-      summarise({chosen.detach().to_vector(), rejected.detach().to_vector(), batch.margins.to_vector()});
+  PairRewards local;
+  report.loss = 0.f;
+  int64_t truncated = 0;
+  if (!indices.empty()) {
+    PreferenceBatch batch =
+        make_preference_batch(train_, indices, config_.max_length, model_.device());
+    truncated = batch.truncated;
+    Tensor rewards =
+        model_.forward(batch.sequences.ids, batch.sequences.attention_mask, config_.dropout);
+    Tensor chosen = slice(rewards, 0, 0, batch.pairs);
+    Tensor rejected = slice(rewards, 0, batch.pairs, 2 * batch.pairs);
+    PreferenceLoss loss =
+        preference_loss(chosen, rejected, batch.margins, config_.center_coefficient);
+    // The mean over this rank's pairs, weighted by their share of the batch (x N ranks).
+    const float share = static_cast<float>(static_cast<double>(batch.pairs) * comm.world_size() /
+                                           static_cast<double>(batch_pairs));
+    (share == 1.f ? loss.total : scale(loss.total, share)).backward();
+    report.loss = loss.total.item() * share;
+    local = {chosen.detach().to_vector(), rejected.detach().to_vector(),
+             batch.margins.to_vector()};
+  }
+  if (comm.world_size() > 1) {
+    report.batch = summarise(gather_pair_rewards(comm, local, per_rank));
+    truncated = static_cast<int64_t>(
+        comm.all_reduce_value(static_cast<double>(truncated), dist::ReduceOp::sum));
+  } else {
+    report.batch = summarise(local);
+  }
+  truncated_sequences_ += truncated;
   UpdateResult update = apply_update(*optimizer_, model_.parameters(), config_.optimizer, schedule_,
                                      step_, report.loss, "reward");
+  report.loss = update.loss;
   report.lr = update.lr;
   report.grad_norm = update.grad_norm;
   report.skipped = update.skipped;
@@ -251,7 +311,9 @@ void RewardTrainer::resume(const std::filesystem::path& dir) {
 RewardTrainSummary RewardTrainer::train() {
   const auto start = std::chrono::steady_clock::now();
   RunDirectory run(config_.output_dir, config_.keep_checkpoints);
-  std::unique_ptr<MetricsLog> log = run.open_metrics("reward", step_, "eval/loss");
+  const bool leader = config_.communicator->is_leader();
+  std::unique_ptr<MetricsLog> log =
+      RunDirectory(leader ? run.root() : "", 0).open_metrics("reward", step_, "eval/loss");
   const int64_t total = total_steps();
   RewardTrainSummary summary;
 
@@ -289,7 +351,7 @@ RewardTrainSummary RewardTrainer::train() {
       run_heldout(step_);
     if (!last && run.enabled() && every(step_, config_.checkpoint_every)) {
       save_checkpoint(run.checkpoint_path(step_));
-      run.prune_checkpoints();
+      if (leader) run.prune_checkpoints();
     }
   }
   summary.steps = step_;
@@ -312,7 +374,7 @@ RewardTrainSummary RewardTrainer::train() {
 
   if (run.enabled()) {
     summary.saved_model = run.final_path("model");
-    model_.save(summary.saved_model);
+    if (leader) model_.save(summary.saved_model);
   }
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;

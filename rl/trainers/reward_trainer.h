@@ -14,6 +14,13 @@
 // At the end the reward statistics (mean and std of the rewards of every training response,
 // chosen and rejected, in eval mode) are stored in the model, so that the saved model
 // (<output_dir>/model, RewardModel::save) lets PPO normalise scores.
+//
+// Data parallel (config.communicator with N ranks, e.g. under mpirun -np N): batch_size stays the
+// GLOBAL pairs per step; every rank walks the same order and scores pairs [r B/N, (r+1) B/N) of
+// each batch, weighting its mean loss by its share of the batch's pairs (times N, which
+// apply_update's average divides out), so the update is the single-process one; the batch's
+// rewards are gathered so its metrics are those of the whole batch. Rank 0 alone prints and
+// writes (metrics, checkpoints, the model); every rank computes the final statistics.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dist/communicator.h"
 #include "optim/adamw.h"
 #include "optim/schedule.h"
 #include "rl/kit/optimizer.h"
@@ -52,6 +60,8 @@ struct RewardConfig {
   std::string output_dir;         // empty: write nothing
   uint64_t seed = 0;              // shuffle order
   bool dropout = false;           // train with the backbone's dropout (off: deterministic)
+  // Data-parallel ranks (core/dist/communicator.h); null: one process.
+  std::shared_ptr<dist::Communicator> communicator;
 
   void validate() const;  // throws naming the first bad field
 };

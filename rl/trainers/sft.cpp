@@ -19,6 +19,7 @@
 #include "kernels/error.h"
 #include "kernels/random.h"
 #include "rl/kit/progress.h"
+#include "rl/kit/rank_dropout.h"
 #include "rl/kit/run_directory.h"
 #include "rl/kit/train_checkpoint.h"
 
@@ -66,17 +67,27 @@ TokenLossSum sft_token_losses(Transformer& model, const SftBatch& batch, bool tr
 }
 
 AccumulatedLoss accumulate_sft_gradients(Transformer& model, std::span<const SftBatch> batches,
-                                         bool training) {
+                                         bool training, dist::Communicator* communicator) {
   AccumulatedLoss out;
   for (const SftBatch& batch : batches) {
     out.trainable_tokens += batch.trainable_tokens;
     out.input_tokens += batch.input_tokens;
   }
+  const int ranks = communicator ? communicator->world_size() : 1;
+  if (ranks > 1) {  // exact as f32 up to 2^24 tokens per step
+    out.trainable_tokens = static_cast<int64_t>(
+        communicator->all_reduce_value(static_cast<double>(out.trainable_tokens),
+                                       dist::ReduceOp::sum));
+    out.input_tokens = static_cast<int64_t>(communicator->all_reduce_value(
+        static_cast<double>(out.input_tokens), dist::ReduceOp::sum));
+  }
   TILLER_CHECK(out.trainable_tokens > 0, "sft: {} micro-batches hold no trainable token",
                batches.size());
   // The normaliser is known before the first backward, so each micro-batch's sum is scaled by the
-  // same 1 / N and the accumulated gradient is that of the token mean over the whole step.
-  const float inverse_tokens = 1.f / static_cast<float>(out.trainable_tokens);
+  // same 1 / N and the accumulated gradient is that of the token mean over the whole step
+  // (times the number of ranks, which their average divides out again).
+  const float inverse_tokens =
+      static_cast<float>(ranks) / static_cast<float>(out.trainable_tokens);
   // The loss and hit sums stay on the model's device until the end: one host read per step.
   Tensor loss_sum, correct;
   for (const SftBatch& batch : batches) {
@@ -87,11 +98,14 @@ AccumulatedLoss accumulate_sft_gradients(Transformer& model, std::span<const Sft
     correct = correct.defined() ? add(correct, part.correct) : part.correct;
     scale(part.loss_sum, inverse_tokens).backward();
   }
+  // A rank whose slice of this step holds no trainable token contributes zero sums.
   const std::vector<float> sums =
-      concat({loss_sum.reshape({1}), correct.reshape({1})}, 0).to_vector();
-  out.loss = static_cast<float>(static_cast<double>(sums[0]) /
+      loss_sum.defined()
+          ? concat({loss_sum.reshape({1}), correct.reshape({1})}, 0).to_vector()
+          : std::vector<float>{0.f, 0.f};
+  out.loss = static_cast<float>(ranks * static_cast<double>(sums[0]) /
                                 static_cast<double>(out.trainable_tokens));
-  out.accuracy = static_cast<float>(static_cast<double>(sums[1]) /
+  out.accuracy = static_cast<float>(ranks * static_cast<double>(sums[1]) /
                                     static_cast<double>(out.trainable_tokens));
   return out;
 }
@@ -104,6 +118,13 @@ SftTrainer::SftTrainer(SftConfig config, Transformer model, SftDataset train,
       eval_(std::move(eval)),
       tokenizer_(std::move(tokenizer)) {
   config_.validate();
+  if (!config_.communicator) config_.communicator = dist::single_process();
+  TILLER_CHECK(config_.batch_size % config_.communicator->world_size() == 0,
+               "sft: the batch of {} rows is the global batch and must divide evenly over {} "
+               "ranks; use a multiple of {}",
+               config_.batch_size, config_.communicator->world_size(),
+               config_.communicator->world_size());
+  if (!config_.communicator->is_leader()) config_.log_every = 0;  // rank 0 alone prints
   TILLER_CHECK(train_.max_length() <= model_.config().max_seq_len,
                "sft: the data's max_length {} exceeds the model's max_seq_len {}",
                train_.max_length(), model_.config().max_seq_len);
@@ -120,7 +141,9 @@ SftTrainer::SftTrainer(SftConfig config, Transformer model, SftDataset train,
   if (model_.device() != config_.device) model_.to(config_.device);
   if (config_.dtype != DType::f32) model_.to(config_.dtype);
   model_.dropout_generator() = Generator(config_.seed);
-  optimizer_ = make_optimizer(model_.parameters(), config_.optimizer, config_.seed);
+  use_rank_dropout_stream(model_, *config_.communicator);
+  optimizer_ = make_optimizer(model_.parameters(), config_.optimizer, config_.seed,
+                              config_.communicator);
   order_ = random::epoch_order(rows(), config_.seed, epoch_);
 }
 
@@ -134,23 +157,31 @@ SftStepReport SftTrainer::train_step() {
   }
   report.epoch = epoch_;
 
+  // Every rank walks the same rows; rank r keeps its slice of each micro-batch (maybe empty at
+  // the end of an epoch).
+  const int64_t ranks = config_.communicator->world_size();
+  const int64_t slice = config_.batch_size / ranks, first = config_.communicator->rank() * slice;
   std::vector<SftBatch> micro_batches;
   for (int64_t micro = 0; micro < config_.grad_accumulation && cursor_ < rows(); ++micro) {
     std::vector<SftRow> selected;
-    for (int64_t r = 0; r < config_.batch_size && cursor_ < rows(); ++r)
-      selected.push_back(rows_[order_[cursor_++]]);
-    micro_batches.push_back(collate(train_, selected, config_.device));
+    for (int64_t r = 0; r < config_.batch_size && cursor_ < rows(); ++r, ++cursor_)
+      if (r >= first && r < first + slice) selected.push_back(rows_[order_[cursor_]]);
+    if (!selected.empty()) micro_batches.push_back(collate(train_, selected, config_.device));
   }
 
   optimizer_->zero_grad();
   AccumulatedLoss loss =
-      accumulate_sft_gradients(model_, micro_batches, /*training=*/model_.config().dropout > 0.f);
+      accumulate_sft_gradients(model_, micro_batches, /*training=*/model_.config().dropout > 0.f,
+                               config_.communicator.get());
+  report.accuracy = ranks > 1 ? static_cast<float>(config_.communicator->all_reduce_value(
+                                    loss.accuracy, dist::ReduceOp::average))
+                              : loss.accuracy;
   report.loss = loss.loss;
-  report.accuracy = loss.accuracy;
   report.trainable_tokens = loss.trainable_tokens;
   report.input_tokens = loss.input_tokens;
   UpdateResult update = apply_update(*optimizer_, model_.parameters(), config_.optimizer, schedule_,
                                      step_, report.loss, "sft");
+  report.loss = update.loss;
   report.lr = update.lr;
   report.grad_norm = update.grad_norm;
   report.skipped = update.skipped;
@@ -230,6 +261,7 @@ void SftTrainer::resume(const std::filesystem::path& dir) {
   epoch_ = saved_epoch;
   cursor_ = saved_cursor;
   order_ = random::epoch_order(rows(), config_.seed, epoch_);
+  use_rank_dropout_stream(model_, *config_.communicator);
 }
 
 void SftTrainer::log_eval(MetricsLog& log, const SftEvalResult& result) {
@@ -242,7 +274,9 @@ void SftTrainer::log_eval(MetricsLog& log, const SftEvalResult& result) {
 
 SftSummary SftTrainer::train() {
   RunDirectory run(config_.output_dir, config_.keep_checkpoints);
-  std::unique_ptr<MetricsLog> log = run.open_metrics("sft", step_, "eval_loss");
+  const bool leader = config_.communicator->is_leader();
+  std::unique_ptr<MetricsLog> log =
+      RunDirectory(leader ? run.root() : "", 0).open_metrics("sft", step_, "eval_loss");
 
   SftSummary summary;
   summary.initial_eval = evaluate();
@@ -280,7 +314,7 @@ SftSummary SftTrainer::train() {
     if (!last && every(step_, config_.eval_every)) log_eval(*log, evaluate());
     if (!last && run.enabled() && every(step_, config_.checkpoint_every)) {
       save_checkpoint(run.checkpoint_path(step_));
-      run.prune_checkpoints();
+      if (leader) run.prune_checkpoints();
     }
   }
   summary.final_eval = evaluate();

@@ -23,6 +23,14 @@
 //                                     {"eval_loss":..,"eval_accuracy":..} records
 //   <out>/checkpoints/step_<NNNNNN>/  every checkpoint_every steps, the newest keep_checkpoints kept
 //   <out>/model/                      the final checkpoint (with tokenizer.json when known)
+//
+// Data parallel (config.communicator with N ranks, e.g. under mpirun -np N): batch_size stays the
+// GLOBAL rows per micro-batch. Every rank plans the same rows and order; rank r collates rows
+// [r B/N, (r+1) B/N) of each micro-batch. The token normaliser is the trainable tokens over all
+// ranks (one all-reduce before the backward), each rank scales its token-loss sum by N / that, and
+// apply_update's average then gives exactly the single-process objective; loss and accuracy are
+// reported over all ranks. Rank 0 alone prints and writes; the ranks share the step count, so
+// they stop together at the end of the data.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +41,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dist/communicator.h"
 #include "core/models/model.h"
 #include "core/text/tokenizer.h"
 #include "optim/adamw.h"
@@ -60,6 +69,8 @@ struct SftConfig {
   uint64_t seed = 0;             // row order, packing and dropout
   Device device = Device::cpu();
   DType dtype = DType::f32;  // bf16 on CUDA for mixed precision
+  // Data-parallel ranks (core/dist/communicator.h); null: one process.
+  std::shared_ptr<dist::Communicator> communicator;
 
   void validate() const;  // throws tiller::Error naming the first bad field
 };
@@ -81,8 +92,12 @@ struct AccumulatedLoss {
 };
 // Backward of sum(token losses) / sum(trainable tokens) over all micro-batches; gradients
 // accumulate (+=) into the parameters as usual. Throws when no micro-batch has a trainable token.
+// With a communicator of N ranks the sums run over every rank's micro-batches and each rank's
+// gradient is N times its share, so the ranks' average is the whole objective's gradient; the
+// returned loss and accuracy are then this rank's share times N (average them over the ranks).
 AccumulatedLoss accumulate_sft_gradients(Transformer& model, std::span<const SftBatch> batches,
-                                         bool training = false);
+                                         bool training = false,
+                                         dist::Communicator* communicator = nullptr);
 
 struct SftStepReport {
   int64_t step = 0;   // 1-based number of the update just done
