@@ -125,6 +125,26 @@ int64_t ModelConfig::num_parameters() const {
   return n_layer * per_layer + outside;
 }
 
+std::string architecture_differences(const ModelConfig& a, const ModelConfig& b) {
+  std::string out;
+  auto compare = [&](const char* name, const auto& x, const auto& y) {
+    if (x == y) return;
+    out += fmt::format("{}{} {} vs {}", out.empty() ? "" : ", ", name, x, y);
+  };
+  compare("family", std::string(family_name(a.family)), std::string(family_name(b.family)));
+  compare("vocab_size", a.vocab_size, b.vocab_size);
+  compare("n_layer", a.n_layer, b.n_layer);
+  compare("n_head", a.n_head, b.n_head);
+  compare("n_kv_head", a.n_kv_head, b.n_kv_head);
+  compare("n_embd", a.n_embd, b.n_embd);
+  compare("intermediate_size", a.intermediate_size, b.intermediate_size);
+  compare("max_seq_len", a.max_seq_len, b.max_seq_len);
+  compare("norm_eps", a.norm_eps, b.norm_eps);
+  if (a.family == ModelFamily::llama) compare("rope_theta", a.rope_theta, b.rope_theta);
+  compare("tie_embeddings", a.tie_embeddings, b.tie_embeddings);
+  return out;
+}
+
 std::string ModelConfig::to_hf_json() const {
   nlohmann::ordered_json j;
   if (family == ModelFamily::gpt2) {
