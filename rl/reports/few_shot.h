@@ -66,8 +66,9 @@ struct FewShotOptions {
   uint64_t seed = 0;
 };
 
-// The k shots for question `query_index` of task `task` and key `key`, ordered as asked. Fewer
-// than k when the pool has too few eligible examples.
+// The k shots for question `query_index` of task `task` and key `key`, ordered as asked. When the
+// question's task has too few examples (or `task` is empty, unknown) the rest come from the other
+// tasks; fewer than k only when the whole pool has too few eligible examples.
 std::vector<FewShotExample> select_shots(const std::vector<FewShotExample>& pool,
                                          std::string_view task, std::string_view key,
                                          const FewShotOptions& options, uint64_t query_index);
