@@ -81,7 +81,8 @@ nlohmann::json probe(Transformer& model, const Tokenizer& tokenizer, const Probe
   if (!std::isnan(loss)) record["loss"] = loss;
   std::cout << fmt::format("[{}] step {:4d}  region facts {:5.1f}%  original facts {:5.1f}%{}\n",
                            arm, step, 100 * region.accuracy, 100 * original.accuracy,
-                           std::isnan(loss) ? "" : fmt::format("  loss {:.3f}", loss));
+                           std::isnan(loss) ? "" : fmt::format("  loss {:.3f}", loss))
+            << std::flush;
   return record;
 }
 

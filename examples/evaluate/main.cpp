@@ -19,6 +19,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "core/io/atomic_file.h"
 #include "core/models/model.h"
@@ -151,6 +152,7 @@ int main(int argc, char** argv) {
       Transformer model = Transformer::from_pretrained(dir);
       Tokenizer tokenizer = Tokenizer::load(tokenizer_path.empty() ? dir.string() : tokenizer_path);
       for (rl::ShotFormat shot_format : {rl::ShotFormat::chat, rl::ShotFormat::plain}) {
+        std::optional<Point> zero_shot;  // k = 0 is the same prompt under every setting
         for (const Setting& setting : kSettings) {
           const std::string series = name + " " + std::string(rl::shot_format_name(shot_format)) +
                                      " (" + setting.label() + ")";
@@ -160,7 +162,10 @@ int main(int argc, char** argv) {
                                              .order = setting.order,
                                              .mix = setting.mix,
                                              .seed = options.seed};
-            Point point = evaluate_point(model, tokenizer, world, base, point_options);
+            if (k == 0 && !zero_shot)
+              zero_shot = evaluate_point(model, tokenizer, world, base, point_options);
+            Point point =
+                k == 0 ? *zero_shot : evaluate_point(model, tokenizer, world, base, point_options);
             const auto& r = point.report;
             nlohmann::json record = {{"stage", series},
                                      {"model", name},
@@ -175,7 +180,7 @@ int main(int argc, char** argv) {
                                      {"fact_correct", r.fact_correct_rate},
                                      {"ends_turn", r.ends_turn_rate},
                                      {"prompts", r.prompts}};
-            std::cout << series << " k=" << k << ": " << r.summary() << "\n";
+            std::cout << series << " k=" << k << ": " << r.summary() << std::endl;
             points.push_back(record);
             records += record.dump() + "\n";
           }
