@@ -97,7 +97,10 @@ TEST_CASE("tokenizers saved by transformers encode as transformers does", "[inte
 // AdamW step first, so the saved weights are tiller's own, not a copy of the files it read.
 TEST_CASE("export tiller-trained checkpoints for transformers", "[.hf-export]") {
   const char* out = std::getenv("TILLER_HF_EXPORT_DIR");
-  REQUIRE(out != nullptr);
+  if (out == nullptr) {  // selected by a filter of exclusions only: nothing to export to
+    WARN("TILLER_HF_EXPORT_DIR is not set; run tests/reference/hf_interop.py check-export");
+    return;
+  }
   for (const char* name : kModels) {
     const auto dir = kFixtures / name;
     auto reference = safetensors::load(dir / "reference.safetensors");
