@@ -14,7 +14,8 @@ function(tiller_layer name)
   target_include_directories(tiller_${name} PRIVATE ${root})
   target_compile_features(tiller_${name} PRIVATE cxx_std_20)
   target_link_libraries(tiller_${name} PRIVATE fmt::fmt OpenMP::OpenMP_CXX Threads::Threads
-                                               tiller_blas nlohmann_json::nlohmann_json)
+                                               tiller_blas tiller_pcre2
+                                               nlohmann_json::nlohmann_json)
   set_target_properties(tiller_${name} PROPERTIES POSITION_INDEPENDENT_CODE ON)
   if(TILLER_HAS_CUDA)
     target_compile_definitions(tiller_${name} PRIVATE TILLER_HAS_CUDA=1)

@@ -125,6 +125,26 @@ int64_t ModelConfig::num_parameters() const {
   return n_layer * per_layer + outside;
 }
 
+std::string architecture_differences(const ModelConfig& a, const ModelConfig& b) {
+  std::string out;
+  auto compare = [&](const char* name, const auto& x, const auto& y) {
+    if (x == y) return;
+    out += fmt::format("{}{} {} vs {}", out.empty() ? "" : ", ", name, x, y);
+  };
+  compare("family", std::string(family_name(a.family)), std::string(family_name(b.family)));
+  compare("vocab_size", a.vocab_size, b.vocab_size);
+  compare("n_layer", a.n_layer, b.n_layer);
+  compare("n_head", a.n_head, b.n_head);
+  compare("n_kv_head", a.n_kv_head, b.n_kv_head);
+  compare("n_embd", a.n_embd, b.n_embd);
+  compare("intermediate_size", a.intermediate_size, b.intermediate_size);
+  compare("max_seq_len", a.max_seq_len, b.max_seq_len);
+  compare("norm_eps", a.norm_eps, b.norm_eps);
+  if (a.family == ModelFamily::llama) compare("rope_theta", a.rope_theta, b.rope_theta);
+  compare("tie_embeddings", a.tie_embeddings, b.tie_embeddings);
+  return out;
+}
+
 std::string ModelConfig::to_hf_json() const {
   nlohmann::ordered_json j;
   if (family == ModelFamily::gpt2) {
@@ -217,6 +237,11 @@ ModelConfig ModelConfig::from_hf_json(const std::string& json_text) {
       c.norm_eps = field<float>(j, "layer_norm_epsilon", 1e-5f);
       c.dropout = field<float>(j, "resid_pdrop", 0.f);
       c.tie_embeddings = field<bool>(j, "tie_word_embeddings", true);
+      TILLER_CHECK(!field<bool>(j, "scale_attn_by_inverse_layer_idx", false) &&
+                       !field<bool>(j, "reorder_and_upcast_attn", false) &&
+                       field<bool>(j, "scale_attn_weights", true),
+                   "config.json: gpt2 attention variants (scale_attn_by_inverse_layer_idx, "
+                   "reorder_and_upcast_attn, scale_attn_weights false) are not supported");
       std::string act = field<std::string>(j, "activation_function", "gelu_new");
       TILLER_CHECK(act == "gelu_new" || act == "gelu_pytorch_tanh",
                    "config.json: gpt2 activation_function '{}' is not supported (tiller's GPT-2 "
@@ -229,7 +254,24 @@ ModelConfig ModelConfig::from_hf_json(const std::string& json_text) {
                 required<int64_t>(j, "hidden_size"), required<int64_t>(j, "intermediate_size"),
                 field<int64_t>(j, "max_position_embeddings", 2048));
       c.norm_eps = field<float>(j, "rms_norm_eps", 1e-6f);
+      // transformers >= 5 writes rope_parameters {"rope_type", "rope_theta"}; older versions
+      // a top-level rope_theta (and rope_scaling, refused below).
       c.rope_theta = field<float>(j, "rope_theta", 10000.f);
+      if (auto rope = j.find("rope_parameters"); rope != j.end() && !rope->is_null()) {
+        TILLER_CHECK(rope->is_object(), "config.json: rope_parameters is {}, expected an object",
+                     rope->dump());
+        std::string rope_type = field<std::string>(*rope, "rope_type", "default");
+        TILLER_CHECK(rope_type == "default",
+                     "config.json: llama rope_parameters.rope_type '{}' is not supported (tiller "
+                     "implements the default rotary embedding only)",
+                     rope_type);
+        c.rope_theta = field<float>(*rope, "rope_theta", c.rope_theta);
+      }
+      const int64_t head_dim = field<int64_t>(j, "head_dim", c.n_embd / c.n_head);
+      TILLER_CHECK(head_dim * c.n_head == c.n_embd,
+                   "config.json: llama head_dim {} with {} heads does not make hidden_size {} "
+                   "(tiller requires head_dim == hidden_size / num_attention_heads)",
+                   head_dim, c.n_head, c.n_embd);
       c.dropout = field<float>(j, "tiller_dropout", 0.f);
       c.tie_embeddings = field<bool>(j, "tie_word_embeddings", false);
       TILLER_CHECK(!field<bool>(j, "attention_bias", false) && !field<bool>(j, "mlp_bias", false),

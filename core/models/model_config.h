@@ -64,4 +64,8 @@ struct ModelConfig {
   static ModelConfig from_hf_json(const std::string& json_text);
 };
 
+// The architecture fields (everything but dropout) in which `a` and `b` differ, as
+// "n_layer 4 vs 2, n_embd 128 vs 32"; empty when the same weights fit both.
+std::string architecture_differences(const ModelConfig& a, const ModelConfig& b);
+
 }  // namespace tiller

@@ -7,14 +7,12 @@
 // leftmost-first regex engine does, including the backtracking of `\s+(?!\S)` (a whitespace run
 // followed by a non-space gives its last code point to the next piece: "a  b" -> "a", " ", " b").
 //
-// Character classes: ASCII is classified exactly. Non-ASCII code points use an approximation of
-// the Unicode tables (documented in classify_code_point): Unicode whitespace and the common digit,
-// punctuation, symbol, emoji and combining-mark blocks are recognised; every other non-ASCII code
-// point counts as a letter. Text in the common scripts (Latin, Greek, Cyrillic, CJK, Arabic, ...)
-// therefore splits as GPT-2 splits it; rare symbols outside those blocks may split differently.
-// Measured against Python's `regex` module: identical pieces on 5 MB of English/Debian docs text;
-// ~96.5% of assigned non-ASCII code points get GPT-2's class (the misses are mostly Indic vowel
-// signs and digits, historic scripts and rare symbols). Unassigned code points count as letters.
+// Character classes: \p{L}, \p{N} and \s (Unicode's White_Space, as Python's `regex` and
+// Hugging Face's tokenizers read it) come from PCRE2's Unicode tables (libpcre2-8, Unicode 14.0 in
+// Debian 12), so every code point gets the class GPT-2's regex gives it under that Unicode
+// version; unassigned code points are "other", as in the regex. Checked against GPT-2's pattern run
+// by Python's `regex` module on every code point and on random Unicode text
+// (tests/test_pretokenize_unicode.cpp, fixtures from tests/reference/make_unicode_fixtures.py).
 // A byte that is not part of valid UTF-8 is one code point of class "other", so any byte string
 // splits into pieces whose concatenation is the input (the round-trip invariant).
 #pragma once
@@ -28,8 +26,10 @@ namespace tiller {
 
 enum class CharClass : uint8_t { letter, number, space, other };
 
-// Class of a Unicode code point (see the approximation above).
+// Class of a Unicode code point (see above); code points past U+10FFFF and surrogates are "other".
 CharClass classify_code_point(char32_t code_point);
+// Where the classes come from, e.g. "PCRE2 10.42, Unicode 14.0.0".
+std::string unicode_tables_version();
 
 // Decodes one UTF-8 code point at text[pos]. Returns its byte length (1-4) and writes the code
 // point; an invalid or truncated sequence has length 1 and code point kInvalidCodePoint.

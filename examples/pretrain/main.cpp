@@ -8,6 +8,17 @@
 //   pretrain --train-shards a.bin --val-shards v.bin --tokenizer tok.json
 //   mpirun -np 2 pretrain --batch 16           # data parallel: 8 rows per rank, same model
 //   mpirun -np 2 pretrain --zero 1             # ... with AdamW's state sharded (ZeRO-1)
+//   pretrain --init-from runs/base/model --text domain.jsonl notes.txt --steps 200
+//            --replay base.bin --replay-fraction 0.25 --out runs/domain  # continued pretraining
+//
+// --init-from DIR starts from a tiller or Hugging Face model directory (config.json +
+// model.safetensors) and its tokenizer (tokenizer.json or vocab.json + merges.txt in DIR, or
+// --tokenizer); the architecture is the checkpoint's, and an architecture flag that contradicts it
+// is an error naming both values. --text tokenises text / {"text"} JSONL files
+// (rl/data/text_corpus.h) into <out>/data with --val-fraction of the documents held out.
+// --replay mixes round(f * batch) rows of every batch from other shards (.bin) or text files.
+// Under mpirun, tokenise --text / text --replay files in one process first (they are written to
+// <out>/data) and pass the shards.
 //
 // Under mpirun every rank runs this program; --batch stays the global batch, rank 0 prepares the
 // data (the others wait, then reuse it) and alone prints and writes. On --device cuda each rank
@@ -18,14 +29,18 @@
 // checkpoints/step_*/, model/ (a Hugging Face directory plus trainer state), loss.png.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <iostream>
 
+#include "core/data/shards.h"
 #include "core/dist/communicator.h"
 #include "core/io/atomic_file.h"
+#include "core/text/special_tokens.h"
 #include "kernels/error.h"
 #include "core/world/world.h"
+#include "rl/data/text_corpus.h"
 #include "rl/data/world_data.h"
 #include "rl/reports/plot.h"
 #include "rl/trainers/pretrain.h"
@@ -82,6 +97,27 @@ tiller::ModelConfig build_model(const ModelFlags& flags, int64_t vocab_size, int
   tiller::fail("pretrain: --family must be gpt2 or llama, got '{}'", flags.family);
 }
 
+// The checkpoint's architecture, with --dropout applied; an architecture flag that was given and
+// disagrees with it is an error.
+tiller::ModelConfig checkpoint_model(const fs::path& dir, const ModelFlags& flags,
+                                     const std::function<bool(const char*)>& given) {
+  auto model = tiller::ModelConfig::from_hf_json(tiller::read_file_bytes(dir / "config.json"));
+  auto check = [&](const char* flag, auto flag_value, auto checkpoint_value) {
+    TILLER_CHECK(!given(flag) || flag_value == checkpoint_value,
+                 "{} {} contradicts --init-from {} ({} there); drop the flag or start "
+                 "from another checkpoint",
+                 flag, flag_value, dir.string(), checkpoint_value);
+  };
+  check("--family", flags.family, std::string(tiller::family_name(model.family)));
+  check("--layers", flags.layers, model.n_layer);
+  check("--width", flags.width, model.n_embd);
+  check("--heads", flags.heads, model.n_head);
+  if (model.family == tiller::ModelFamily::llama) check("--kv-heads", flags.kv_heads, model.n_kv_head);
+  check("--vocab-size", flags.vocab_size, model.vocab_size);
+  if (given("--dropout")) model.dropout = flags.dropout;
+  return model;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -93,6 +129,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> train_shards, val_shards;
   bool resume = false;
   tiller::WorldConfig world;
+  std::string init_from;
+  std::vector<std::string> text_files, replay_files;
+  double val_fraction = 0.05, replay_fraction = 0.0;
 
   app.add_option("--out", flags.output_dir, "output folder")->capture_default_str();
   app.add_option("--config", config_path, "PretrainConfig JSON file (rl/pretrain.h keys)");
@@ -138,6 +177,13 @@ int main(int argc, char** argv) {
   app.add_option("--tokenizer", tokenizer_path, "load this tokenizer instead of training one");
   app.add_option("--train-shards", train_shards, "use these token shards instead of the world");
   app.add_option("--val-shards", val_shards, "validation shards for --train-shards");
+  app.add_option("--init-from", init_from, "continue pretraining a tiller or Hugging Face model");
+  app.add_option("--text", text_files, "train on these text or {\"text\"} JSONL files");
+  app.add_option("--val-fraction", val_fraction, "--text: share of documents held out")
+      ->capture_default_str();
+  app.add_option("--replay", replay_files, "shards (.bin) or text files mixed into every batch");
+  app.add_option("--replay-fraction", replay_fraction, "share of each batch from --replay")
+      ->capture_default_str();
   app.add_option("--world-seed", world.seed, "world seed")->capture_default_str();
   app.add_option("--entities", world.num_entities, "world size")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -198,8 +244,15 @@ int main(int argc, char** argv) {
     for (const char* name :
          {"--family", "--layers", "--width", "--heads", "--kv-heads", "--dropout", "--vocab-size"})
       model_from_flags = model_from_flags || given(name);
-    if (model_from_flags)
+    if (!init_from.empty()) {
+      config.init_from = init_from;
+      config.model = checkpoint_model(init_from, model_flags, given);
+      if (!given("--seq-len")) config.seq_len = std::min(config.seq_len, config.model.max_seq_len);
+      model_from_flags = false;
+    } else if (model_from_flags) {
       config.model = build_model(model_flags, model_flags.vocab_size, config.seq_len);
+    }
+    if (given("--replay-fraction")) config.replay_fraction = replay_fraction;
     config.output_dir = out.string();  // wherever the folder is now
     // A scheduled total of 0 follows --steps (resolved again by the trainer); an explicit one from
     // an earlier run would pin the old length when --steps extends it.
@@ -215,10 +268,54 @@ int main(int argc, char** argv) {
     // 2. Data: the world corpus through a trained (or given) tokenizer into shards, or given
     // shards.
     std::optional<tiller::Tokenizer> tokenizer;
-    if (!train_shards.empty()) {
+    if (tokenizer_path.empty() && !config.init_from.empty()) tokenizer_path = config.init_from;
+    const fs::path data = data_dir.empty() ? out / "data" : fs::path(data_dir);
+    const bool replay_text = std::any_of(replay_files.begin(), replay_files.end(), [](auto& f) {
+      return fs::path(f).extension() != ".bin";
+    });
+    TILLER_CHECK(config.communicator->world_size() == 1 || (text_files.empty() && !replay_text),
+                 "pretrain: --text and text --replay files are tokenised by one process; run "
+                 "`pretrain --text ... --steps 0 --out DIR` first, then mpirun with "
+                 "--train-shards/--replay DIR/data/*.bin");
+    if (!text_files.empty() || !replay_files.empty()) {
+      TILLER_CHECK(!tokenizer_path.empty(),
+                   "pretrain: --text and text --replay files need a tokenizer (--init-from or "
+                   "--tokenizer)");
+      tokenizer = tiller::Tokenizer::load(tokenizer_path);
+    }
+    if (!replay_files.empty()) {
+      config.replay_shards.clear();
+      std::vector<std::string> replay_text;
+      for (const auto& file : replay_files)
+        (fs::path(file).extension() == ".bin" ? config.replay_shards : replay_text).push_back(file);
+      if (!replay_text.empty()) {
+        auto documents = tiller::rl::read_text_documents(replay_text);
+        std::vector<tiller::TokenId> ids;
+        for (const auto& document : documents) {
+          auto encoded = tokenizer->encode(document);
+          ids.insert(ids.end(), encoded.begin(), encoded.end());
+          ids.push_back(tokenizer->token_id(tiller::special_tokens::kEndOfText));
+        }
+        fs::create_directories(data);
+        tiller::write_token_shard(data / "replay.bin", ids,
+                                  tiller::shard_token_width(tokenizer->vocab_size()));
+        config.replay_shards.push_back((data / "replay.bin").string());
+        std::cout << "replay: " << documents.size() << " documents, " << ids.size()
+                  << " tokens -> " << (data / "replay.bin").string() << "\n";
+      }
+    }
+    if (!text_files.empty()) {
+      auto documents = tiller::rl::read_text_documents(text_files);
+      std::vector<std::string_view> views(documents.begin(), documents.end());
+      auto shards = tiller::rl::write_corpus_shards(views, *tokenizer, data, val_fraction);
+      std::cout << "data: " << documents.size() << " documents from " << text_files.size()
+                << " files, " << shards.train_tokens << " train + " << shards.val_tokens
+                << " val tokens -> " << data.string() << "\n";
+      train_shards = shards.train_shards;
+      val_shards = shards.val_shards;
+    } else if (!train_shards.empty()) {
       if (!tokenizer_path.empty()) tokenizer = tiller::Tokenizer::load(tokenizer_path);
     } else {
-      const fs::path data = data_dir.empty() ? out / "data" : fs::path(data_dir);
       auto prepare = [&] {
         return tiller::rl::prepare_world_pretraining_data(
             world, data, {.vocab_size = model_flags.vocab_size, .tokenizer_path = tokenizer_path});

@@ -10,8 +10,8 @@
 #include <chrono>
 
 #include "core/io/atomic_file.h"
-#include "kernels/error.h"
 #include "core/text/special_tokens.h"
+#include "kernels/error.h"
 #include "rl/generation/generate.h"
 
 namespace tiller::rl {
@@ -73,7 +73,9 @@ EvaluationReport evaluate_world(Transformer& model, const Tokenizer& tokenizer,
     std::vector<std::vector<int32_t>> prompts;
     int64_t longest = 0;
     for (int64_t i = first; i < last; ++i) {
-      prompts.push_back(render_generation_prompt(tokenizer, items[i].prompt));
+      prompts.push_back(config.render_prompt
+                            ? config.render_prompt(items[i], i)
+                            : render_generation_prompt(tokenizer, items[i].prompt));
       longest = std::max<int64_t>(longest, static_cast<int64_t>(prompts.back().size()));
     }
     TILLER_CHECK(longest < max_seq_len,
@@ -83,7 +85,8 @@ EvaluationReport evaluate_world(Transformer& model, const Tokenizer& tokenizer,
     GenerationConfig generation{
         .max_new_tokens = std::min(config.max_new_tokens, max_seq_len - longest),
         .sampling = {.temperature = 0.f, .top_k = 0, .top_p = 1.f},
-        .stop_tokens = {end_of_turn},
+        .stop_tokens =
+            config.stop_tokens.empty() ? std::vector<TokenId>{end_of_turn} : config.stop_tokens,
         .seed = 0,
         .use_cache = true};
     GenerationResult generated = generate(model, prompts, generation);
@@ -97,7 +100,9 @@ EvaluationReport evaluate_world(Transformer& model, const Tokenizer& tokenizer,
       example.expected = item.question.expected.sentence();
       example.response = tokenizer.decode(tokens);
       example.response_tokens = static_cast<int64_t>(tokens.size());
-      example.score = world::score(item, example.response);
+      example.score = world::score(item, config.response_for_scoring
+                                             ? config.response_for_scoring(example.response)
+                                             : example.response);
       if (config.scorer) example.extra_score = config.scorer(item.prompt, example.response);
 
       exact += example.score.exact_match ? 1 : 0;

@@ -15,10 +15,11 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "core/text/chat.h"
 #include "core/models/model.h"
+#include "core/text/chat.h"
 #include "core/text/tokenizer.h"
 #include "core/world/world.h"
 
@@ -34,6 +35,12 @@ struct EvaluationConfig {
   int64_t limit = 0;            // evaluate only the first `limit` items; 0 = all
   std::string jsonl_path;       // per-example records; empty = none
   ResponseScorer scorer;        // optional extra score, e.g. a reward model
+  // Other prompt layouts (few-shot: rl/reports/few_shot.h's few_shot_evaluation). When set: the
+  // prompt tokens of items[index]; the stop tokens (empty: <|end|>); the completion as the world
+  // scorer reads it (the report keeps the raw one).
+  std::function<std::vector<TokenId>(const world::EvalItem& item, int64_t index)> render_prompt;
+  std::vector<TokenId> stop_tokens;
+  std::function<std::string(std::string_view completion)> response_for_scoring;
 };
 
 struct EvaluatedExample {

@@ -39,6 +39,10 @@ PretrainConfig checked(PretrainConfig config) {
                "pretrain: the batch of {} sequences is the global batch and must divide evenly "
                "over {} ranks; use a multiple of {}",
                config.batch_size, ranks, ranks);
+  TILLER_CHECK(config.replay_rows() % ranks == 0,
+               "pretrain: the {} replay rows of each batch must divide evenly over {} ranks; "
+               "choose replay_fraction so that replay_fraction x batch_size is a multiple of {}",
+               config.replay_rows(), ranks, ranks);
   if (!config.communicator->is_leader()) {  // rank 0 alone prints and writes samples
     config.log_every = 0;
     config.sample_every = 0;
@@ -69,10 +73,22 @@ void PretrainConfig::validate() const {
       "{} must be >= 0",
       sample_every, checkpoint_every, keep_checkpoints, log_every);
   optimizer.validate("pretrain");
+  TILLER_CHECK(replay_fraction >= 0.0 && replay_fraction < 1.0,
+               "pretrain: replay_fraction must be in [0, 1), got {}", replay_fraction);
+  TILLER_CHECK(replay_fraction == 0.0 || !replay_shards.empty(),
+               "pretrain: replay_fraction {} needs replay shards", replay_fraction);
+  TILLER_CHECK(replay_fraction == 0.0 || (replay_rows() > 0 && replay_rows() < batch_size),
+               "pretrain: replay_fraction {} of a batch of {} rows gives {} replay rows; it must "
+               "leave at least one row for each source",
+               replay_fraction, batch_size, replay_rows());
   TILLER_CHECK(device.is_cpu() || dtype == DType::f32 || dtype == DType::bf16,
                "pretrain: dtype must be f32 or bf16");
   TILLER_CHECK(device.is_cuda() || dtype == DType::f32,
                "pretrain: the CPU backend trains in f32; bf16 needs device cuda");
+}
+
+int64_t PretrainConfig::replay_rows() const {
+  return static_cast<int64_t>(std::llround(replay_fraction * static_cast<double>(batch_size)));
 }
 
 double flops_per_token(const ModelConfig& model, int64_t seq_len) {
@@ -87,11 +103,32 @@ Pretrainer::Pretrainer(PretrainConfig config, std::vector<std::string> train_sha
       tokenizer_(std::move(tokenizer)),
       model_(config_.model, config_.seed),
       train_loader_(train_shards,
-                    {.batch_size = config_.batch_size / config_.communicator->world_size(),
+                    {.batch_size = (config_.batch_size - config_.replay_rows()) /
+                                   config_.communicator->world_size(),
                      .seq_len = config_.seq_len,
                      .seed = config_.seed,
                      .rank = config_.communicator->rank(),
                      .world_size = config_.communicator->world_size()}) {
+  // Each rank reads its slice of both sources: (batch - replay) / N new rows, replay / N old ones.
+  if (config_.replay_rows() > 0) {
+    replay_loader_.emplace(config_.replay_shards,
+                           TokenLoaderOptions{.batch_size = config_.replay_rows() /
+                                                            config_.communicator->world_size(),
+                                              .seq_len = config_.seq_len,
+                                              .seed = config_.seed + 1,
+                                              .rank = config_.communicator->rank(),
+                                              .world_size = config_.communicator->world_size()});
+  }
+  if (!config_.init_from.empty()) {
+    Checkpoint initial = load_checkpoint(config_.init_from, Device::cpu());
+    std::string differences =
+        architecture_differences(ModelConfig::from_hf_json(initial.config_json), config_.model);
+    TILLER_CHECK(differences.empty(),
+                 "pretrain: init_from {} is a different architecture than this run's model "
+                 "(checkpoint vs run: {})",
+                 config_.init_from, differences);
+    model_.load_hf_tensors(initial.tensors.all(), "init_from " + config_.init_from);
+  }
   if (tokenizer_) {
     TILLER_CHECK(tokenizer_->vocab_size() <= config_.model.vocab_size,
                  "pretrain: the tokenizer has {} ids but the model's vocab_size is {}",
@@ -116,6 +153,11 @@ StepReport Pretrainer::train_step() {
   double loss_sum = 0.0;
   for (int64_t micro = 0; micro < config_.grad_accumulation; ++micro) {
     TokenBatch batch = train_loader_.next();
+    if (replay_loader_) {
+      TokenBatch replay = replay_loader_->next();
+      batch.inputs = concat({batch.inputs, replay.inputs}, 0);
+      batch.targets = concat({batch.targets, replay.targets}, 0);
+    }
     Tensor loss = model_.loss(batch.inputs.to(config_.device), batch.targets.to(config_.device),
                               -100, forward);
     loss_sum += loss.item();
@@ -187,6 +229,11 @@ void Pretrainer::save_checkpoint(const std::filesystem::path& dir) {
       {"loader", {{"epoch", loader.epoch}, {"cursor", loader.cursor}, {"seed", loader.seed}}},
       {"batch_size", config_.batch_size},
       {"seq_len", config_.seq_len}};
+  if (replay_loader_) {
+    TokenLoaderState replay = replay_loader_->state();
+    state["replay_loader"] = {
+        {"epoch", replay.epoch}, {"cursor", replay.cursor}, {"seed", replay.seed}};
+  }
   save_training_checkpoint(dir, model_, *optimizer_, state.dump(), tokenizer_);
 }
 
@@ -194,8 +241,14 @@ void Pretrainer::resume(const std::filesystem::path& dir) {
   auto state = nlohmann::json::parse(
       load_training_checkpoint(dir, model_, *optimizer_, config_.device, "pretrain"));
   int64_t saved_batch = 0, saved_seq_len = 0;
-  TokenLoaderState loader;
+  TokenLoaderState loader, replay;
   try {
+    if (replay_loader_) {
+      const auto& saved_replay = state.at("replay_loader");
+      replay = {.epoch = saved_integer<int64_t>(saved_replay, "epoch"),
+                .cursor = saved_integer<int64_t>(saved_replay, "cursor"),
+                .seed = saved_integer<uint64_t>(saved_replay, "seed")};
+    }
     saved_batch = saved_integer<int64_t>(state, "batch_size");
     saved_seq_len = saved_integer<int64_t>(state, "seq_len");
     const auto& saved_loader = state.at("loader");
@@ -220,6 +273,7 @@ void Pretrainer::resume(const std::filesystem::path& dir) {
                  loader.epoch);
   }
   train_loader_.restore(loader);
+  if (replay_loader_) replay_loader_->restore(replay);
   use_rank_dropout_stream(model_, *config_.communicator);
 }
 

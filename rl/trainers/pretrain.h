@@ -10,6 +10,8 @@
 // A skipped update still consumes its batches and counts as a step, so the data order and the LR
 // schedule do not shift.
 //
+// Continued pretraining (init_from, replay_shards) is described at the PretrainConfig fields.
+//
 // Resume: a checkpoint directory is a Hugging Face model directory (config.json +
 // model.safetensors, Transformer::save_pretrained's layout) plus trainer_state.{json,safetensors}
 // holding the AdamW moments and step, the trainer step, the dropout generator (seed, offset), the
@@ -23,8 +25,8 @@
 //   <out>/metrics.jsonl               {"stage":"pretrain","step":..,"loss":..} and {"val_loss":..};
 //                                     data parallel: also "comm_seconds" (rank 0 in collectives)
 //   <out>/samples.txt                 greedy continuations, appended
-//   <out>/checkpoints/step_<NNNNNN>/  every checkpoint_every steps, the newest keep_checkpoints kept
-//   <out>/model/                      the final checkpoint (also resumable, never pruned)
+//   <out>/checkpoints/step_<NNNNNN>/  every checkpoint_every steps, the newest keep_checkpoints
+//   kept <out>/model/                      the final checkpoint (also resumable, never pruned)
 // (rl/kit/run_directory.h). The update itself is rl/kit/optimizer.h's apply_update.
 //
 // Data parallel: with a communicator of N ranks (config.communicator, e.g.
@@ -85,6 +87,18 @@ struct PretrainConfig {
   std::shared_ptr<dist::Communicator> communicator;
   // Accelerator peak FLOP/s for the MFU column on CUDA (default: H100/H200 SXM dense bf16).
   double peak_flops = 989e12;
+  // Continued pretraining: start from the weights of this tiller or Hugging Face model directory
+  // (config.json + model.safetensors) instead of a random init. `model` must describe the same
+  // architecture (dropout may differ); a difference is a tiller::Error naming each field. The
+  // schedule, warmup, steps and optimizer state are this run's own (AdamW starts fresh).
+  std::string init_from;
+  // Replay: round(replay_fraction * batch_size) rows of every micro-batch come from these shards
+  // (e.g. the original corpus, to limit forgetting), the rest from the training shards; a loader
+  // of its own (seed + 1) whose position is checkpointed. 0 = no replay.
+  std::vector<std::string> replay_shards;
+  double replay_fraction = 0.0;
+
+  int64_t replay_rows() const;  // rows per micro-batch drawn from replay_shards
 
   int64_t tokens_per_step() const { return batch_size * seq_len * grad_accumulation; }
   void validate() const;  // throws tiller::Error naming the first bad field
@@ -154,6 +168,7 @@ class Pretrainer {
   Transformer model_;
   std::unique_ptr<optim::AdamW> optimizer_;
   TokenLoader train_loader_;
+  std::optional<TokenLoader> replay_loader_;  // when replay_rows() > 0
   int64_t step_ = 0;
   int64_t tokens_seen_ = 0;
   int64_t skipped_steps_ = 0;

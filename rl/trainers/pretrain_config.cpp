@@ -118,6 +118,9 @@ const std::vector<Field>& fields() {
          c.optimizer.on_nonfinite = parse_nonfinite_policy(v.get<std::string>());
        }},
       member("peak_flops", &PretrainConfig::peak_flops),
+      member("init_from", &PretrainConfig::init_from),
+      member("replay_shards", &PretrainConfig::replay_shards),
+      member("replay_fraction", &PretrainConfig::replay_fraction),
   };
   return table;
 }
