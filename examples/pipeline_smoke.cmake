@@ -1,6 +1,7 @@
 # ctest driver for the pipeline smoke test: runs `pipeline --tiny` into a scratch folder and checks
 # that report.json is well formed: five models with every metric, the reward-model accuracy and
-# the final KL, and that the plots exist (with the DPO and GRPO rows).
+# the final KL, the KL of the PPO, DPO and GRPO models to the SFT model, seconds per stage, and
+# that the plots exist (with the DPO and GRPO rows).
 # Invoked as: cmake -DPIPELINE=<exe> -DOUT=<dir> -P pipeline_smoke.cmake
 file(REMOVE_RECURSE ${OUT})
 execute_process(COMMAND ${PIPELINE} --tiny --out ${OUT} RESULT_VARIABLE rc)
@@ -15,6 +16,20 @@ foreach(model base sft ppo dpo grpo)
       message(FATAL_ERROR "report.json: models.${model}.${key} missing (${error})")
     endif()
   endforeach()
+endforeach()
+foreach(model ppo dpo grpo)
+  foreach(key kl_to_sft kl_to_sft_k1 train_seconds)
+    string(JSON value ERROR_VARIABLE error GET "${report}" models ${model} ${key})
+    if(error OR value STREQUAL "" OR value STREQUAL "null" OR value LESS 0)
+      message(FATAL_ERROR "report.json: models.${model}.${key} missing or negative (${error})")
+    endif()
+  endforeach()
+endforeach()
+foreach(stage world pretrain sft reward ppo dpo grpo report total)
+  string(JSON value ERROR_VARIABLE error GET "${report}" seconds ${stage})
+  if(error OR value STREQUAL "" OR value STREQUAL "null")
+    message(FATAL_ERROR "report.json: seconds.${stage} missing (${error})")
+  endif()
 endforeach()
 foreach(key reward_model_heldout_accuracy ppo_final_kl eval_prompts)
   string(JSON value ERROR_VARIABLE error GET "${report}" ${key})

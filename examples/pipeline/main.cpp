@@ -12,9 +12,11 @@
 // re-run or tuned alone with the same flags. The report is computed here, in process, with the
 // public API: every model (base = pretrained, SFT, PPO) is evaluated on the world's held-out
 // prompts by the shared evaluation code (greedy generation + the world's exact scorer) and scored
-// by the trained reward model; the reward model's held-out accuracy and PPO's final KL come from
-// their metrics files. Outputs in --out: one folder per stage, report.json, report.md and plots
-// (loss curves, reward-model accuracy, PPO reward and KL).
+// by the trained reward model; the PPO, DPO and GRPO models also get their KL to the SFT model on
+// their own samples (rl/reports/kl.h, k3 per token); the reward model's held-out accuracy and
+// PPO's final KL come from their metrics files. Stage seconds are kept in stage_seconds.json.
+// Outputs in --out: one folder per stage, report.json, report.md and plots (loss curves,
+// reward-model accuracy, PPO reward and KL).
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -23,6 +25,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +34,7 @@
 #include "core/world/world.h"
 #include "rl/heads/reward.h"
 #include "rl/reports/evaluate.h"
+#include "rl/reports/kl.h"
 #include "rl/reports/metrics.h"
 #include "rl/reports/plot.h"
 #include "tiller.h"
@@ -88,14 +92,19 @@ double last_value(const fs::path& metrics, const std::string& key) {
 struct ModelRow {
   std::string name;
   rl::EvaluationReport report;
+  std::optional<rl::KlEstimate> kl_to_sft;  // for the models trained from the SFT model
+  double train_seconds = 0.0;               // the stage that produced the model (0: reused)
+  double eval_seconds = 0.0;                // evaluation, KL and probe of this row
 };
 
+// `sft_reference` set: also the KL of the model's own samples to the SFT model.
 ModelRow evaluate_model(const std::string& name, const fs::path& dir, Device device,
                         const Tokenizer& tokenizer, const World& world,
                         rl::RewardModel& reward_model, const Options& options,
-                        const fs::path& jsonl) {
+                        const fs::path& jsonl, Transformer* sft_reference) {
   std::printf("\n=== pipeline: evaluating %s (%s) ===\n", name.c_str(), dir.string().c_str());
   std::fflush(stdout);
+  auto start = std::chrono::steady_clock::now();
   Transformer model = Transformer::from_pretrained(dir, device);
   rl::EvaluationConfig config;
   config.limit = options.eval_prompts;
@@ -104,8 +113,22 @@ ModelRow evaluate_model(const std::string& name, const fs::path& dir, Device dev
     return static_cast<double>(
         reward_model.score(tokenizer, {world::render_prompt(prompt)}, {response})[0]);
   };
-  ModelRow row{name, rl::evaluate_world(model, tokenizer, world.eval_prompts(), config)};
+  ModelRow row;
+  row.name = name;
+  row.report = rl::evaluate_world(model, tokenizer, world.eval_prompts(), config);
   std::printf("%s: %s\n", name.c_str(), row.report.summary().c_str());
+  if (sft_reference != nullptr) {
+    row.kl_to_sft = rl::kl_on_own_samples(
+        model, *sft_reference, tokenizer, world.eval_prompts(),
+        {.max_new_tokens = config.max_new_tokens, .limit = options.eval_prompts, .seed = 1});
+    std::printf(
+        "%s: KL to the SFT model on its own samples: k3 %.4f  k1 %.4f per token (%lld "
+        "tokens)\n",
+        name.c_str(), row.kl_to_sft->k3, row.kl_to_sft->k1,
+        static_cast<long long>(row.kl_to_sft->tokens));
+  }
+  row.eval_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return row;
 }
 
@@ -168,16 +191,27 @@ int main(int argc, char** argv) {
       return base;
     };
 
-    nlohmann::json stages;
+    // Seconds per stage, kept in --out so that a --reuse run still reports what each reused
+    // stage cost when it ran (0 when that is unknown).
+    const fs::path seconds_file = out / "stage_seconds.json";
+    nlohmann::json stages = nlohmann::json::object();
+    std::vector<std::string> stage_order;  // run order, for report.md (json sorts its keys)
+    if (options.reuse && fs::exists(seconds_file)) {
+      std::ifstream in(seconds_file);
+      stages = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+      if (!stages.is_object()) stages = nlohmann::json::object();
+    }
     // A stage runs unless --reuse is given and its final output (`done`) is already there.
     auto stage = [&](const std::string& name, const fs::path& done, const fs::path& program,
                      const std::vector<std::string>& args, const std::string& extra) {
+      stage_order.push_back(name);
       if (options.reuse && fs::exists(done)) {
         std::printf("=== pipeline: %s: reusing %s ===\n", name.c_str(), done.string().c_str());
-        stages[name] = 0.0;
+        if (!stages.contains(name) || !stages[name].is_number()) stages[name] = 0.0;
         return;
       }
       stages[name] = run_stage(name, program, args, extra);
+      write_file_atomic(seconds_file, stages.dump(2) + "\n");
     };
     stage("world", out / "world" / "eval.jsonl", bin / "make_world",
           {"--out", (out / "world").string(), "--seed", seed}, "");
@@ -219,18 +253,22 @@ int main(int argc, char** argv) {
     Tokenizer tokenizer = Tokenizer::load((sft_dir / "model" / "tokenizer.json").string());
     World world(WorldConfig{.seed = options.world_seed});
     rl::RewardModel reward_model = rl::RewardModel::load(reward_dir / "model", device);
+    // The reference of the KL column: the SFT model every preference stage started from.
+    Transformer sft_reference = Transformer::from_pretrained(sft_dir / "model", device);
     std::vector<ModelRow> rows;
-    rows.push_back(evaluate_model("base", pretrain_dir / "model", device, tokenizer, world,
-                                  reward_model, options, out / "eval_base.jsonl"));
-    rows.push_back(evaluate_model("sft", sft_dir / "model", device, tokenizer, world, reward_model,
-                                  options, out / "eval_sft.jsonl"));
-    rows.push_back(evaluate_model("ppo", ppo_dir / "policy", device, tokenizer, world, reward_model,
-                                  options, out / "eval_ppo.jsonl"));
+    auto add_row = [&](const std::string& name, const fs::path& dir, bool kl_to_sft) {
+      rows.push_back(evaluate_model(name, dir, device, tokenizer, world, reward_model, options,
+                                    out / ("eval_" + name + ".jsonl"),
+                                    kl_to_sft ? &sft_reference : nullptr));
+      const std::string stage_name = name == "base" ? "pretrain" : name;
+      rows.back().train_seconds = stages.value(stage_name, 0.0);
+    };
+    add_row("base", pretrain_dir / "model", false);
+    add_row("sft", sft_dir / "model", false);
+    add_row("ppo", ppo_dir / "policy", true);
     if (options.preference) {
-      rows.push_back(evaluate_model("dpo", dpo_dir / "model", device, tokenizer, world,
-                                    reward_model, options, out / "eval_dpo.jsonl"));
-      rows.push_back(evaluate_model("grpo", grpo_dir / "model", device, tokenizer, world,
-                                    reward_model, options, out / "eval_grpo.jsonl"));
+      add_row("dpo", dpo_dir / "model", true);
+      add_row("grpo", grpo_dir / "model", true);
     }
     stages["report"] =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - report_start).count();
@@ -254,25 +292,46 @@ int main(int argc, char** argv) {
           {"ends_turn", r.ends_turn_rate},
           {"world_reward", r.mean_reward},
           {"reward_model_score", r.mean_extra_score.value_or(std::nan(""))},
-          {"mean_response_tokens", r.mean_response_tokens}};
+          {"mean_response_tokens", r.mean_response_tokens},
+          {"train_seconds", row.train_seconds},
+          {"eval_seconds", row.eval_seconds}};
+      if (row.kl_to_sft) {
+        nlohmann::json& m = report["models"][row.name];
+        m["kl_to_sft"] = row.kl_to_sft->k3;
+        m["kl_to_sft_k1"] = row.kl_to_sft->k1;
+        m["kl_to_sft_per_response_k1"] = row.kl_to_sft->k1_sequence;
+        m["kl_to_sft_tokens"] = row.kl_to_sft->tokens;
+      }
     }
+    report["kl_to_sft_estimator"] =
+        "k3 = exp(-r) - 1 + r per response token, r = log pi - log pi_sft, on one temperature-1 "
+        "sample per held-out prompt from the model itself; mean over tokens";
     report["reward_model_heldout_accuracy"] = rm_accuracy;
     report["ppo_final_kl"] = final_kl;
     report["seconds"] = stages;
     report["seconds"]["total"] = total_seconds;
 
+    auto kl_cell = [](const ModelRow& row) {
+      return row.kl_to_sft ? fmt::format("{:.3g}", row.kl_to_sft->k3) : std::string("—");
+    };
     std::string table = fmt::format(
         "| model | exact match | format compliance | reward-model score | mean response tokens "
-        "|\n|---|---|---|---|---|\n");
+        "| KL to SFT (k3/token) | train time |\n|---|---|---|---|---|---|---|\n");
     for (const ModelRow& row : rows)
-      table += fmt::format("| {} | {:.1f}% | {:.1f}% | {:.3f} | {:.1f} |\n", row.name,
+      table += fmt::format("| {} | {:.1f}% | {:.1f}% | {:.3f} | {:.1f} | {} | {} |\n", row.name,
                            100 * row.report.exact_match_rate, 100 * row.report.format_rate,
                            row.report.mean_extra_score.value_or(std::nan("")),
-                           row.report.mean_response_tokens);
+                           row.report.mean_response_tokens, kl_cell(row),
+                           rl::format_duration(row.train_seconds));
     table += fmt::format(
         "\nreward model held-out accuracy: {:.1f}%\nPPO final KL to the reference: {:.4f}\n"
-        "held-out prompts: {}\ntotal time: {}\n",
-        100 * rm_accuracy, final_kl, rows[0].report.prompts, rl::format_duration(total_seconds));
+        "held-out prompts: {}\n",
+        100 * rm_accuracy, final_kl, rows[0].report.prompts);
+    table += "\nseconds per stage:";
+    stage_order.push_back("report");
+    for (const std::string& name : stage_order)
+      table += fmt::format(" {} {};", name, rl::format_duration(stages.value(name, 0.0)));
+    table += fmt::format(" total {}\n", rl::format_duration(total_seconds));
 
     write_file_atomic(out / "report.json", report.dump(2) + "\n");
     write_file_atomic(out / "report.md", "# tiller pipeline report\n\n" + table);
