@@ -32,9 +32,8 @@
 #include "core/io/atomic_file.h"
 #include "core/text/tokenizer.h"
 #include "core/world/world.h"
+#include "report.h"
 #include "rl/heads/reward.h"
-#include "rl/reports/evaluate.h"
-#include "rl/reports/kl.h"
 #include "rl/reports/metrics.h"
 #include "rl/reports/plot.h"
 #include "tiller.h"
@@ -87,49 +86,6 @@ double last_value(const fs::path& metrics, const std::string& key) {
   if (!fs::exists(metrics)) return std::nan("");
   auto points = rl::read_series({.metrics_path = metrics, .key = key});
   return points.empty() ? std::nan("") : points.back().second;
-}
-
-struct ModelRow {
-  std::string name;
-  rl::EvaluationReport report;
-  std::optional<rl::KlEstimate> kl_to_sft;  // for the models trained from the SFT model
-  double train_seconds = 0.0;               // the stage that produced the model (0: reused)
-  double eval_seconds = 0.0;                // evaluation, KL and probe of this row
-};
-
-// `sft_reference` set: also the KL of the model's own samples to the SFT model.
-ModelRow evaluate_model(const std::string& name, const fs::path& dir, Device device,
-                        const Tokenizer& tokenizer, const World& world,
-                        rl::RewardModel& reward_model, const Options& options,
-                        const fs::path& jsonl, Transformer* sft_reference) {
-  std::printf("\n=== pipeline: evaluating %s (%s) ===\n", name.c_str(), dir.string().c_str());
-  std::fflush(stdout);
-  auto start = std::chrono::steady_clock::now();
-  Transformer model = Transformer::from_pretrained(dir, device);
-  rl::EvaluationConfig config;
-  config.limit = options.eval_prompts;
-  config.jsonl_path = jsonl.string();
-  config.scorer = [&](const std::vector<ChatMessage>& prompt, const std::string& response) {
-    return static_cast<double>(
-        reward_model.score(tokenizer, {world::render_prompt(prompt)}, {response})[0]);
-  };
-  ModelRow row;
-  row.name = name;
-  row.report = rl::evaluate_world(model, tokenizer, world.eval_prompts(), config);
-  std::printf("%s: %s\n", name.c_str(), row.report.summary().c_str());
-  if (sft_reference != nullptr) {
-    row.kl_to_sft = rl::kl_on_own_samples(
-        model, *sft_reference, tokenizer, world.eval_prompts(),
-        {.max_new_tokens = config.max_new_tokens, .limit = options.eval_prompts, .seed = 1});
-    std::printf(
-        "%s: KL to the SFT model on its own samples: k3 %.4f  k1 %.4f per token (%lld "
-        "tokens)\n",
-        name.c_str(), row.kl_to_sft->k3, row.kl_to_sft->k1,
-        static_cast<long long>(row.kl_to_sft->tokens));
-  }
-  row.eval_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return row;
 }
 
 void plot(const fs::path& png, const std::string& title, const std::string& y_label,
@@ -255,11 +211,15 @@ int main(int argc, char** argv) {
     rl::RewardModel reward_model = rl::RewardModel::load(reward_dir / "model", device);
     // The reference of the KL column: the SFT model every preference stage started from.
     Transformer sft_reference = Transformer::from_pretrained(sft_dir / "model", device);
-    std::vector<ModelRow> rows;
+    std::vector<pipeline::ModelRow> rows;
+    const pipeline::EvaluationInputs inputs{.tokenizer = tokenizer,
+                                            .world = world,
+                                            .reward_model = reward_model,
+                                            .device = device,
+                                            .limit = options.eval_prompts};
     auto add_row = [&](const std::string& name, const fs::path& dir, bool kl_to_sft) {
-      rows.push_back(evaluate_model(name, dir, device, tokenizer, world, reward_model, options,
-                                    out / ("eval_" + name + ".jsonl"),
-                                    kl_to_sft ? &sft_reference : nullptr));
+      rows.push_back(pipeline::evaluate_model(name, dir, inputs, out / ("eval_" + name),
+                                              kl_to_sft ? &sft_reference : nullptr));
       const std::string stage_name = name == "base" ? "pretrain" : name;
       rows.back().train_seconds = stages.value(stage_name, 0.0);
     };
@@ -282,51 +242,28 @@ int main(int argc, char** argv) {
     report["device"] = device.str();
     report["tiny"] = options.tiny;
     report["world_seed"] = options.world_seed;
-    report["eval_prompts"] = rows[0].report.prompts;
-    for (const ModelRow& row : rows) {
-      const auto& r = row.report;
-      report["models"][row.name] = {
-          {"exact_match", r.exact_match_rate},
-          {"format_compliance", r.format_rate},
-          {"fact_correct", r.fact_correct_rate},
-          {"ends_turn", r.ends_turn_rate},
-          {"world_reward", r.mean_reward},
-          {"reward_model_score", r.mean_extra_score.value_or(std::nan(""))},
-          {"mean_response_tokens", r.mean_response_tokens},
-          {"train_seconds", row.train_seconds},
-          {"eval_seconds", row.eval_seconds}};
-      if (row.kl_to_sft) {
-        nlohmann::json& m = report["models"][row.name];
-        m["kl_to_sft"] = row.kl_to_sft->k3;
-        m["kl_to_sft_k1"] = row.kl_to_sft->k1;
-        m["kl_to_sft_per_response_k1"] = row.kl_to_sft->k1_sequence;
-        m["kl_to_sft_tokens"] = row.kl_to_sft->tokens;
-      }
-    }
+    report["eval_prompts"] = rows[0].held_out.prompts;
+    for (const pipeline::ModelRow& row : rows)
+      report["models"][row.name] = pipeline::model_json(row, world);
+    report["chance_unseen_facts"] = rows[0].unseen_probe.chance;
+    report["unseen_prompts"] = rows[0].unseen_probe.questions;
     report["kl_to_sft_estimator"] =
         "k3 = exp(-r) - 1 + r per response token, r = log pi - log pi_sft, on one temperature-1 "
         "sample per held-out prompt from the model itself; mean over tokens";
+    report["probe"] =
+        "multiple choice by log-likelihood: the canonical answer sentence against the same "
+        "sentence with every other admissible value, after the plain-text cue <|endoftext|> + "
+        "question + newline; a tie counts as wrong";
     report["reward_model_heldout_accuracy"] = rm_accuracy;
     report["ppo_final_kl"] = final_kl;
     report["seconds"] = stages;
     report["seconds"]["total"] = total_seconds;
 
-    auto kl_cell = [](const ModelRow& row) {
-      return row.kl_to_sft ? fmt::format("{:.3g}", row.kl_to_sft->k3) : std::string("—");
-    };
-    std::string table = fmt::format(
-        "| model | exact match | format compliance | reward-model score | mean response tokens "
-        "| KL to SFT (k3/token) | train time |\n|---|---|---|---|---|---|---|\n");
-    for (const ModelRow& row : rows)
-      table += fmt::format("| {} | {:.1f}% | {:.1f}% | {:.3f} | {:.1f} | {} | {} |\n", row.name,
-                           100 * row.report.exact_match_rate, 100 * row.report.format_rate,
-                           row.report.mean_extra_score.value_or(std::nan("")),
-                           row.report.mean_response_tokens, kl_cell(row),
-                           rl::format_duration(row.train_seconds));
+    std::string table = pipeline::markdown_tables(rows, world);
     table += fmt::format(
         "\nreward model held-out accuracy: {:.1f}%\nPPO final KL to the reference: {:.4f}\n"
         "held-out prompts: {}\n",
-        100 * rm_accuracy, final_kl, rows[0].report.prompts);
+        100 * rm_accuracy, final_kl, rows[0].held_out.prompts);
     table += "\nseconds per stage:";
     stage_order.push_back("report");
     for (const std::string& name : stage_order)
