@@ -48,7 +48,7 @@ bool is_creature_attribute(TaskType task);
 
 struct WorldConfig {
   uint64_t seed = 1;
-  int num_entities = 200;
+  int num_entities = 100;  // 25 per task are eval facts; fewer creatures, more exposures each
   int num_towns = 12;
   int mentions_per_fact = 4;    // times the corpus states each fact (in varied templates)
   int num_sft_examples = 1000;  // LIMA-sized; spread evenly over the task types
