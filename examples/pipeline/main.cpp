@@ -81,6 +81,28 @@ double run_stage(const std::string& stage, const fs::path& program,
   return seconds;
 }
 
+// The pipeline's pretraining size (see the README's Results for what it buys): a base that knows
+// the world's creature facts within the 10-minute budget on two CPU cores.
+const std::vector<std::pair<std::string, std::string>> kPretrainDefaults = {
+    {"--width", "192"}, {"--heads", "6"}, {"--steps", "1500"}};
+
+// `defaults` as flags, leaving out each one that `extra` (the user's flags) names itself: CLI11
+// refuses a flag given twice.
+std::vector<std::string> defaults_unless_given(
+    const std::vector<std::pair<std::string, std::string>>& defaults, const std::string& extra) {
+  std::vector<std::string> flags;
+  for (const auto& [flag, value] : defaults) {
+    const size_t at = extra.find(flag);
+    const bool given = at != std::string::npos &&
+                       (at + flag.size() == extra.size() || extra[at + flag.size()] == ' ' ||
+                        extra[at + flag.size()] == '=');
+    if (given) continue;
+    flags.push_back(flag);
+    flags.push_back(value);
+  }
+  return flags;
+}
+
 // The last value of `key` in a metrics file (NaN when absent).
 double last_value(const fs::path& metrics, const std::string& key) {
   if (!fs::exists(metrics)) return std::nan("");
@@ -126,8 +148,12 @@ int main(int argc, char** argv) {
                    grpo_dir = out / "grpo";
     if (options.tiny && options.eval_prompts == 0) options.eval_prompts = 16;
 
-    // Tiny sizes keep every stage to seconds; the defaults are each stage's own.
+    // Tiny sizes keep every stage to seconds. Otherwise each stage runs on its own defaults,
+    // except pretraining, which the pipeline sizes so that the base knows the world's facts
+    // (kPretrainDefaults; each one gives way to the same flag in --pretrain-args).
     std::vector<std::string> tiny_pretrain, tiny_sft, tiny_reward, tiny_ppo, tiny_dpo, tiny_grpo;
+    if (!options.tiny)
+      tiny_pretrain = defaults_unless_given(kPretrainDefaults, options.pretrain_args);
     if (options.tiny) {
       tiny_pretrain = {"--layers",     "2",   "--width",      "64", "--heads",     "2",
                        "--seq-len",    "64",  "--batch",      "4",  "--steps",     "30",
