@@ -3,6 +3,7 @@
 
 #include <fstream>
 
+#include "core/data/curate.h"
 #include "core/data/normalise.h"
 #include "core/data/rows.h"
 #include "kernels/error.h"
@@ -107,4 +108,40 @@ TEST_CASE("a plain text file splits into documents at <|endoftext|>", "[curate]"
   CHECK(store.rows[1].text == "Second \"doc\".");
   CHECK(store.rows[1].raw == R"({"text":"Second \"doc\"."})");
   CHECK(store.rows[1].source == "corpus.txt:document 3");
+}
+
+TEST_CASE("a text document that is not UTF-8 is an error naming it, or listed as malformed and "
+          "written to rejected.jsonl",
+          "[curate]") {
+  // Fuzz finding (tests/fuzz/regressions/curate_rows): the document became a {"text"} row whose
+  // JSON could not be written, and a malformed JSONL line with such bytes broke rejected.jsonl.
+  testing::TempDir dir;
+  const auto corpus = dir.path() / "corpus.txt";
+  std::ofstream(corpus) << "Good document.<|endoftext|>Bad \xA4 byte.<|endoftext|>Fine too.";
+  try {
+    read_rows({corpus});
+    FAIL("expected an error");
+  } catch (const Error& error) {
+    CHECK(std::string(error.what()).starts_with("corpus.txt:document 2: not valid UTF-8"));
+  }
+  const auto pool = dir.path() / "pool.jsonl";
+  std::ofstream(pool) << "{\"text\": \"bad \xA4\"}\n";
+  const RowStore store = read_rows({corpus, pool}, {.skip_malformed = true});
+  REQUIRE(store.rows.size() == 2);
+  REQUIRE(store.malformed.size() == 2);
+  CHECK(store.malformed[0].source == "corpus.txt:document 2");
+  CHECK(store.malformed[1].source == "pool.jsonl:1");
+  const CurateConfig config = CurateConfig::from_json_text(
+      R"({"stages": ["exact_dedup", "quality"]})", "test");
+  const CurateResult result = Curator(config).run(store.rows);
+  write_curation_outputs(dir.path() / "out", store, result, config);
+  std::ifstream rejected(dir.path() / "out" / "rejected.jsonl");
+  std::string line;
+  int malformed = 0;
+  while (std::getline(rejected, line))
+    if (line.find("\"malformed\"") != std::string::npos) {
+      ++malformed;
+      CHECK(line.find("\xEF\xBF\xBD") != std::string::npos);  // the bad byte as U+FFFD
+    }
+  CHECK(malformed == 2);
 }

@@ -29,6 +29,7 @@ const std::map<std::string, std::function<void(std::string_view)>>& harnesses() 
       {"chat_template", fuzz::chat_template_target},
       {"pretrain_config", fuzz::pretrain_config_target},
       {"trainer_state", fuzz::trainer_state_target},
+      {"curate_rows", fuzz::curate_rows_target},
   };
   return table;
 }

@@ -237,7 +237,8 @@ void write_curation_outputs(const std::filesystem::path& dir, const RowStore& st
                    {"reason", "malformed"},
                    {"detail", bad.problem},
                    {"source", bad.source}}}};
-    rejected += line.dump() + "\n";
+    // A malformed line may hold bytes that are not UTF-8; they are written as U+FFFD.
+    rejected += line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
   }
   std::map<std::string, int64_t> removed_total;
   for (size_t i = 0; i < store.rows.size(); ++i) {

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/text/pretokenize.h"
 #include "kernels/error.h"
 
 namespace tiller::data {
@@ -178,12 +179,18 @@ RowStore read_rows(const std::vector<std::filesystem::path>& paths, const ReadOp
         while (!doc.empty() && std::isspace(static_cast<unsigned char>(doc.back())))
           doc.remove_suffix(1);
         ++index;
-        if (!doc.empty()) {
+        const std::string source = fmt::format("{}:document {}", name, index);
+        if (!doc.empty() && !is_valid_utf8(doc)) {
+          // A JSONL row cannot carry these bytes, and nothing downstream can compare them.
+          const std::string problem = "not valid UTF-8 text (convert the file to UTF-8)";
+          if (!options.skip_malformed) fail("{}: {}", source, problem);
+          store.malformed.push_back({std::string(doc), source, problem});
+        } else if (!doc.empty()) {
           Row row;
           row.format = RowFormat::text;
           row.text = std::string(doc);
           row.raw = json{{"text", row.text}}.dump();
-          row.source = fmt::format("{}:document {}", name, index);
+          row.source = source;
           store.rows.push_back(std::move(row));
         }
         if (end == content.size()) break;

@@ -1,7 +1,8 @@
 // embedding: ids (...) i32 -> rows of weight (V, C), giving (..., C).
 //
-// Ids are range-checked on the host before the kernel runs: a bad id would otherwise read (or, in
-// the backward, write) outside the table. The node's only input is the weight; ids carry no
+// Ids are range-checked where they live before the kernel runs (detail::check_token_range: at once
+// on the CPU; on CUDA reported at the next host synchronisation, the kernels meanwhile treating a
+// bad id as a zero row with no gradient), so no id reads or writes outside the table. The node's only input is the weight; ids carry no
 // gradient. The backward kernel overwrites a full (V, C) gradient, rows of unused ids included.
 #include "core/tensor/dispatch.h"
 #include "core/tensor/op_checks.h"

@@ -40,15 +40,16 @@ Shape leading_shape(const Tensor& logits) {
 }
 
 // Token ids (...) matching logits (..., V), on the same device, in [0, V) or `allowed`.
-// Returns the number of ids that are not `allowed`.
-int64_t check_tokens(const char* op, const Tensor& logits, const Tensor& ids, const char* name,
-                  const int32_t* allowed = nullptr) {
+// With `want_divisor`, returns max(1, number of ids that are not `allowed`) as an f32 scalar on
+// the device (see detail::check_token_range).
+Tensor check_tokens(const char* op, const Tensor& logits, const Tensor& ids, const char* name,
+                    const int32_t* allowed = nullptr, bool want_divisor = false) {
   check_i32(op, name, ids);
   check_same_device(op, logits, "logits", ids, name);
   TILLER_CHECK(ids.shape() == leading_shape(logits), "{}: logits are {} so {} must be {}, got {}",
                op, shape_str(logits.shape()), name, shape_str(leading_shape(logits)),
                shape_str(ids.shape()));
-  return detail::check_token_range(op, name, ids, logits.size(-1), allowed);
+  return detail::check_token_range(op, name, ids, logits.size(-1), allowed, want_divisor);
 }
 
 // softmax and log_softmax share everything but their two kernels.
@@ -99,7 +100,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore
                      Reduction reduction) {
   const char* op = "cross_entropy";
   auto [rows, V] = check_logits(op, logits);
-  const int64_t counted = check_tokens(op, logits, targets, "targets", &ignore_index);
+  const Tensor divisor =
+      check_tokens(op, logits, targets, "targets", &ignore_index, reduction == Reduction::mean);
   Tensor loss = empty_f32(logits, leading_shape(logits));
   Tensor lse = empty_f32(logits, {rows});
   if (rows > 0)
@@ -119,8 +121,11 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore
     case Reduction::none: return loss;
     case Reduction::sum: return sum(loss);
     case Reduction::mean:
-      // With every token ignored the loss and its gradient are 0, not 0/0.
-      return scale(sum(loss), counted > 0 ? 1.f / static_cast<float>(counted) : 0.f);
+      // divisor = max(1, real tokens): with every token ignored the loss and its gradient are 0,
+      // not 0/0. On CUDA the division stays on the device (no host round trip in a step); on the
+      // CPU reading the count is free and scale() keeps the mean's rounding as it was.
+      if (logits.device().is_cuda()) return div(sum(loss), divisor);
+      return scale(sum(loss), 1.f / divisor.item());
   }
   fail("cross_entropy: unknown reduction {}", static_cast<int>(reduction));
 }

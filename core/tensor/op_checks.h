@@ -57,11 +57,13 @@ inline int64_t normalise_dim(const char* op, int64_t dim, int64_t ndim) {
   return d;
 }
 
-// All token ids in [0, V), or equal to `allowed` when given; copies ids to the host to check.
-// Returns how many ids are real tokens (not `allowed`), which callers may need anyway
-// (cross_entropy's mean) without a second device-to-host copy.
-int64_t check_token_range(const char* op, const char* name, const Tensor& ids, int64_t V,
-                          const int32_t* allowed = nullptr);
+// All token ids in [0, V), or equal to `allowed` when given, checked where the ids live
+// (kernels/token_check.h): on the CPU at once, on CUDA without copying them to the host (a bad id
+// is raised at the next host synchronisation). With `want_divisor`, returns an f32 scalar on the
+// ids' device holding max(1, number of ids that are not `allowed`) — cross_entropy's mean divides
+// by it; otherwise an undefined tensor.
+Tensor check_token_range(const char* op, const char* name, const Tensor& ids, int64_t V,
+                         const int32_t* allowed = nullptr, bool want_divisor = false);
 
 // A new uninitialised tensor like `t` (same dtype and device) with the given shape.
 inline Tensor empty_like(const Tensor& t, const Shape& shape) {

@@ -44,6 +44,20 @@ __device__ __forceinline__ void store_f32(__nv_bfloat16* p, int64_t i, float v) 
   p[i] = __float2bfloat16(v);
 }
 
+// The first out-of-range token id found on the device since the last check (kernels/token_check.h).
+// Lives in device memory; synchronize() and device-to-host copies read it back (memory.cu).
+struct TokenFault {
+  int32_t flag;   // 0: none; the first bad id sets 1 (atomicCAS) and fills the rest
+  int32_t value;  // the bad id
+  int64_t index;  // its position in the checked ids
+  int64_t V;      // the range it had to lie in: [0, V)
+  const char* op;    // string literals from the host (never dereferenced on the device)
+  const char* name;
+};
+
+// The current device's record, allocated (zeroed) on first use.
+TokenFault* token_fault_record();
+
 }  // namespace tiller::kernels::cuda_detail
 
 #define TILLER_CUDA_CHECK(call)                                                         \

@@ -35,10 +35,15 @@ constexpr int kThreads = 128;  // per embedding row: C = 768 is 96 bf16 packs, o
 
 template <typename T, int V>
 __global__ void embedding_forward_kernel(const int32_t* ids, const T* weight, T* out,
-                                         int64_t C) {
+                                         int64_t rows, int64_t C) {
   int64_t n = blockIdx.x;
-  const T* src = weight + static_cast<int64_t>(ids[n]) * C;
+  const int64_t id = ids[n];
   T* dst = out + n * C;
+  if (id < 0 || id >= rows) {  // reported by check_token_ids; a zero row meanwhile
+    for (int64_t i = threadIdx.x; i < C; i += blockDim.x) store_f32(dst, i, 0.f);
+    return;
+  }
+  const T* src = weight + id * C;
   for (int64_t i = threadIdx.x * V; i < C; i += blockDim.x * V)
     *reinterpret_cast<Pack<T, V>*>(dst + i) = *reinterpret_cast<const Pack<T, V>*>(src + i);
 }
@@ -46,9 +51,11 @@ __global__ void embedding_forward_kernel(const int32_t* ids, const T* weight, T*
 // Block v: dweight[v, :] = sum over k in [offsets[v], offsets[v+1]) of dout[order[k], :].
 template <typename T>
 __global__ void embedding_backward_kernel(const int32_t* offsets, const int32_t* order,
-                                          const T* dout, T* dweight, int64_t C) {
+                                          const T* dout, T* dweight, int32_t N, int64_t C) {
   int64_t v = blockIdx.x;
-  int32_t begin = offsets[v], end = offsets[v + 1];
+  // With an out-of-range id in the batch (reported by check_token_ids) the sort over the bits of
+  // V leaves some offsets unwritten: clamp, so only positions in [0, N) are ever read.
+  int32_t begin = min(max(offsets[v], 0), N), end = min(max(offsets[v + 1], begin), N);
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
     float acc = 0.f;
     for (int32_t k = begin; k < end; ++k) acc += load_f32(dout, order[k] * C + c);
@@ -101,13 +108,12 @@ __global__ void rope_kernel(const T* x, const int32_t* positions, T* out, int64_
 template <>
 void embedding_forward<Backend::cuda>(const int32_t* ids, const void* weight, void* out,
                                       int64_t N, int64_t V, int64_t C, DType dtype) {
-  (void)V;  // ids are range-checked by the core op
   if (N == 0 || C == 0) return;
   TILLER_CHECK(N <= INT32_MAX, "embedding_forward: {} tokens exceed one grid dimension", N);
   TILLER_DISPATCH_FLOAT(dtype, "embedding_forward", {
     auto run = [&](auto kernel) {
       kernel<<<static_cast<unsigned>(N), kThreads>>>(ids, static_cast<const T*>(weight),
-                                                      static_cast<T*>(out), C);
+                                                      static_cast<T*>(out), V, C);
     };
     if (pack_width(C, sizeof(T), {weight, out}) > 1)
       run(embedding_forward_kernel<T, kPackWidth<T>>);
@@ -156,7 +162,7 @@ void embedding_backward<Backend::cuda>(const int32_t* ids, const void* dout, voi
   TILLER_DISPATCH_FLOAT(dtype, "embedding_backward", {
     embedding_backward_kernel<T><<<static_cast<unsigned>(V), kThreads>>>(
         device_offsets, order, static_cast<const T*>(dout),
-        static_cast<T*>(dweight), C);
+        static_cast<T*>(dweight), static_cast<int32_t>(N), C);
     TILLER_CUDA_CHECK_LAUNCH();
   });
 }

@@ -17,6 +17,9 @@
 // CUDA runtime may already be torn down, and the driver frees the memory anyway.
 // release() never throws: it is called from Storage's destructor.
 // Every host synchronisation goes through blocking(), which counts it (host_sync_count()).
+// The true synchronisation points (synchronize, device-to-host copies) also bring back the
+// token-fault record (kernels/token_check.h): an async copy queued just before the blocking call,
+// so reading it costs no extra wait, and a fault found there is thrown as tiller::Error.
 #include <atomic>
 #include <cstdio>
 #include <map>
@@ -25,6 +28,7 @@
 #include <vector>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/error.h"
 #include "kernels/memory.h"
 
 namespace tiller::kernels::cuda {
@@ -39,6 +43,47 @@ void blocking(const char* what, Call&& call) {
   host_syncs.fetch_add(1, std::memory_order_relaxed);
   cudaError_t status = call();
   if (status != cudaSuccess) cuda_detail::throw_cuda(status, what, __FILE__, __LINE__);
+}
+
+// Per device: the record the check kernels write and its pinned host mirror.
+struct FaultRecords {
+  cuda_detail::TokenFault* device = nullptr;
+  cuda_detail::TokenFault* mirror = nullptr;
+};
+
+std::mutex fault_mutex;
+std::map<int, FaultRecords> fault_records;  // never destroyed memory, like the allocator
+
+FaultRecords* current_fault_records(bool create) {
+  int device = 0;
+  TILLER_CUDA_CHECK(cudaGetDevice(&device));
+  std::lock_guard<std::mutex> lock(fault_mutex);
+  auto it = fault_records.find(device);
+  if (it != fault_records.end()) return &it->second;
+  if (!create) return nullptr;
+  FaultRecords records;
+  TILLER_CUDA_CHECK(cudaMalloc(&records.device, sizeof(cuda_detail::TokenFault)));
+  TILLER_CUDA_CHECK(cudaMemsetAsync(records.device, 0, sizeof(cuda_detail::TokenFault), 0));
+  TILLER_CUDA_CHECK(cudaMallocHost(&records.mirror, sizeof(cuda_detail::TokenFault)));
+  *records.mirror = cuda_detail::TokenFault{};
+  return &fault_records.emplace(device, records).first->second;
+}
+
+// A synchronisation point: queue the record's copy, make the blocking call, then raise a fault.
+template <typename Call>
+void blocking_checked(const char* what, Call&& call) {
+  FaultRecords* records = current_fault_records(/*create=*/false);
+  if (records != nullptr)
+    TILLER_CUDA_CHECK(cudaMemcpyAsync(records->mirror, records->device,
+                                      sizeof(cuda_detail::TokenFault), cudaMemcpyDeviceToHost, 0));
+  blocking(what, call);
+  if (records == nullptr || records->mirror->flag == 0) return;
+  const cuda_detail::TokenFault fault = *records->mirror;
+  *records->mirror = cuda_detail::TokenFault{};
+  TILLER_CUDA_CHECK(cudaMemsetAsync(records->device, 0, sizeof(cuda_detail::TokenFault), 0));
+  fail("{}: {}[{}] = {} is out of range [0, {}) (found on the GPU and reported at this host "
+       "synchronisation ({}); kernels queued after it treated that id as absent)",
+       fault.op, fault.name, fault.index, fault.value, fault.V, what);
 }
 
 constexpr size_t kSmallGranule = 512;         // bytes; also the alignment every block gets
@@ -210,8 +255,8 @@ void copy_host_to_device(void* dst, const void* src, size_t bytes) {
 
 void copy_device_to_host(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
-  blocking("cudaMemcpy device to host",
-           [&] { return cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost); });
+  blocking_checked("cudaMemcpy device to host",
+                   [&] { return cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost); });
 }
 
 void copy_device_to_device(void* dst, const void* src, size_t bytes) {
@@ -225,7 +270,7 @@ void memset_zero(void* ptr, size_t bytes) {
 }
 
 void synchronize() {
-  blocking("cudaDeviceSynchronize", [] { return cudaDeviceSynchronize(); });
+  blocking_checked("cudaDeviceSynchronize", [] { return cudaDeviceSynchronize(); });
 }
 
 uint64_t host_sync_count() { return host_syncs.load(std::memory_order_relaxed); }
@@ -235,3 +280,7 @@ AllocatorStats allocator_stats() { return allocator().stats(); }
 void empty_cache() { allocator().empty_cache(); }
 
 }  // namespace tiller::kernels::cuda
+
+namespace tiller::kernels::cuda_detail {
+TokenFault* token_fault_record() { return cuda::current_fault_records(/*create=*/true)->device; }
+}  // namespace tiller::kernels::cuda_detail

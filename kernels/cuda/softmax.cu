@@ -116,7 +116,9 @@ __global__ void gather_loss_forward_kernel(const T* logits, const int32_t* targe
   if (threadIdx.x == 0) {
     int32_t t = targets[r];
     lse_out[r] = s.lse();
-    if (kTokenLogprob) value[r] = (load_f32(row, t) - s.max) - s.log_sum;
+    // An out-of-range t (reported by check_token_ids) counts as absent: no value, no gradient.
+    if (t < 0 || t >= V) value[r] = 0.f;
+    else if (kTokenLogprob) value[r] = (load_f32(row, t) - s.max) - s.log_sum;
     else value[r] = t == ignore_index ? 0.f : (s.max - load_f32(row, t)) + s.log_sum;
   }
 }
@@ -130,7 +132,7 @@ __global__ void gather_loss_backward_kernel(const T* logits, const int32_t* targ
   int64_t r = blockIdx.x;
   int64_t base = r * V;
   int32_t t = targets[r];
-  bool ignored = !kTokenLogprob && t == ignore_index;
+  bool ignored = (!kTokenLogprob && t == ignore_index) || t < 0 || t >= V;
   float scale = ignored ? 0.f : (kTokenLogprob ? -upstream[r] : upstream[r]);
   float row_lse_value = lse[r];
   for (int64_t j = threadIdx.x; j < V; j += blockDim.x) {

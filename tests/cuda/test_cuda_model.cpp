@@ -122,10 +122,10 @@ TEST_CASE("one CUDA GPT-2 training step synchronises with the host only for its 
           "[cuda][model][sync]") {
   // Every host synchronisation stalls the GPU queue (kernels/memory.h counts them). A step —
   // forward, loss, backward, global grad norm, clipped AdamW — must read back only the grad norm
-  // (the clip factor) and the loss value it prints. Sources that still sync today (issue 9 §5,
-  // until removed; this test fails until then): the host token-range checks of the token and
-  // position embeddings and of cross-entropy (ids copied to the host). Removed: the embedding
-  // backward's host sort, the AdamW tables' per-step upload, the per-forward position upload.
+  // (the clip factor) and the loss value it prints. Removed sources: the host token-range checks
+  // of the embeddings and cross-entropy (now kernels/token_check.h, on the device, with the mean's
+  // token count), the embedding backward's host sort, the AdamW tables' per-step upload, the
+  // per-forward position upload.
   constexpr uint64_t kMustSyncs = 2;  // global_grad_norm's item(), the loss's item()
   const ModelConfig c = cuda_gpt2();
   Transformer model(c, 9);

@@ -6,11 +6,14 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "core/ops/ops.h"
 #include "cuda_parity.h"
+#include "kernels/error.h"
 #include "kernels/layernorm.h"
+#include "kernels/memory.h"
 
 using namespace tiller;
 using namespace tiller::cuda_testing;
@@ -226,4 +229,43 @@ TEST_CASE("CUDA rope matches the CPU forward and backward, including large posit
           {y, shared_positions}, dtype, default_tolerance(dtype));
     }
   }
+}
+
+TEST_CASE("an out-of-range token id on CUDA is a tiller::Error at the next host synchronisation, "
+          "naming the op, and later ops run normally",
+          "[cuda][embedding][loss][sync]") {
+  // The ids are checked on the device (kernels/token_check.h), so the op itself returns; the bad
+  // id meanwhile reads nothing outside the table (a zero row, no loss).
+  auto expect_fault_at_sync = [](const std::string& expected_start, auto&& make) {
+    Tensor result = make();
+    try {
+      kernels::cuda::synchronize();
+      FAIL("expected the device to report the bad id");
+    } catch (const Error& error) {
+      INFO(error.what());
+      CHECK(std::string(error.what()).starts_with(expected_start));
+    }
+    kernels::cuda::synchronize();  // reported once: the record is clear again
+    return result;
+  };
+  Tensor weight = on_cuda(exact_input({50, 16}, 45, DType::f32), DType::f32);
+  Tensor bad_ids = on_cuda(Tensor::from_ints({3, 50, 7, -2}, {4}), DType::f32);
+  Tensor rows = expect_fault_at_sync("embedding: ids[1] = 50 is out of range [0, 50)",
+                                     [&] { return embedding(bad_ids, weight); });
+  std::vector<float> host = on_host_f32(rows).to_vector();
+  for (int c = 0; c < 16; ++c) CHECK(host[16 + c] == 0.f);  // the bad rows are zero meanwhile
+  Tensor logits = on_cuda(exact_input({4, 50}, 46, DType::f32), DType::f32);
+  Tensor bad_targets = on_cuda(Tensor::from_ints({3, -100, 51, 7}, {4}), DType::f32);
+  expect_fault_at_sync("cross_entropy: targets[2] = 51 is out of range [0, 50)",
+                       [&] { return cross_entropy(logits, bad_targets, -100); });
+  expect_fault_at_sync("token_logprobs: tokens[0] = -1 is out of range [0, 50)", [&] {
+    return token_logprobs(logits, on_cuda(Tensor::from_ints({-1, 2, 3, 4}, {4}), DType::f32));
+  });
+  // The mean over real tokens divides on the device by max(1, count), like the CPU.
+  Tensor targets = Tensor::from_ints({3, -100, 5, 7}, {4});
+  const float cpu = cross_entropy(on_host_f32(logits), targets, -100).item();
+  const float gpu = cross_entropy(logits, on_cuda(targets, DType::f32), -100).item();
+  CHECK(std::abs(gpu - cpu) <= 1e-5f * std::abs(cpu));
+  Tensor all_ignored = on_cuda(Tensor::from_ints({-100, -100, -100, -100}, {4}), DType::f32);
+  CHECK(cross_entropy(logits, all_ignored, -100).item() == 0.f);
 }

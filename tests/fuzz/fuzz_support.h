@@ -80,6 +80,7 @@ void preference_record_target(std::string_view input);
 void chat_template_target(std::string_view input);
 void pretrain_config_target(std::string_view input);
 void trainer_state_target(std::string_view input);
+void curate_rows_target(std::string_view input);
 
 }  // namespace tiller::fuzz
 
