@@ -8,6 +8,9 @@
 //   training facts is held out).
 // - Task types are assigned round-robin, so every count differs by at most one between tasks, and
 //   rejection kinds cycle within each task.
+// - Unseen creatures come from their own stream ("unseen") after everything else is built, so
+//   adding them changes no other product; their names are in no data set and neither start nor
+//   are started by a corpus creature's name.
 #include <fmt/format.h>
 
 #include <algorithm>
