@@ -81,11 +81,9 @@ double run_stage(const std::string& stage, const fs::path& program,
   return seconds;
 }
 
-// The pipeline's pretraining size, meant to give a base that knows the world's creature facts
-// within the 10-minute budget on two CPU cores. Chosen from two measurements, not yet confirmed
-// by a full run on these defaults: width 192 x 2,000 steps with 200 creatures gave SFT exact
-// match 42% in 9m34s; width 128 with 100 creatures reached a base probe of 28% on the creature
-// attributes after 900 steps (issue 11's notes).
+// The pipeline's pretraining size: a base that knows most creature facts within the 10-minute
+// budget on two CPU cores. Measured (examples/pipeline/results): pretraining 5m27s, whole pipeline
+// 8m54s; base probe 56.8% on the creature attributes, short of issue 11's 80% target.
 const std::vector<std::pair<std::string, std::string>> kPretrainDefaults = {
     {"--width", "192"}, {"--heads", "6"}, {"--steps", "1500"}};
 
