@@ -1,6 +1,8 @@
 # ctest driver for the pipeline smoke test: runs `pipeline --tiny` into a scratch folder and checks
 # that report.json is well formed: five models with every metric, the reward-model accuracy and
-# the final KL, and that the plots exist (with the DPO and GRPO rows).
+# the final KL, the knowledge columns (likelihood probe overall and per task, exact match on the
+# pretrained facts and per task, the unseen-creature control and its chance), the KL of the PPO,
+# DPO and GRPO models to the SFT model, seconds per stage, and that the plots exist.
 # Invoked as: cmake -DPIPELINE=<exe> -DOUT=<dir> -P pipeline_smoke.cmake
 file(REMOVE_RECURSE ${OUT})
 execute_process(COMMAND ${PIPELINE} --tiny --out ${OUT} RESULT_VARIABLE rc)
@@ -9,14 +11,47 @@ if(rc)
 endif()
 file(READ ${OUT}/report.json report)
 foreach(model base sft ppo dpo grpo)
-  foreach(key exact_match format_compliance reward_model_score mean_response_tokens)
+  foreach(key exact_match format_compliance reward_model_score mean_response_tokens
+              probe_accuracy probe_accuracy_creature_attributes exact_match_pretrained_facts
+              accuracy_unseen_facts exact_match_unseen_facts)
     string(JSON value ERROR_VARIABLE error GET "${report}" models ${model} ${key})
     if(error OR value STREQUAL "")
       message(FATAL_ERROR "report.json: models.${model}.${key} missing (${error})")
     endif()
   endforeach()
+  foreach(task colour home_town favourite_food age legs arithmetic spelling capitals)
+    foreach(key probe_accuracy_per_task exact_match_per_task)
+      string(JSON value ERROR_VARIABLE error GET "${report}" models ${model} ${key} ${task})
+      if(error)
+        message(FATAL_ERROR "report.json: models.${model}.${key}.${task} missing (${error})")
+      endif()
+    endforeach()
+  endforeach()
+  string(JSON probe GET "${report}" models ${model} probe_accuracy)
+  if(probe LESS 0 OR probe GREATER 1)
+    message(FATAL_ERROR "report.json: models.${model}.probe_accuracy ${probe} is not a rate")
+  endif()
 endforeach()
-foreach(key reward_model_heldout_accuracy ppo_final_kl eval_prompts)
+foreach(model ppo dpo grpo)
+  string(JSON value ERROR_VARIABLE error GET "${report}" models ${model} kl_to_sft_k1)
+  if(error)  # k1 may be negative on a finite sample; it must be there
+    message(FATAL_ERROR "report.json: models.${model}.kl_to_sft_k1 missing (${error})")
+  endif()
+  foreach(key kl_to_sft train_seconds)
+    string(JSON value ERROR_VARIABLE error GET "${report}" models ${model} ${key})
+    if(error OR value STREQUAL "" OR value STREQUAL "null" OR value LESS 0)
+      message(FATAL_ERROR "report.json: models.${model}.${key} missing or negative (${error})")
+    endif()
+  endforeach()
+endforeach()
+foreach(stage world pretrain sft reward ppo dpo grpo report total)
+  string(JSON value ERROR_VARIABLE error GET "${report}" seconds ${stage})
+  if(error OR value STREQUAL "" OR value STREQUAL "null")
+    message(FATAL_ERROR "report.json: seconds.${stage} missing (${error})")
+  endif()
+endforeach()
+foreach(key reward_model_heldout_accuracy ppo_final_kl eval_prompts chance_unseen_facts
+            unseen_prompts)
   string(JSON value ERROR_VARIABLE error GET "${report}" ${key})
   if(error OR value STREQUAL "" OR value STREQUAL "null")
     message(FATAL_ERROR "report.json: ${key} missing or null (${error})")

@@ -95,7 +95,7 @@ TEST_CASE("asking for more SFT examples leaves entities and eval prompts unchang
 
 TEST_CASE("entities have distinct invented names and attributes drawn from the pools", "[world]") {
   const World& world = default_world();
-  REQUIRE(world.entities().size() == 200);
+  REQUIRE(world.entities().size() == 100);
   REQUIRE(world.towns().size() == 12);
   std::set<std::string> names, towns(world.towns().begin(), world.towns().end());
   std::set<int> ages, legs;
@@ -109,7 +109,7 @@ TEST_CASE("entities have distinct invented names and attributes drawn from the p
     ages.insert(entity.age);
     legs.insert(entity.legs);
   }
-  REQUIRE(names.size() == 200);
+  REQUIRE(names.size() == 100);
   REQUIRE(ages.size() > 40);
   REQUIRE(legs == std::set<int>{2, 4, 6, 8});
 }
@@ -156,7 +156,8 @@ TEST_CASE("every SFT answer is the canonical sentence and scores as correct", "[
     }
     distinct_questions.insert(example.questions.back().text);
   }
-  REQUIRE(distinct_questions.size() > 950);  // diversity: almost no final question repeats
+  // diversity: few final questions repeat (75 training facts per task x 6 phrasings, 125 chats)
+  REQUIRE(distinct_questions.size() > 900);
 }
 
 TEST_CASE("eval prompts are held out from SFT by key and by exact text", "[world]") {
@@ -223,7 +224,7 @@ TEST_CASE("the corpus is a few hundred KB of plain documents without chat markup
   REQUIRE(corpus.size() > 200'000);
   REQUIRE(corpus.size() < 4'000'000);
   size_t documents = count_occurrences(corpus, std::string(special_tokens::kEndOfText)) + 1;
-  REQUIRE(documents > 1000);
+  REQUIRE(documents > 500);
   REQUIRE(corpus.find(std::string(special_tokens::kEndOfText) +
                       std::string(special_tokens::kEndOfText)) == std::string::npos);
   for (const char* chat_token : {"<|user|>", "<|assistant|>", "<|system|>", "<|end|>"}) {

@@ -8,6 +8,9 @@
 //   training facts is held out).
 // - Task types are assigned round-robin, so every count differs by at most one between tasks, and
 //   rejection kinds cycle within each task.
+// - Unseen creatures come from their own stream ("unseen") after everything else is built, so
+//   adding them changes no other product; their names are in no data set and neither start nor
+//   are started by a corpus creature's name.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -15,8 +18,8 @@
 #include <cmath>
 #include <set>
 
-#include "kernels/error.h"
 #include "core/world/world_detail.h"
+#include "kernels/error.h"
 
 namespace tiller::world {
 namespace {
@@ -67,6 +70,18 @@ Question make_question(const Expected& expected, int template_index) {
 
 int random_template(Rng& rng, TaskType task) {
   return rng.below(static_cast<int>(detail::question_templates(task).size()));
+}
+
+// A creature's attributes, drawn in a fixed order (the order keeps every world byte-identical).
+Entity random_entity(std::string name, const std::vector<std::string>& towns, Rng& rng) {
+  Entity entity;
+  entity.name = std::move(name);
+  entity.colour = rng.pick(detail::colours());
+  entity.home_town = rng.pick(towns);
+  entity.favourite_food = rng.pick(detail::foods());
+  entity.age = rng.between(kMinAge, kMaxAge);
+  entity.legs = rng.pick(detail::leg_counts());
+  return entity;
 }
 
 // ---- rejected completions ---------------------------------------------------------------------
@@ -180,9 +195,11 @@ World::World(WorldConfig config) : config_(config) {
   TILLER_CHECK(c.num_towns >= 2, "world: num_towns is {}, needs at least 2", c.num_towns);
   TILLER_CHECK(c.mentions_per_fact >= 1, "world: mentions_per_fact is {}, needs at least 1",
                c.mentions_per_fact);
-  TILLER_CHECK(c.num_sft_examples >= 0 && c.num_eval_prompts >= 0 && c.num_preference_pairs >= 0,
-               "world: counts must be non-negative (sft {}, eval {}, preferences {})",
-               c.num_sft_examples, c.num_eval_prompts, c.num_preference_pairs);
+  TILLER_CHECK(c.num_sft_examples >= 0 && c.num_eval_prompts >= 0 && c.num_preference_pairs >= 0 &&
+                   c.num_unseen_prompts >= 0,
+               "world: counts must be non-negative (sft {}, eval {}, preferences {}, unseen {})",
+               c.num_sft_examples, c.num_eval_prompts, c.num_preference_pairs,
+               c.num_unseen_prompts);
   TILLER_CHECK(c.sft_multi_turn_fraction >= 0 && c.sft_multi_turn_fraction <= 1,
                "world: sft_multi_turn_fraction is {}, must be in [0, 1]",
                c.sft_multi_turn_fraction);
@@ -194,6 +211,7 @@ World::World(WorldConfig config) : config_(config) {
   build_eval();
   build_sft();
   build_preferences();
+  build_unseen();
 }
 
 void World::build_entities() {
@@ -205,16 +223,92 @@ void World::build_entities() {
   towns_ = unique_names(rng, config_.num_towns, taken, /*towns=*/true);
   std::vector<std::string> names = unique_names(rng, config_.num_entities, taken, false);
   entities_.clear();
-  for (auto& name : names) {
-    Entity entity;
-    entity.name = std::move(name);
-    entity.colour = rng.pick(detail::colours());
-    entity.home_town = rng.pick(towns_);
-    entity.favourite_food = rng.pick(detail::foods());
-    entity.age = rng.between(2, 95);
-    entity.legs = rng.pick(detail::leg_counts());
-    entities_.push_back(std::move(entity));
+  for (auto& name : names) entities_.push_back(random_entity(std::move(name), towns_, rng));
+}
+
+void World::build_unseen() {
+  Rng rng(config_.seed, "unseen");
+  std::set<std::string> taken;
+  for (const auto& word : detail::colours()) taken.insert(word);
+  for (const auto& word : detail::foods()) taken.insert(word);
+  for (const auto& town : towns_) taken.insert(town);
+  for (const Entity& entity : entities_) taken.insert(entity.name);
+  // A name that starts another (or is started by one) shares its first tokens with a creature the
+  // corpus describes; such names are drawn again, so the control is not a near-duplicate.
+  auto overlaps = [&](const std::string& name) {
+    for (const Entity& entity : entities_)
+      if (entity.name.starts_with(name) || name.starts_with(entity.name)) return true;
+    return false;
+  };
+  std::vector<TaskType> attributes;
+  for (int t = 0; t < kNumTaskTypes; ++t)
+    if (is_creature_attribute(task_from_index(t))) attributes.push_back(task_from_index(t));
+  unseen_entities_.clear();
+  unseen_.clear();
+  for (int i = 0; i < config_.num_unseen_prompts; ++i) {
+    std::string name;
+    for (int attempts = 0; name.empty() || overlaps(name); ++attempts) {
+      TILLER_CHECK(attempts < 1000,
+                   "world: could not invent {} unseen creature names; ask for "
+                   "fewer unseen prompts",
+                   config_.num_unseen_prompts);
+      name = unique_names(rng, 1, taken, false)[0];
+    }
+    unseen_entities_.push_back(random_entity(std::move(name), towns_, rng));
+    const Expected fact =
+        detail::entity_fact(attributes[i % attributes.size()], unseen_entities_.back());
+    EvalItem item;
+    item.id = i;
+    item.question = make_question(fact, random_template(rng, fact.task));
+    item.prompt = {{"user", item.question.text}};
+    unseen_.push_back(std::move(item));
   }
+}
+
+std::vector<std::string> World::admissible_values(const Expected& expected) const {
+  auto numbers = [](const std::vector<int>& values) {
+    std::vector<std::string> text;
+    for (int v : values) text.push_back(std::to_string(v));
+    return text;
+  };
+  switch (expected.task) {
+    case TaskType::kColour:
+      return detail::colours();
+    case TaskType::kFavouriteFood:
+      return detail::foods();
+    case TaskType::kHomeTown:
+      return towns_;
+    case TaskType::kLegs:
+      return numbers(detail::leg_counts());
+    case TaskType::kAge: {
+      std::vector<int> ages;
+      for (int age = kMinAge; age <= kMaxAge; ++age) ages.push_back(age);
+      return numbers(ages);
+    }
+    case TaskType::kArithmetic: {
+      const std::string op = detail::parse_subject(expected).op;
+      std::set<int> results;
+      for (const Expected& fact : detail::all_arithmetic_facts())
+        if (detail::parse_subject(fact).op == op) results.insert(std::stoi(fact.value));
+      return numbers({results.begin(), results.end()});
+    }
+    case TaskType::kSpelling:
+    case TaskType::kCapitals: {
+      const std::string name = detail::uppercased(detail::parse_subject(expected).name);
+      std::vector<std::string> values = {name};
+      for (size_t i = 0; i + 1 < name.size(); ++i) {
+        if (name[i] == name[i + 1]) continue;
+        std::string swapped = name;
+        std::swap(swapped[i], swapped[i + 1]);
+        if (std::find(values.begin(), values.end(), swapped) == values.end())
+          values.push_back(std::move(swapped));
+      }
+      if (expected.task == TaskType::kSpelling)
+        for (std::string& value : values) value = detail::spelled(value);
+      return values;
+    }
+  }
+  fail("world: no admissible values for task {}", task_name(expected.task));
 }
 
 void World::build_facts() {

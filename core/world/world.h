@@ -5,10 +5,10 @@
 //
 // Design choices a reader must keep:
 // - Determinism is part of the contract: the same WorldConfig gives byte-identical outputs on every
-//   platform. Randomness comes only from world_detail.h's Rng (over kernels/random.h's Stream), never
-//   from <random> distributions, whose results differ between standard libraries. Each product
-//   (entities, splits, SFT, eval, preferences, corpus) draws from its own stream, so asking for
-//   more SFT examples does not change the entities or the eval set.
+//   platform. Randomness comes only from world_detail.h's Rng (over kernels/random.h's Stream),
+//   never from <random> distributions, whose results differ between standard libraries. Each
+//   product (entities, splits, SFT, eval, preferences, corpus) draws from its own stream, so asking
+//   for more SFT examples does not change the entities or the eval set.
 // - Every question has a key: "<task>/<subject>" (e.g. "home_town/Zorvik", "arithmetic/7 plus 5").
 //   Keys are partitioned once: eval keys never occur in SFT or preference prompts, and held-out
 //   preference keys never occur in training preference prompts. The pretraining corpus states every
@@ -42,10 +42,13 @@ enum class TaskType {
 inline constexpr int kNumTaskTypes = 8;
 std::string_view task_name(TaskType task);  // "colour", "home_town", ...
 TaskType task_from_index(int index);        // 0 .. kNumTaskTypes-1, in declaration order
+// The attributes a creature has and only the corpus teaches: colour, home_town, favourite_food,
+// age and legs (spelling and capitals follow from the name; arithmetic has no creature).
+bool is_creature_attribute(TaskType task);
 
 struct WorldConfig {
   uint64_t seed = 1;
-  int num_entities = 200;
+  int num_entities = 100;  // 25 per task are eval facts; fewer creatures, more exposures each
   int num_towns = 12;
   int mentions_per_fact = 4;    // times the corpus states each fact (in varied templates)
   int num_sft_examples = 1000;  // LIMA-sized; spread evenly over the task types
@@ -53,6 +56,9 @@ struct WorldConfig {
   int num_eval_prompts = 200;       // spread evenly over the task types
   int num_preference_pairs = 2000;  // train + held-out
   double preference_heldout_fraction = 0.1;
+  // The control of the knowledge claims: creatures that appear nowhere (not in the corpus, SFT,
+  // preferences or eval), one attribute question each, round-robin over the creature attributes.
+  int num_unseen_prompts = 50;
 };
 
 struct Entity {
@@ -125,6 +131,8 @@ struct Score {
 inline constexpr double kRewardCorrect = 1.0;      // exact_match && format_ok
 inline constexpr double kRewardFormatOnly = 0.25;  // format_ok with a wrong fact
 inline constexpr int kMaxAnswerChars = 160;        // longer answers count as rambling
+inline constexpr int kMinAge = 2;                  // creatures' ages are drawn from this range
+inline constexpr int kMaxAge = 95;
 
 // The exact scorer (rules in WORLD.md). `response` is the raw model completion.
 Score score(const Expected& expected, std::string_view response);
@@ -155,6 +163,21 @@ class World {
 
   Score score(int eval_id, std::string_view response) const;
 
+  // Creatures absent from every data set, and questions about them asked like eval_prompts()
+  // (single user turn, a random question template; ids index this list). No model can know the
+  // answers: their accuracy measures chance.
+  const std::vector<Entity>& unseen_entities() const { return unseen_entities_; }
+  const std::vector<EvalItem>& unseen_prompts() const { return unseen_; }
+
+  // Every value the answer to `expected` could take, the right one included, without repeats and
+  // in a fixed order: the candidates of the likelihood probe (rl/reports/probe.h).
+  //   colour, favourite_food  the 12 pool words          home_town  this world's towns
+  //   age                     every age the generator draws (kMinAge..kMaxAge)
+  //   legs                    2, 4, 6, 8                 arithmetic every result of that operator
+  //   spelling, capitals      the name with one pair of adjacent different letters swapped (the
+  //                           wrong-fact family), and the name itself
+  std::vector<std::string> admissible_values(const Expected& expected) const;
+
   // Keys of each partition, for callers that build their own prompt sets (e.g. PPO prompts).
   const std::vector<Expected>& training_facts(TaskType task) const;
   const std::vector<Expected>& eval_facts(TaskType task) const;
@@ -165,6 +188,7 @@ class World {
   void build_eval();
   void build_sft();
   void build_preferences();
+  void build_unseen();
 
   WorldConfig config_;
   std::vector<std::string> towns_;
@@ -175,6 +199,8 @@ class World {
   std::vector<SftExample> sft_;
   std::vector<EvalItem> eval_;
   std::vector<PreferencePair> preferences_;
+  std::vector<Entity> unseen_entities_;
+  std::vector<EvalItem> unseen_;
 };
 
 // JSONL / text writers, crash-safe through write_file_atomic (core/atomic_file.h); errors name

@@ -9,8 +9,8 @@
 #include <cctype>
 #include <cstdio>
 
-#include "kernels/error.h"
 #include "core/world/world_detail.h"
+#include "kernels/error.h"
 
 namespace tiller::world {
 
@@ -40,6 +40,11 @@ TaskType task_from_index(int index) {
   TILLER_CHECK(index >= 0 && index < kNumTaskTypes, "world: task index {} is not in [0, {})", index,
                kNumTaskTypes);
   return static_cast<TaskType>(index);
+}
+
+bool is_creature_attribute(TaskType task) {
+  return task == TaskType::kColour || task == TaskType::kHomeTown ||
+         task == TaskType::kFavouriteFood || task == TaskType::kAge || task == TaskType::kLegs;
 }
 
 std::string_view rejection_name(Rejection rejection) {

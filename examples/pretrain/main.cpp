@@ -186,6 +186,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--world-seed", world.seed, "world seed")->capture_default_str();
   app.add_option("--entities", world.num_entities, "world size")->capture_default_str();
+  app.add_option("--mentions", world.mentions_per_fact, "world: corpus mentions per fact")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {

@@ -1,0 +1,168 @@
+// Per-model measurements of the pipeline and their report.json / report.md forms (see report.h).
+#include "report.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "rl/reports/metrics.h"
+
+namespace pipeline {
+
+using namespace tiller;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Exact-match rate of the generated answers per task, and over the creature attributes.
+struct ExactMatchBreakdown {
+  std::vector<int64_t> questions = std::vector<int64_t>(world::kNumTaskTypes, 0);
+  std::vector<int64_t> exact = std::vector<int64_t>(world::kNumTaskTypes, 0);
+  int64_t creature_questions = 0, creature_exact = 0;
+};
+
+ExactMatchBreakdown breakdown(const rl::EvaluationReport& report,
+                              const std::vector<world::EvalItem>& items) {
+  ExactMatchBreakdown b;
+  for (const rl::EvaluatedExample& example : report.examples) {
+    const world::TaskType task =
+        items.at(static_cast<size_t>(example.eval_id)).question.expected.task;
+    ++b.questions[static_cast<size_t>(task)];
+    b.exact[static_cast<size_t>(task)] += example.score.exact_match ? 1 : 0;
+    if (world::is_creature_attribute(task)) {
+      ++b.creature_questions;
+      b.creature_exact += example.score.exact_match ? 1 : 0;
+    }
+  }
+  return b;
+}
+
+double ratio(int64_t count, int64_t total) {
+  return total == 0 ? std::nan("") : static_cast<double>(count) / static_cast<double>(total);
+}
+
+// JSON has no NaN: a rate without questions is written as null.
+nlohmann::json number(double value) {
+  return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
+}
+
+std::string percent(double value) {
+  return std::isfinite(value) ? fmt::format("{:.1f}%", 100.0 * value) : std::string("—");
+}
+
+}  // namespace
+
+ModelRow evaluate_model(const std::string& name, const fs::path& dir,
+                        const EvaluationInputs& inputs, const fs::path& jsonl_prefix,
+                        Transformer* sft_reference) {
+  std::printf("\n=== pipeline: evaluating %s (%s) ===\n", name.c_str(), dir.string().c_str());
+  std::fflush(stdout);
+  const auto start = std::chrono::steady_clock::now();
+  Transformer model = Transformer::from_pretrained(dir, inputs.device);
+  const World& world = inputs.world;
+  rl::EvaluationConfig config;
+  config.limit = inputs.limit;
+  config.scorer = [&](const std::vector<ChatMessage>& prompt, const std::string& response) {
+    return static_cast<double>(
+        inputs.reward_model.score(inputs.tokenizer, {world::render_prompt(prompt)}, {response})[0]);
+  };
+  ModelRow row;
+  row.name = name;
+  config.jsonl_path = jsonl_prefix.string() + ".jsonl";
+  row.held_out = rl::evaluate_world(model, inputs.tokenizer, world.eval_prompts(), config);
+  std::printf("%s: %s\n", name.c_str(), row.held_out.summary().c_str());
+  config.jsonl_path = jsonl_prefix.string() + "_unseen.jsonl";
+  config.scorer = nullptr;
+  row.unseen = rl::evaluate_world(model, inputs.tokenizer, world.unseen_prompts(), config);
+  const rl::ProbeConfig probe{.limit = inputs.limit};
+  row.probe = rl::probe_world(model, inputs.tokenizer, world, world.eval_prompts(), probe);
+  row.unseen_probe = rl::probe_world(model, inputs.tokenizer, world, world.unseen_prompts(), probe);
+  std::printf("%s: held-out %s\n%s: unseen   %s\n", name.c_str(), row.probe.summary().c_str(),
+              name.c_str(), row.unseen_probe.summary().c_str());
+  if (sft_reference != nullptr) {
+    row.kl_to_sft = rl::kl_on_own_samples(
+        model, *sft_reference, inputs.tokenizer, world.eval_prompts(),
+        {.max_new_tokens = config.max_new_tokens, .limit = inputs.limit, .seed = 1});
+    std::printf(
+        "%s: KL to the SFT model on its own samples: k3 %.4f  k1 %.4f per token (%lld "
+        "tokens)\n",
+        name.c_str(), row.kl_to_sft->k3, row.kl_to_sft->k1,
+        static_cast<long long>(row.kl_to_sft->tokens));
+  }
+  row.eval_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return row;
+}
+
+nlohmann::json model_json(const ModelRow& row, const World& world) {
+  const rl::EvaluationReport& r = row.held_out;
+  const ExactMatchBreakdown b = breakdown(r, world.eval_prompts());
+  nlohmann::json m = {
+      {"exact_match", r.exact_match_rate},
+      {"format_compliance", r.format_rate},
+      {"fact_correct", r.fact_correct_rate},
+      {"ends_turn", r.ends_turn_rate},
+      {"world_reward", r.mean_reward},
+      {"reward_model_score", number(r.mean_extra_score.value_or(std::nan("")))},
+      {"mean_response_tokens", r.mean_response_tokens},
+      {"exact_match_pretrained_facts", number(ratio(b.creature_exact, b.creature_questions))},
+      {"probe_accuracy", row.probe.accuracy},
+      {"probe_accuracy_creature_attributes", number(row.probe.creature_accuracy)},
+      {"accuracy_unseen_facts", number(row.unseen_probe.accuracy)},
+      {"exact_match_unseen_facts", row.unseen.exact_match_rate},
+      {"train_seconds", row.train_seconds},
+      {"eval_seconds", row.eval_seconds}};
+  for (int t = 0; t < world::kNumTaskTypes; ++t) {
+    const std::string task(world::task_name(world::task_from_index(t)));
+    m["exact_match_per_task"][task] = number(ratio(b.exact[t], b.questions[t]));
+    m["probe_accuracy_per_task"][task] = number(row.probe.per_task[t].accuracy());
+  }
+  if (row.kl_to_sft) {
+    m["kl_to_sft"] = row.kl_to_sft->k3;
+    m["kl_to_sft_k1"] = row.kl_to_sft->k1;
+    m["kl_to_sft_per_response_k1"] = row.kl_to_sft->k1_sequence;
+    m["kl_to_sft_tokens"] = row.kl_to_sft->tokens;
+  }
+  return m;
+}
+
+std::string markdown_tables(const std::vector<ModelRow>& rows, const World& world) {
+  std::string md =
+      "| model | exact match | format compliance | reward-model score | mean response tokens | "
+      "KL to SFT (k3/token) | train time |\n|---|---|---|---|---|---|---|\n";
+  for (const ModelRow& row : rows) {
+    const rl::EvaluationReport& r = row.held_out;
+    md += fmt::format("| {} | {} | {} | {:.3f} | {:.1f} | {} | {} |\n", row.name,
+                      percent(r.exact_match_rate), percent(r.format_rate),
+                      r.mean_extra_score.value_or(std::nan("")), r.mean_response_tokens,
+                      row.kl_to_sft ? fmt::format("{:.3g}", row.kl_to_sft->k3) : "—",
+                      rl::format_duration(row.train_seconds));
+  }
+  md +=
+      "\nKnowledge: the likelihood probe (no chat format; the canonical sentence against every "
+      "other admissible value) and generated exact match on facts stated only in the pretraining "
+      "corpus; the unseen creatures are in no data set, so their accuracy should stay at chance (" +
+      percent(rows.empty() ? std::nan("") : rows[0].unseen_probe.chance) + ").\n\n";
+  md += "| model | probe, all tasks | probe, creature attributes |";
+  for (int t = 0; t < world::kNumTaskTypes; ++t)
+    md += fmt::format(" probe {} |", world::task_name(world::task_from_index(t)));
+  md +=
+      " exact match, pretrained creature facts | probe, unseen creatures | exact match, unseen "
+      "creatures |\n|---|---|---|";
+  for (int t = 0; t < world::kNumTaskTypes; ++t) md += "---|";
+  md += "---|---|---|\n";
+  for (const ModelRow& row : rows) {
+    md += fmt::format("| {} | {} | {} |", row.name, percent(row.probe.accuracy),
+                      percent(row.probe.creature_accuracy));
+    for (const rl::ProbeTaskResult& task : row.probe.per_task)
+      md += fmt::format(" {}/{} |", task.correct, task.questions);
+    const ExactMatchBreakdown b = breakdown(row.held_out, world.eval_prompts());
+    md += fmt::format(" {} | {} | {} |\n", percent(ratio(b.creature_exact, b.creature_questions)),
+                      percent(row.unseen_probe.accuracy), percent(row.unseen.exact_match_rate));
+  }
+  return md;
+}
+
+}  // namespace pipeline

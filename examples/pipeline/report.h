@@ -1,0 +1,63 @@
+// The pipeline's per-model measurements and how they are written into report.json / report.md.
+//
+// Every model row (base, sft, ppo, dpo, grpo) is measured the same way, on the world's held-out
+// prompts and on the unseen-creature control (World::unseen_prompts):
+//   - greedy chat generation scored by the world's exact scorer (rl/reports/evaluate.h), with the
+//     reward model's mean score; exact match per task and on the creature attributes, the facts
+//     stated only in the pretraining corpus (`exact_match_pretrained_facts`);
+//   - the likelihood probe (rl/reports/probe.h), no chat format: `probe_accuracy` overall, per
+//     task and over the creature attributes; on the unseen creatures `accuracy_unseen_facts`,
+//     which should sit at `chance_unseen_facts` for every model;
+//   - for the models trained from the SFT model, the KL to it on their own samples
+//     (rl/reports/kl.h, k3 per token).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/world/world.h"
+#include "rl/heads/reward.h"
+#include "rl/reports/evaluate.h"
+#include "rl/reports/kl.h"
+#include "rl/reports/probe.h"
+#include "tiller.h"
+
+namespace pipeline {
+
+struct ModelRow {
+  std::string name;
+  tiller::rl::EvaluationReport held_out;            // generation on the held-out prompts
+  tiller::rl::EvaluationReport unseen;              // generation on the unseen-creature prompts
+  tiller::rl::ProbeReport probe;                    // likelihood probe, held-out prompts
+  tiller::rl::ProbeReport unseen_probe;             // likelihood probe, unseen creatures
+  std::optional<tiller::rl::KlEstimate> kl_to_sft;  // models trained from the SFT model
+  double train_seconds = 0.0;  // the stage that produced the model (as recorded when it ran)
+  double eval_seconds = 0.0;   // everything above
+};
+
+struct EvaluationInputs {
+  const tiller::Tokenizer& tokenizer;
+  const tiller::World& world;
+  tiller::rl::RewardModel& reward_model;
+  tiller::Device device;
+  int64_t limit = 0;  // held-out and unseen prompts measured (0: all)
+};
+
+// Loads the model in `dir` and measures it; `sft_reference` set: also its KL to that model.
+// Per-prompt generations go to `jsonl_prefix` + ".jsonl" and + "_unseen.jsonl".
+ModelRow evaluate_model(const std::string& name, const std::filesystem::path& dir,
+                        const EvaluationInputs& inputs, const std::filesystem::path& jsonl_prefix,
+                        tiller::Transformer* sft_reference);
+
+// report.json's models.<name> object.
+nlohmann::json model_json(const ModelRow& row, const tiller::World& world);
+
+// report.md's tables: the main metrics per model, then the knowledge table (probe and
+// pretrained-fact exact match per task, unseen control).
+std::string markdown_tables(const std::vector<ModelRow>& rows, const tiller::World& world);
+
+}  // namespace pipeline
