@@ -5,10 +5,10 @@
 #include <cmath>
 #include <limits>
 
-#include "core/tensor/autograd.h"
 #include "core/text/special_tokens.h"
 #include "kernels/error.h"
 #include "kernels/random.h"
+#include "rl/reports/probe.h"
 
 namespace tiller::rl {
 
@@ -46,46 +46,22 @@ ChoiceProbeResult run_choice_probe(Transformer& model, const Tokenizer& tokenize
   TILLER_CHECK(!questions.empty() && batch_size > 0,
                "choice probe: {} questions, batch_size {}: need questions and a positive batch",
                questions.size(), batch_size);
-  NoGradGuard no_grad;
-  const TokenId start = tokenizer.token_id(special_tokens::kEndOfText);
-  std::vector<std::vector<TokenId>> sequences;
+  // Each question's sentences are scored after <|endoftext|> by the probe's shared scorer
+  // (rl/reports/probe.h): the cue and the sentences' common token prefix run once.
+  const std::vector<int32_t> cue = {tokenizer.token_id(special_tokens::kEndOfText)};
+  std::vector<double> logprobs;
   for (const ChoiceQuestion& question : questions) {
+    std::vector<std::vector<int32_t>> candidates;
     for (const std::string& sentence : question.sentences) {
-      std::vector<TokenId> ids = {start};
-      auto body = tokenizer.encode(sentence);
-      ids.insert(ids.end(), body.begin(), body.end());
-      TILLER_CHECK(static_cast<int64_t>(ids.size()) <= model.config().max_seq_len,
-                   "choice probe: '{}' is {} tokens, longer than max_seq_len {}", sentence,
-                   ids.size(), model.config().max_seq_len);
-      sequences.push_back(std::move(ids));
+      candidates.push_back(tokenizer.encode(sentence));
+      TILLER_CHECK(static_cast<int64_t>(candidates.back().size()) + 1 <=
+                       model.config().max_seq_len,
+                   "choice probe: '{}' is {} tokens, longer than max_seq_len {} - 1", sentence,
+                   candidates.back().size(), model.config().max_seq_len);
     }
-  }
-  // log p(sequence[1:] | sequence[0]) for every sequence, in right-padded batches.
-  std::vector<double> logprobs(sequences.size());
-  const int64_t V = model.config().vocab_size;
-  for (size_t first = 0; first < sequences.size(); first += static_cast<size_t>(batch_size)) {
-    const size_t last = std::min(sequences.size(), first + static_cast<size_t>(batch_size));
-    size_t T = 0;
-    for (size_t i = first; i < last; ++i) T = std::max(T, sequences[i].size());
-    const auto B = static_cast<int64_t>(last - first);
-    std::vector<int32_t> ids(static_cast<size_t>(B) * T, start);
-    for (size_t i = first; i < last; ++i)
-      std::copy(sequences[i].begin(), sequences[i].end(), ids.begin() + (i - first) * T);
-    const std::vector<float> logits =  // (B, T, V)
-        model.forward(Tensor::from_ints(ids, {B, static_cast<int64_t>(T)}).to(model.device()))
-            .to(DType::f32)
-            .to_vector();
-    for (size_t i = first; i < last; ++i) {
-      double total = 0.0;
-      for (size_t t = 0; t + 1 < sequences[i].size(); ++t) {
-        const float* row = logits.data() + ((i - first) * T + t) * V;
-        const float top = *std::max_element(row, row + V);
-        double sum = 0.0;
-        for (int64_t v = 0; v < V; ++v) sum += std::exp(double(row[v]) - top);
-        total += double(row[sequences[i][t + 1]]) - top - std::log(sum);
-      }
-      logprobs[i] = total;
-    }
+    const std::vector<double> scores =
+        candidate_loglikelihoods(model, cue, candidates, batch_size);
+    logprobs.insert(logprobs.end(), scores.begin(), scores.end());
   }
   ChoiceProbeResult result;
   result.questions = static_cast<int64_t>(questions.size());

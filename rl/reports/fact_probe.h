@@ -6,8 +6,10 @@
 // log-probability of the sentence after <|endoftext|> (a document start, as in pretraining). The
 // sentence is scored whole, not only the value's tokens, because BPE may merge the value with the
 // space before it. A fact counts as known when the true sentence scores highest; accuracy over
-// facts is compared with chance = 1 / choices. Runs without autograd, in right-padded batches
-// (causal attention: padding after a sequence never changes its log-probs).
+// facts is compared with chance = 1 / choices. Scoring is rl/reports/probe.h's
+// candidate_loglikelihoods (cue <|endoftext|>, the candidates' common prefix cached once); this
+// file only builds the sampled-distractor questions and their summary, where probe_world ranks a
+// world question's every admissible value.
 #pragma once
 
 #include <cstdint>
