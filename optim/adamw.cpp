@@ -128,33 +128,6 @@ AdamWState AdamW::state() const {
   return out;
 }
 
-void AdamW::load_state(const AdamWState& state) {
-  // Bounded so that counting on from a hostile file cannot overflow.
-  TILLER_CHECK(state.step >= 0 && state.step < (int64_t{1} << 53),
-               "AdamW::load_state: step {} is not in [0, 2^53)", state.step);
-  if (shard_size_ > 0) {
-    load_shard_state(state);
-    return;
-  }
-  size_t expected = 0;
-  auto load = [&](const std::string& key, Tensor& dst) {
-    auto it = state.tensors.find(key);
-    TILLER_CHECK(it != state.tensors.end(), "AdamW::load_state: missing '{}'", key);
-    TILLER_CHECK(it->second.shape() == dst.shape(), "AdamW::load_state: '{}' is {} but expected {}",
-                 key, shape_str(it->second.shape()), shape_str(dst.shape()));
-    dst.copy_(it->second);
-    ++expected;
-  };
-  for (Slot& s : slots_) {
-    load(s.name + ".exp_avg", s.exp_avg);
-    load(s.name + ".exp_avg_sq", s.exp_avg_sq);
-    if (!s.master.same(s.param)) load(s.name + ".master", s.master);
-  }
-  TILLER_CHECK(expected == state.tensors.size(),
-               "AdamW::load_state: the state holds {} tensors but this optimizer has {}; was it "
-               "saved from different parameters?",
-               state.tensors.size(), expected);
-  step_ = state.step;
-}
+// load_state is in adamw_distributed.cpp, beside the shard views it fills on a ZeRO-1 rank.
 
 }  // namespace tiller::optim

@@ -122,7 +122,6 @@ class AdamW {
   float reduce_scatter_gradients();
   void sharded_step(float grad_scale);
   AdamWState gathered_state() const;
-  void load_shard_state(const AdamWState& state);
   std::vector<int32_t> agree_on_gradients() const;
 
   std::vector<Slot> slots_;
