@@ -159,11 +159,11 @@ std::string_view pool_noise_name(PoolNoise noise);  // "clean", "wrong_fact", ..
 // One row of the noisy pool and its label. The label is ground truth for reports; a curation
 // pipeline must never read it.
 struct PoolRow {
-  SftExample example;             // questions[].expected: what each turn should have answered
+  SftExample example;  // questions[].expected: what each turn should have answered
   PoolNoise noise = PoolNoise::kClean;
   PoolNoise copied_noise = PoolNoise::kClean;  // duplicates: the noise of the row they copy
-  int duplicate_of = -1;          // duplicates: the index of the (first) row copied
-  int eval_id = -1;               // leaked rows: the World::eval_prompts() index asked
+  int duplicate_of = -1;                       // duplicates: the index of the (first) row copied
+  int eval_id = -1;                            // leaked rows: the World::eval_prompts() index asked
 };
 
 struct Score {
