@@ -20,11 +20,6 @@ constexpr TaskType kEntityTasks[] = {
     TaskType::kColour, TaskType::kHomeTown, TaskType::kFavouriteFood, TaskType::kAge,
     TaskType::kLegs,   TaskType::kSpelling, TaskType::kCapitals};
 
-std::string statement(const Expected& fact, int template_index) {
-  const auto& templates = detail::statement_templates(fact.task);
-  return detail::fill(templates[static_cast<size_t>(template_index) % templates.size()], fact);
-}
-
 std::string joined_list(const std::vector<std::string>& names) {
   if (names.size() == 1) return names[0];
   std::string text;
@@ -36,37 +31,9 @@ std::string profile(const Entity& entity, int mention, Rng& rng) {
   static const std::vector<std::string_view> intros = {
       "This is the story of {n}.", "Let me tell you about {n}.",
       "{n} is one of the creatures of our world.", "Here is what we know about {n}."};
-  std::vector<std::string> sentences;
-  for (TaskType task : kEntityTasks) {
-    Expected fact = detail::entity_fact(task, entity);
-    int count = static_cast<int>(detail::statement_templates(task).size());
-    sentences.push_back(statement(fact, mention == 0 ? 0 : rng.below(count)));
-  }
-  rng.shuffle(sentences);
+  std::string sentences = detail::creature_sentences(entity, kEntityTasks, mention, rng);
   std::string text = fmt::format(fmt::runtime(rng.pick(intros)), fmt::arg("n", entity.name));
-  text += "\n";
-  for (size_t i = 0; i < sentences.size(); ++i) text += (i ? " " : "") + sentences[i];
-  return text + "\n";
-}
-
-std::string quiz(const std::vector<const Entity*>& group, Rng& rng) {
-  static const std::vector<std::pair<TaskType, std::string_view>> labels = {
-      {TaskType::kColour, "colour"},
-      {TaskType::kHomeTown, "home town"},
-      {TaskType::kFavouriteFood, "favourite food"},
-      {TaskType::kAge, "age"},
-      {TaskType::kLegs, "number of legs"}};
-  std::vector<std::string> lines;
-  for (const Entity* entity : group) {
-    for (const auto& [task, label] : labels) {
-      Expected fact = detail::entity_fact(task, *entity);
-      lines.push_back(fmt::format("Q: {} of {}? A: {}.", label, entity->name, fact.value));
-    }
-  }
-  rng.shuffle(lines);
-  std::string text = "Quiz sheet.\n";
-  for (const auto& line : lines) text += line + "\n";
-  return text;
+  return text + "\n" + sentences + "\n";
 }
 
 std::string roster(const std::string& town, const std::vector<Entity>& entities) {
@@ -117,7 +84,7 @@ std::vector<std::string> arithmetic_documents(int mentions, Rng& rng) {
     for (size_t begin = 0; begin < all.size(); begin += kLinesPerSheet) {
       std::string text = "Practice sheet.\n";
       for (size_t i = begin; i < std::min(all.size(), begin + kLinesPerSheet); ++i) {
-        text += statement(all[i], rng.below(count)) + "\n";
+        text += detail::statement(all[i], rng.below(count)) + "\n";
       }
       documents.push_back(std::move(text));
     }
@@ -126,6 +93,47 @@ std::vector<std::string> arithmetic_documents(int mentions, Rng& rng) {
 }
 
 }  // namespace
+
+namespace detail {
+
+std::string statement(const Expected& fact, int template_index) {
+  const auto& templates = statement_templates(fact.task);
+  return fill(templates[static_cast<size_t>(template_index) % templates.size()], fact);
+}
+
+std::string creature_sentences(const Entity& entity, std::span<const TaskType> tasks, int mention,
+                               Rng& rng) {
+  std::vector<std::string> sentences;
+  for (TaskType task : tasks) {
+    Expected fact = entity_fact(task, entity);
+    int count = static_cast<int>(statement_templates(task).size());
+    sentences.push_back(statement(fact, mention == 0 ? 0 : rng.below(count)));
+  }
+  rng.shuffle(sentences);
+  std::string text;
+  for (size_t i = 0; i < sentences.size(); ++i) text += (i ? " " : "") + sentences[i];
+  return text;
+}
+
+std::string quiz_sheet(const std::vector<const Entity*>& group, Rng& rng) {
+  static const std::vector<std::pair<TaskType, std::string_view>> labels = {
+      {TaskType::kColour, "colour"},
+      {TaskType::kHomeTown, "home town"},
+      {TaskType::kFavouriteFood, "favourite food"},
+      {TaskType::kAge, "age"},
+      {TaskType::kLegs, "number of legs"}};
+  std::vector<std::string> lines;
+  for (const Entity* entity : group)
+    for (const auto& [task, label] : labels)
+      lines.push_back(fmt::format("Q: {} of {}? A: {}.", label, entity->name,
+                                  entity_fact(task, *entity).value));
+  rng.shuffle(lines);
+  std::string text = "Quiz sheet.\n";
+  for (const auto& line : lines) text += line + "\n";
+  return text;
+}
+
+}  // namespace detail
 
 std::string World::pretraining_corpus() const {
   Rng rng(config_.seed, "corpus");
@@ -141,7 +149,7 @@ std::string World::pretraining_corpus() const {
   rng.shuffle(order);
   for (size_t begin = 0; begin < order.size(); begin += kCreaturesPerQuiz) {
     size_t end = std::min(order.size(), begin + kCreaturesPerQuiz);
-    documents.push_back(quiz(
+    documents.push_back(detail::quiz_sheet(
         {order.begin() + static_cast<long>(begin), order.begin() + static_cast<long>(end)}, rng));
   }
   for (const std::string& town : towns_) documents.push_back(roster(town, entities_));

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -68,6 +69,16 @@ const std::vector<std::string_view>& question_templates(TaskType task);
 const std::vector<std::string_view>& statement_templates(TaskType task);
 // Fills a template with the subject and value of `expected`.
 std::string fill(std::string_view template_text, const Expected& expected);
+// Statement `template_index` (modulo the task's count) of one fact.
+std::string statement(const Expected& fact, int template_index);
+
+// Corpus pieces shared by the world and its new region (world_corpus.cpp):
+// one sentence per task of `tasks` about `entity` (the canonical one on mention 0, a drawn
+// phrasing after), in shuffled order, joined by spaces;
+std::string creature_sentences(const Entity& entity, std::span<const TaskType> tasks, int mention,
+                               Rng& rng);
+// a terse quiz sheet ("Q: age of Zorvik? A: 34.") over the creature attributes of `group`.
+std::string quiz_sheet(const std::vector<const Entity*>& group, Rng& rng);
 
 // Pools the generator draws attribute values from.
 const std::vector<std::string>& colours();

@@ -41,41 +41,9 @@ std::vector<std::string> distinct_names(Rng& rng, int count, std::set<std::strin
   return names;
 }
 
-std::string statement(const Expected& fact, int template_index) {
-  const auto& templates = detail::statement_templates(fact.task);
-  return detail::fill(templates[static_cast<size_t>(template_index) % templates.size()], fact);
-}
-
 std::string profile(const Entity& entity, int mention, Rng& rng) {
-  std::vector<std::string> sentences;
-  for (TaskType task : region_fact_tasks()) {
-    Expected fact = detail::entity_fact(task, entity);
-    int count = static_cast<int>(detail::statement_templates(task).size());
-    sentences.push_back(statement(fact, mention == 0 ? 0 : rng.below(count)));
-  }
-  rng.shuffle(sentences);
-  std::string text = fmt::format("A creature of the new region: {}.\n", entity.name);
-  for (size_t i = 0; i < sentences.size(); ++i) text += (i ? " " : "") + sentences[i];
-  return text + "\n";
-}
-
-std::string quiz(const std::vector<const Entity*>& group, Rng& rng) {
-  static const std::vector<std::pair<TaskType, std::string_view>> labels = {
-      {TaskType::kColour, "colour"},
-      {TaskType::kHomeTown, "home town"},
-      {TaskType::kFavouriteFood, "favourite food"},
-      {TaskType::kAge, "age"},
-      {TaskType::kLegs, "number of legs"}};
-  std::vector<std::string> lines;
-  for (const Entity* entity : group) {
-    for (const auto& [task, label] : labels)
-      lines.push_back(fmt::format("Q: {} of {}? A: {}.", label, entity->name,
-                                  detail::entity_fact(task, *entity).value));
-  }
-  rng.shuffle(lines);
-  std::string text = "Quiz sheet.\n";
-  for (const auto& line : lines) text += line + "\n";
-  return text;
+  std::string sentences = detail::creature_sentences(entity, region_fact_tasks(), mention, rng);
+  return fmt::format("A creature of the new region: {}.\n", entity.name) + sentences + "\n";
 }
 
 }  // namespace
@@ -123,7 +91,7 @@ std::string Region::corpus() const {
     std::vector<const Entity*> group(order.begin() + static_cast<std::ptrdiff_t>(begin),
                                      order.begin() + static_cast<std::ptrdiff_t>(std::min(
                                                          order.size(), begin + kCreaturesPerQuiz)));
-    documents.push_back(quiz(group, rng));
+    documents.push_back(detail::quiz_sheet(group, rng));
   }
   for (const std::string& town : towns_) {
     std::string residents;

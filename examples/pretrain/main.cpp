@@ -28,6 +28,7 @@
 // Outputs in --out: data/ (tokenizer.json, train.bin, val.bin), metrics.jsonl, samples.txt,
 // checkpoints/step_*/, model/ (a Hugging Face directory plus trainer state), loss.png.
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <filesystem>
@@ -255,6 +256,19 @@ int main(int argc, char** argv) {
       config.model = build_model(model_flags, model_flags.vocab_size, config.seq_len);
     }
     if (given("--replay-fraction")) config.replay_fraction = replay_fraction;
+    // A resumed (or configured) run keeps the tokenizer its data was made with: the vocabulary
+    // recorded next to the shards, else the model's. (Taking the flag's default instead would
+    // rebuild <out>/data with another tokenizer than the checkpoint's.)
+    if (!model_from_flags && !given("--vocab-size") && init_from.empty()) {
+      const fs::path record = (data_dir.empty() ? out / "data" : fs::path(data_dir)) / "data.json";
+      auto recorded = fs::exists(record) ? nlohmann::json::parse(tiller::read_file_bytes(record),
+                                                                 nullptr, false)
+                                         : nlohmann::json();
+      model_flags.vocab_size =
+          recorded.is_object() && recorded.contains("fingerprint")
+              ? recorded["fingerprint"].value("vocab_size", config.model.vocab_size)
+              : config.model.vocab_size;
+    }
     config.output_dir = out.string();  // wherever the folder is now
     // A scheduled total of 0 follows --steps (resolved again by the trainer); an explicit one from
     // an earlier run would pin the old length when --steps extends it.
