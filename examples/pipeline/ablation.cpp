@@ -236,7 +236,8 @@ ArmResult evaluate_arm(const ArmData& arm, const fs::path& sft_dir, const fs::pa
   return result;
 }
 
-nlohmann::json ablation_json(const std::vector<ArmResult>& arms, const World& world) {
+nlohmann::json ablation_json(const std::vector<ArmResult>& arms, const World& world,
+                             const fs::path& out_dir) {
   nlohmann::json out;
   out["full_pool_budget"] =
       "one epoch over the whole pool (every row seen once) against eight epochs of the 1k arms: "
@@ -247,7 +248,7 @@ nlohmann::json ablation_json(const std::vector<ArmResult>& arms, const World& wo
   for (const ArmResult& arm : arms) {
     nlohmann::json a;
     a["training_rows"] = arm.data.rows;
-    a["training_data"] = arm.data.train_jsonl.string();
+    a["training_data"] = arm.data.train_jsonl.lexically_relative(out_dir).string();
     a["trained_by"] = arm.trained_by;
     a["training_steps"] = arm.training_steps;
     a["training_tokens"] = arm.training_tokens;

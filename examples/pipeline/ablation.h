@@ -74,7 +74,9 @@ ArmResult evaluate_arm(const ArmData& arm, const std::filesystem::path& sft_dir,
                        const std::filesystem::path& eval_jsonl, const tiller::Tokenizer& tokenizer,
                        const tiller::World& world, tiller::Device device, int64_t limit);
 
-nlohmann::json ablation_json(const std::vector<ArmResult>& arms, const tiller::World& world);
+// Training-data paths are written relative to `out` (the pipeline's --out).
+nlohmann::json ablation_json(const std::vector<ArmResult>& arms, const tiller::World& world,
+                             const std::filesystem::path& out);
 std::string ablation_markdown(const std::vector<ArmResult>& arms, const tiller::World& world);
 // One grouped bar chart per metric (groups: all tasks, the homogeneous arm's tasks, the others;
 // one bar per arm) into `dir`/ablation_<metric>.png.

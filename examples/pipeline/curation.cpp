@@ -79,7 +79,7 @@ nlohmann::json curation_json(const fs::path& out_dir, const fs::path& labels) {
                              {"rows_kept", report["rows_kept"]},
                              {"seconds", report["seconds"]},
                              {"removed_by_reason", report["removed_by_reason"]},
-                             {"curated_jsonl", (out_dir / "curated.jsonl").string()}};
+                             {"curated_jsonl", (out_dir.filename() / "curated.jsonl").string()}};
   for (const auto& stage : report["stages"])
     curation["stages"].push_back({{"name", stage["name"]},
                                   {"rows_in", stage["rows_in"]},

@@ -390,7 +390,7 @@ int main(int argc, char** argv) {
                              ? "the noisy pool curated to the budget (curate/curated.jsonl)"
                              : "the world's canonical SFT chats (world/sft.jsonl)";
     report["curation"] = pipeline::curation_json(curate_dir, world_dir / "sft_pool_labels.jsonl");
-    if (options.ablation) report["ablation"] = pipeline::ablation_json(arm_results, world);
+    if (options.ablation) report["ablation"] = pipeline::ablation_json(arm_results, world, out);
     report["reward_model_heldout_accuracy"] = rm_accuracy;
     report["ppo_final_kl"] = final_kl;
     report["seconds"] = stages;
