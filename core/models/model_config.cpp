@@ -267,8 +267,13 @@ ModelConfig ModelConfig::from_hf_json(const std::string& json_text) {
                      rope_type);
         c.rope_theta = field<float>(*rope, "rope_theta", c.rope_theta);
       }
+      // Bounded before the division (validate() runs later; a zero would divide by zero here).
+      TILLER_CHECK(c.n_head > 0 && c.n_head <= kMaxSize && c.n_embd > 0 && c.n_embd <= kMaxSize,
+                   "config.json: llama num_attention_heads {} and hidden_size {} must be in "
+                   "[1, {}]",
+                   c.n_head, c.n_embd, kMaxSize);
       const int64_t head_dim = field<int64_t>(j, "head_dim", c.n_embd / c.n_head);
-      TILLER_CHECK(head_dim * c.n_head == c.n_embd,
+      TILLER_CHECK(c.n_embd % c.n_head == 0 && head_dim == c.n_embd / c.n_head,
                    "config.json: llama head_dim {} with {} heads does not make hidden_size {} "
                    "(tiller requires head_dim == hidden_size / num_attention_heads)",
                    head_dim, c.n_head, c.n_embd);
