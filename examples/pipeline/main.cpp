@@ -98,7 +98,7 @@ double run_stage(const std::string& stage, const fs::path& program,
 // The pipeline's pretraining size: a base that knows most creature facts within the 10-minute
 // budget on two CPU cores. Measured on a quiet machine: pretraining 5m27s, whole pipeline 8m54s,
 // base probe 56.8% on the creature attributes (short of issue 11's 80% target); the run in
-// examples/pipeline/results (a heavily shared machine): pretraining 47m04s, probe 50.4%.
+// examples/pipeline/results (shared machine, load ~2): pretraining 5m35s, probe 50.4%.
 const std::vector<std::pair<std::string, std::string>> kPretrainDefaults = {
     {"--width", "192"}, {"--heads", "6"}, {"--steps", "1500"}};
 
