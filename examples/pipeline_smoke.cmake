@@ -1,13 +1,17 @@
-# ctest driver for the pipeline smoke test: runs `pipeline --tiny` into a scratch folder and checks
+# ctest driver for the pipeline smoke test: runs `pipeline --tiny --ablation` into a scratch folder
+# and checks
 # that report.json is well formed: five models with every metric, the reward-model accuracy and
 # the final KL, the knowledge columns (likelihood probe overall and per task, exact match on the
 # pretrained facts and per task, the unseen-creature control and its chance), the KL of the PPO,
-# DPO and GRPO models to the SFT model, seconds per stage, and that the plots exist.
+# DPO and GRPO models to the SFT model, seconds per stage, and that the plots exist; the curation
+# stage's counts (2,000 pool rows curated to 200, per stage, per noise label) and the five
+# ablation arms with every metric, where the decontaminated and clean arms hold no eval question
+# and the full pool does (so it is scored on fewer prompts).
 # Invoked as: cmake -DPIPELINE=<exe> -DOUT=<dir> -P pipeline_smoke.cmake
 file(REMOVE_RECURSE ${OUT})
-execute_process(COMMAND ${PIPELINE} --tiny --out ${OUT} RESULT_VARIABLE rc)
+execute_process(COMMAND ${PIPELINE} --tiny --ablation --out ${OUT} RESULT_VARIABLE rc)
 if(rc)
-  message(FATAL_ERROR "pipeline --tiny failed (${rc})")
+  message(FATAL_ERROR "pipeline --tiny --ablation failed (${rc})")
 endif()
 file(READ ${OUT}/report.json report)
 foreach(model base sft ppo dpo grpo)
@@ -44,7 +48,7 @@ foreach(model ppo dpo grpo)
     endif()
   endforeach()
 endforeach()
-foreach(stage world pretrain sft reward ppo dpo grpo report total)
+foreach(stage world pretrain curate sft reward ppo dpo grpo report total)
   string(JSON value ERROR_VARIABLE error GET "${report}" seconds ${stage})
   if(error OR value STREQUAL "" OR value STREQUAL "null")
     message(FATAL_ERROR "report.json: seconds.${stage} missing (${error})")
@@ -61,7 +65,69 @@ string(JSON prompts GET "${report}" eval_prompts)
 if(NOT prompts EQUAL 16)
   message(FATAL_ERROR "report.json: expected 16 evaluated prompts, got ${prompts}")
 endif()
-foreach(file report.md loss_curves.png reward_model_accuracy.png ppo_reward_kl.png)
+string(JSON rows_in GET "${report}" curation rows_in)
+string(JSON rows_kept GET "${report}" curation rows_kept)
+if(NOT rows_in EQUAL 2000 OR NOT rows_kept EQUAL 200)
+  message(FATAL_ERROR "report.json: curation kept ${rows_kept} of ${rows_in}, expected 200 of 2000")
+endif()
+string(JSON stage_count LENGTH "${report}" curation stages)
+if(NOT stage_count EQUAL 6)
+  message(FATAL_ERROR "report.json: curation.stages has ${stage_count} stages, expected 6")
+endif()
+foreach(index RANGE 5)
+  foreach(key name rows_in rows_out removed_by_reason)
+    string(JSON value ERROR_VARIABLE error GET "${report}" curation stages ${index} ${key})
+    if(error)
+      message(FATAL_ERROR "report.json: curation.stages[${index}].${key} missing (${error})")
+    endif()
+  endforeach()
+endforeach()
+foreach(noise clean wrong_fact leaked_eval)
+  string(JSON value ERROR_VARIABLE error GET "${report}" curation noise_labels ${noise} kept)
+  if(error)
+    message(FATAL_ERROR "report.json: curation.noise_labels.${noise}.kept missing (${error})")
+  endif()
+endforeach()
+string(JSON leaked_kept GET "${report}" curation noise_labels leaked_eval kept)
+if(NOT leaked_kept EQUAL 0)
+  message(FATAL_ERROR "report.json: ${leaked_kept} leaked eval rows survived decontamination")
+endif()
+foreach(arm curated_1k random_1k full_pool clean_1k homogeneous_1k)
+  foreach(key exact_match probe_accuracy format_compliance rambling_rate ends_turn
+              mean_response_tokens training_steps training_tokens train_seconds
+              leaked_eval_questions eval_prompts)
+    string(JSON value ERROR_VARIABLE error GET "${report}" ablation arms ${arm} ${key})
+    if(error OR value STREQUAL "" OR value STREQUAL "null")
+      message(FATAL_ERROR "report.json: ablation.arms.${arm}.${key} missing (${error})")
+    endif()
+  endforeach()
+  string(JSON value ERROR_VARIABLE error GET "${report}" ablation arms ${arm}
+         tasks_homogeneous_arm_never_saw format_compliance)
+  if(error)
+    message(FATAL_ERROR "report.json: ablation.arms.${arm}.tasks_homogeneous_arm_never_saw missing")
+  endif()
+  string(JSON tokens GET "${report}" ablation arms ${arm} training_tokens)
+  if(NOT tokens GREATER 0)
+    message(FATAL_ERROR "report.json: ablation.arms.${arm} trained on ${tokens} tokens")
+  endif()
+endforeach()
+foreach(arm curated_1k clean_1k homogeneous_1k)
+  string(JSON leaked GET "${report}" ablation arms ${arm} leaked_eval_questions)
+  string(JSON scored GET "${report}" ablation arms ${arm} eval_prompts)
+  if(NOT leaked EQUAL 0 OR NOT scored EQUAL 16)
+    message(FATAL_ERROR "report.json: arm ${arm}: ${leaked} leaked questions, ${scored} scored")
+  endif()
+endforeach()
+string(JSON leaked GET "${report}" ablation arms full_pool leaked_eval_questions)
+string(JSON scored GET "${report}" ablation arms full_pool eval_prompts)
+if(NOT leaked GREATER 0 OR NOT scored LESS 16)
+  message(FATAL_ERROR "report.json: full_pool: ${leaked} leaked eval questions, ${scored} scored; "
+                      "the pool's leaked rows should be found and left out of its scoring")
+endif()
+foreach(file report.md loss_curves.png reward_model_accuracy.png ppo_reward_kl.png
+             ablation_exact_match.png ablation_format_compliance.png ablation_probe_accuracy.png
+             ablation_rambling_rate.png ablation_ends_turn.png ablation_mean_response_tokens.png
+             ablation_training_tokens.png)
   if(NOT EXISTS ${OUT}/${file})
     message(FATAL_ERROR "pipeline: ${file} was not written")
   endif()

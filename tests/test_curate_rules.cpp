@@ -1,6 +1,7 @@
 // Quality rules: each Gopher document rule and each chat rule on hand-made rows.
 #include <catch2/catch.hpp>
 
+#include "core/data/curate.h"
 #include "core/data/quality_rules.h"
 #include "kernels/random.h"
 
@@ -118,6 +119,48 @@ TEST_CASE("each chat rule names its reason; a good chat passes", "[curate]") {
   limit.max_answer_chars = 10;
   CHECK(check_chat(chat("Colour?", "It is a lovely shade of blue."), limit).rule ==
         "answer_too_long");
+}
+
+TEST_CASE("the opt-in sentence rules catch scraped answer layouts and pass canonical answers",
+          "[curate]") {
+  ChatRulesConfig strict;
+  strict.reject_lowercase_start = strict.reject_label_prefix = strict.reject_turn_marker = true;
+  strict.min_answer_words = 3;
+  const auto rule = [&](const std::string& answer) {
+    return check_chat(chat("Where does Zorvik live?", answer), strict).rule;
+  };
+  CHECK(rule("Zorvik lives in Pelmora.").empty());
+  CHECK(rule("7 plus 5 is 12.").empty());
+  CHECK(rule("ZORVIK in capital letters is ZORVIK.").empty());
+  CHECK(rule("zorvik lives in pelmora.") == "lowercase_start");
+  CHECK(rule("Answer: Pelmora.") == "label_prefix");
+  CHECK(rule("answer: Pelmora") == "label_prefix");
+  CHECK(rule("A: Zorvik lives in Pelmora.") == "label_prefix");
+  CHECK(rule("Zorvik lives in Pelmora.\nUser: What colour is Brakou?") == "turn_marker");
+  CHECK(rule("Zorvik lives in Pelmora.<|user|>Hi") == "turn_marker");
+  CHECK(rule("Pelmora.") == "answer_too_short");
+  CHECK(rule("Z-O-R-V-I-K.") == "answer_too_short");
+  // "Answers:" is not a label and "Q:" only counts at a line start: these are sentences.
+  CHECK(rule("Answers: there are three of them.").empty());
+  CHECK(rule("Zorvik asked Q: where is home.").empty());
+  // Off by default: the same answers pass the default rules (bar the ones that break them too).
+  CHECK(check_chat(chat("Where?", "zorvik lives in pelmora.")).passed());
+  CHECK(check_chat(chat("Where?", "Pelmora.")).passed());
+  CHECK(check_chat(chat("Where?", "Zorvik lives in Pelmora.\nUser: Next?")).passed());
+}
+
+TEST_CASE("the curate config reads and writes the opt-in sentence rules", "[curate]") {
+  const CurateConfig config = CurateConfig::from_json_text(
+      R"({"chat_rules": {"reject_lowercase_start": true, "reject_label_prefix": true,
+          "reject_turn_marker": true, "min_answer_words": 3}})",
+      "test");
+  CHECK(config.chat_rules.reject_lowercase_start);
+  CHECK(config.chat_rules.reject_label_prefix);
+  CHECK(config.chat_rules.reject_turn_marker);
+  CHECK(config.chat_rules.min_answer_words == 3);
+  CHECK(config.to_json().find("\"min_answer_words\": 3") != std::string::npos);
+  CHECK_THROWS_WITH(CurateConfig::from_json_text(R"({"chat_rules": {"min_words": 3}})", "test"),
+                    Catch::Contains("chat_rules.min_words"));
 }
 
 TEST_CASE("the repetition rule is the world's: two words twice or one word three times",

@@ -1,6 +1,7 @@
 // rl/plot: metrics JSONL -> gnuplot data, script and PNG; a missing gnuplot keeps the files.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -117,4 +118,24 @@ TEST_CASE("A series without points is named and nothing is rendered for it", "[p
   REQUIRE_FALSE(result.rendered);
   REQUIRE_THAT(result.message, Catch::Contains("no points for reward"));
   REQUIRE_THROWS_WITH(plot_metrics({}, dir / "none.png"), Catch::Contains("no series"));
+}
+
+TEST_CASE("plot_bars writes one row per category, one column per series, NaN for no bar",
+          "[pretrain][plot]") {
+  TempDir dir;
+  PlotResult result = plot_bars({"all tasks", "unseen tasks"},
+                                {{"curated", {0.5, 0.25}}, {"random", {0.125, std::nan("")}}},
+                                dir / "bars" / "exact.png", {.title = "exact match"});
+  REQUIRE(read_file_bytes(result.data) ==
+          "# category \"curated\" \"random\"\n\"all tasks\" 0.5 0.125\n\"unseen tasks\" 0.25 "
+          "NaN\n");
+  const std::string script = read_file_bytes(result.script);
+  REQUIRE(script.find("set style histogram cluster") != std::string::npos);
+  REQUIRE(script.find("using 2:xtic(1) title \"curated\"") != std::string::npos);
+  REQUIRE(script.find("'' using 3 title \"random\"") != std::string::npos);
+  REQUIRE(result.rendered == gnuplot_installed());
+  if (result.rendered)
+    REQUIRE(read_file_bytes(result.png).substr(0, 4) == std::string("\x89PNG", 4));
+  REQUIRE_THROWS_WITH(plot_bars({"a", "b"}, {{"x", {1.0}}}, dir / "bad.png"),
+                      Catch::Contains("series 'x' has 1 values for 2 categories"));
 }

@@ -133,7 +133,11 @@ CurateConfig CurateConfig::from_json_text(const std::string& text, const std::st
                    {"reject_repeated_phrase", set(r.reject_repeated_phrase)},
                    {"reject_copied_question", set(r.reject_copied_question)},
                    {"copy_ngram_fraction", set(r.copy_ngram_fraction)},
-                   {"max_answer_chars", set(r.max_answer_chars)}});
+                   {"max_answer_chars", set(r.max_answer_chars)},
+                   {"reject_lowercase_start", set(r.reject_lowercase_start)},
+                   {"reject_label_prefix", set(r.reject_label_prefix)},
+                   {"reject_turn_marker", set(r.reject_turn_marker)},
+                   {"min_answer_words", set(r.min_answer_words)}});
        }},
       {"decontaminate",
        [&](const json& v) {
@@ -203,7 +207,11 @@ std::string CurateConfig::to_json() const {
                  {"reject_repeated_phrase", r.reject_repeated_phrase},
                  {"reject_copied_question", r.reject_copied_question},
                  {"copy_ngram_fraction", r.copy_ngram_fraction},
-                 {"max_answer_chars", r.max_answer_chars}}},
+                 {"max_answer_chars", r.max_answer_chars},
+                 {"reject_lowercase_start", r.reject_lowercase_start},
+                 {"reject_label_prefix", r.reject_label_prefix},
+                 {"reject_turn_marker", r.reject_turn_marker},
+                 {"min_answer_words", r.min_answer_words}}},
                {"decontaminate",
                 {{"ngram_documents", decontamination.ngram_documents},
                  {"ngram_chats", decontamination.ngram_chats},

@@ -287,6 +287,31 @@ bool repeats_back_to_back(const std::vector<std::string>& words) {
   return false;
 }
 
+// "Answer: ..." and friends: the first whitespace token is one of the labels, with its colon.
+bool opens_with_label(std::string_view answer) {
+  static constexpr std::string_view kLabels[] = {
+      "answer:", "a:", "response:", "output:", "assistant:", "bot:"};
+  const size_t end = answer.find_first_of(" \t\n");
+  std::string first(answer.substr(0, end));
+  for (char& c : first) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return std::find(std::begin(kLabels), std::end(kLabels), first) != std::end(kLabels);
+}
+
+bool holds_turn_marker(std::string_view answer) {
+  if (answer.find("<|") != std::string_view::npos) return true;
+  static constexpr std::string_view kRoles[] = {"user:", "human:", "assistant:", "system:", "q:"};
+  for (size_t start = 0; start < answer.size();) {
+    size_t end = answer.find('\n', start);
+    if (end == std::string_view::npos) end = answer.size();
+    std::string line(trim(answer.substr(start, end - start)));
+    for (char& c : line) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (std::string_view role : kRoles)
+      if (line.starts_with(role)) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
 RuleVerdict check_chat(const Row& row, const ChatRulesConfig& config) {
   if (row.format == RowFormat::text) return {};
   if (config.require_assistant_turn && !row.has_assistant_turn())
@@ -308,8 +333,18 @@ RuleVerdict check_chat(const Row& row, const ChatRulesConfig& config) {
         static_cast<int64_t>(answer.size()) > config.max_answer_chars)
       return fail_rule("answer_too_long",
                        fmt::format("{} characters > {}", answer.size(), config.max_answer_chars));
+    if (config.reject_turn_marker && holds_turn_marker(answer))
+      return fail_rule("turn_marker", fmt::format("assistant answer {} runs into another turn", k));
+    if (config.reject_label_prefix && opens_with_label(answer))
+      return fail_rule("label_prefix", fmt::format("assistant answer {} opens with a label", k));
+    if (config.reject_lowercase_start && answer.front() >= 'a' && answer.front() <= 'z')
+      return fail_rule("lowercase_start",
+                       fmt::format("assistant answer {} starts in lower case", k));
     const std::string normalised = normalise_text(answer);
     const std::vector<std::string> words = repetition_words(answer);
+    if (config.min_answer_words > 0 && static_cast<int64_t>(words.size()) < config.min_answer_words)
+      return fail_rule("answer_too_short",
+                       fmt::format("{} words < {}", words.size(), config.min_answer_words));
     if (config.reject_repeated_phrase && repeats_back_to_back(words))
       return fail_rule("repeated_phrase", "a run of words repeats back to back");
     if (config.reject_copied_question && !question.empty()) {

@@ -31,6 +31,16 @@
 //   copies_question     an answer equal to the question, or whose word 3-grams are >= 80% found
 //                       in the question (answers of >= 3 words)
 //   answer_too_long     answer over max_answer_chars characters (0 = off, the default)
+// Off by default, for scraped chat data whose answers should read as sentences (the pipeline
+// turns them on for the world's noisy pool; each is what a data engineer writes after reading a
+// few hundred rows of any scrape, and none looks at what an answer says):
+//   lowercase_start     an answer that starts with a lower-case ASCII letter
+//   label_prefix        an answer that opens with a label and a colon: "Answer:", "A:",
+//                       "Response:", "Output:", "Assistant:", "Bot:" (a scraped Q/A layout)
+//   turn_marker         an answer holding a chat special token ("<|") or a line that starts with
+//                       a role label ("User:", "Human:", "Assistant:", "System:", "Q:"): the
+//                       scrape missed where the turn ended and the answer runs into the next
+//   answer_too_short    an answer of fewer than min_answer_words words (0 = off)
 #pragma once
 
 #include <cstdint>
@@ -65,6 +75,10 @@ struct ChatRulesConfig {
   bool reject_copied_question = true;
   double copy_ngram_fraction = 0.8;
   int64_t max_answer_chars = 0;  // 0 = no limit
+  bool reject_lowercase_start = false;
+  bool reject_label_prefix = false;
+  bool reject_turn_marker = false;
+  int64_t min_answer_words = 0;  // 0 = no minimum
 };
 
 // The outcome of the rules on one row: empty rule = passed.

@@ -84,7 +84,9 @@ Entity random_entity(std::string name, const std::vector<std::string>& towns, Rn
   return entity;
 }
 
-// ---- rejected completions ---------------------------------------------------------------------
+}  // namespace
+
+namespace detail {
 
 std::string swap_adjacent_letters(std::string letters, Rng& rng) {
   int n = static_cast<int>(letters.size());
@@ -137,7 +139,7 @@ std::string lowercased(std::string text) {
   return text;
 }
 
-std::string malformed(const Expected& expected, Rng& rng) {
+std::string malformed_completion(const Expected& expected, Rng& rng) {
   std::string sentence = expected.sentence();
   std::string end(special_tokens::kEndOfTurn);
   bool lowercase_differs = lowercased(sentence) != sentence;
@@ -154,22 +156,21 @@ std::string malformed(const Expected& expected, Rng& rng) {
   }
 }
 
-std::string rambling(const Expected& expected, Rng& rng) {
+std::string rambling_answer(const Expected& expected, Rng& rng) {
   std::string sentence = expected.sentence();
-  std::string end(special_tokens::kEndOfTurn);
   switch (rng.below(3)) {
     case 0: {  // the whole answer, over and over
       std::string text = sentence;
       for (int copies = rng.between(2, 4); copies > 1; --copies) text += " " + sentence;
-      return text + end;
+      return text;
     }
     case 1: {  // the value stutters
       std::string value = expected.value;
       for (int copies = rng.between(3, 4); copies > 1; --copies) value += " " + expected.value;
-      return expected.prefix + value + expected.suffix + end;
+      return expected.prefix + value + expected.suffix;
     }
     default:  // the answer trails off into repeated filler
-      return sentence + " I hope this helps. I hope this helps. I hope this helps." + end;
+      return sentence + " I hope this helps. I hope this helps. I hope this helps.";
   }
 }
 
@@ -187,7 +188,7 @@ const std::vector<std::string>& follow_up_openers() {
   return openers;
 }
 
-}  // namespace
+}  // namespace detail
 
 World::World(WorldConfig config) : config_(config) {
   const WorldConfig& c = config_;
@@ -206,6 +207,23 @@ World::World(WorldConfig config) : config_(config) {
   TILLER_CHECK(c.preference_heldout_fraction >= 0 && c.preference_heldout_fraction < 1,
                "world: preference_heldout_fraction is {}, must be in [0, 1)",
                c.preference_heldout_fraction);
+  const PoolNoiseShares& p = c.pool_noise;
+  const double shares[] = {p.wrong_fact,          p.lower_case, p.answer_label, p.bare_value,
+                           p.missing_end_of_turn, p.rambling,   p.truncated,    p.exact_duplicate,
+                           p.near_duplicate,      p.leaked_eval};
+  double total_share = 0;
+  for (double share : shares) {
+    TILLER_CHECK(share >= 0 && share <= 1, "world: a pool_noise share is {}, must be in [0, 1]",
+                 share);
+    total_share += share;
+  }
+  TILLER_CHECK(total_share <= 1 + 1e-9, "world: pool_noise shares add up to {}, more than 1",
+               total_share);
+  TILLER_CHECK(p.leaked_eval_prompts >= 0 && p.leaked_eval_prompts <= 1,
+               "world: pool_noise.leaked_eval_prompts is {}, must be in [0, 1]",
+               p.leaked_eval_prompts);
+  TILLER_CHECK(c.num_pool_examples >= 0, "world: num_pool_examples is {}, must be >= 0",
+               c.num_pool_examples);
   build_entities();
   build_facts();
   build_eval();
@@ -361,7 +379,7 @@ void World::build_sft() {
     int t = i % kNumTaskTypes;
     SftExample example;
     example.task = task_from_index(t);
-    if (rng.chance(0.1)) example.messages.push_back({"system", rng.pick(system_prompts())});
+    if (rng.chance(0.1)) example.messages.push_back({"system", rng.pick(detail::system_prompts())});
     if (rng.chance(config_.sft_multi_turn_fraction)) {
       for (int turns = rng.between(1, 2); turns > 0; --turns) {
         const Expected& earlier = next_fact(rng.below(kNumTaskTypes));
@@ -373,7 +391,8 @@ void World::build_sft() {
     for (size_t q = 0; q < example.questions.size(); ++q) {
       const Question& question = example.questions[q];
       bool follow_up = q > 0;
-      std::string user = follow_up ? rng.pick(follow_up_openers()) + question.text : question.text;
+      std::string user =
+          follow_up ? rng.pick(detail::follow_up_openers()) + question.text : question.text;
       example.messages.push_back({"user", std::move(user)});
       example.messages.push_back({"assistant", question.expected.sentence()});
     }
@@ -414,14 +433,15 @@ void World::build_preferences() {
     pair.chosen = completion_for(fact);
     switch (pair.rejection) {
       case Rejection::kWrongFact:
-        pair.rejected = fact.prefix + wrong_value(fact, towns_, rng) + fact.suffix +
+        pair.rejected = fact.prefix + detail::wrong_value(fact, towns_, rng) + fact.suffix +
                         std::string(special_tokens::kEndOfTurn);
         break;
       case Rejection::kMalformed:
-        pair.rejected = malformed(fact, rng);
+        pair.rejected = detail::malformed_completion(fact, rng);
         break;
       case Rejection::kRambling:
-        pair.rejected = rambling(fact, rng);
+        pair.rejected =
+            detail::rambling_answer(fact, rng) + std::string(special_tokens::kEndOfTurn);
         break;
       case Rejection::kMissingEndOfTurn:
         pair.rejected = fact.sentence();

@@ -46,6 +46,24 @@ TaskType task_from_index(int index);        // 0 .. kNumTaskTypes-1, in declarat
 // age and legs (spelling and capitals follow from the name; arithmetic has no creature).
 bool is_creature_attribute(TaskType task);
 
+// The noisy SFT pool (World::noisy_sft_pool): what share of its rows carries each kind of noise;
+// the rest are clean. Every share is in [0, 1] and together they are at most 1.
+struct PoolNoiseShares {
+  double wrong_fact = 0.10;           // the final answer states a wrong value
+  double lower_case = 0.03;           // the canonical sentence, all lower case
+  double answer_label = 0.03;         // "Answer: <value>" instead of the sentence
+  double bare_value = 0.03;           // the value alone ("Pelmora." or "Pelmora")
+  double missing_end_of_turn = 0.03;  // the answer runs on into the next user turn
+  double rambling = 0.06;             // the answer repeats itself (world::score's rambling)
+  double truncated = 0.05;            // the sentence cut off at a word boundary
+  double exact_duplicate = 0.10;      // a verbatim copy of an earlier row
+  double near_duplicate = 0.08;       // an earlier row with its case, spacing or opener changed
+  double leaked_eval = 0.02;          // an eval question with its canonical answer
+  // Leaked rows repeat a few eval questions rather than touching all of them (contamination comes
+  // in clumps): they ask only this share of the eval prompts.
+  double leaked_eval_prompts = 0.2;
+};
+
 struct WorldConfig {
   uint64_t seed = 1;
   int num_entities = 100;  // 25 per task are eval facts; fewer creatures, more exposures each
@@ -59,6 +77,10 @@ struct WorldConfig {
   // The control of the knowledge claims: creatures that appear nowhere (not in the corpus, SFT,
   // preferences or eval), one attribute question each, round-robin over the creature attributes.
   int num_unseen_prompts = 50;
+  // The noisy SFT pool: chats that look automatically collected (see noisy_sft_pool). Its task
+  // mix is skewed on purpose: colour and arithmetic each get 3 shares, the other tasks 1.
+  int num_pool_examples = 10000;
+  PoolNoiseShares pool_noise = {};
 };
 
 struct Entity {
@@ -116,6 +138,34 @@ struct PreferencePair {
 
 enum class Split { kTrain, kHeldOut };
 
+// What one row of the noisy SFT pool carries. Only the last assistant turn of a chat is noisy;
+// duplicates copy an earlier row whatever it carries (PoolRow::copied_noise says what).
+enum class PoolNoise {
+  kClean,
+  kWrongFact,
+  kLowerCase,
+  kAnswerLabel,
+  kBareValue,
+  kMissingEndOfTurn,
+  kRambling,
+  kTruncated,
+  kExactDuplicate,
+  kNearDuplicate,
+  kLeakedEval,
+};
+inline constexpr int kNumPoolNoiseKinds = 11;
+std::string_view pool_noise_name(PoolNoise noise);  // "clean", "wrong_fact", ...
+
+// One row of the noisy pool and its label. The label is ground truth for reports; a curation
+// pipeline must never read it.
+struct PoolRow {
+  SftExample example;  // questions[].expected: what each turn should have answered
+  PoolNoise noise = PoolNoise::kClean;
+  PoolNoise copied_noise = PoolNoise::kClean;  // duplicates: the noise of the row they copy
+  int duplicate_of = -1;                       // duplicates: the index of the (first) row copied
+  int eval_id = -1;                            // leaked rows: the World::eval_prompts() index asked
+};
+
 struct Score {
   bool ends_turn = false;         // the end-of-turn token follows the answer
   bool single_sentence = false;   // starts upper-case or with a digit, one terminal '.', one line
@@ -160,6 +210,10 @@ class World {
   const std::vector<EvalItem>& eval_prompts() const { return eval_; }
   std::vector<PreferencePair> preference_pairs(Split split) const;
   const std::vector<PreferencePair>& all_preference_pairs() const { return preferences_; }
+  // The large noisy SFT pool (config().num_pool_examples rows, config().pool_noise), built on
+  // the training facts like sft_examples() but from its own stream; regenerated on each call
+  // (deterministic) because only the pipeline's curation needs it.
+  std::vector<PoolRow> noisy_sft_pool() const;
 
   Score score(int eval_id, std::string_view response) const;
 
@@ -207,6 +261,10 @@ class World {
 // the path.
 void write_sft_jsonl(const std::string& path, const std::vector<SftExample>& examples);
 void write_preferences_jsonl(const std::string& path, const std::vector<PreferencePair>& pairs);
+// The pool as {"messages": [...]} lines (what a curator sees), and its labels, one line per row:
+// {"row", "noise", "task", "key", "duplicate_of", "copied_noise", "eval_id"}.
+void write_pool_jsonl(const std::string& path, const std::vector<PoolRow>& rows);
+void write_pool_labels_jsonl(const std::string& path, const std::vector<PoolRow>& rows);
 void write_eval_jsonl(const std::string& path, const std::vector<EvalItem>& items);
 void write_text(const std::string& path, std::string_view text);
 

@@ -85,4 +85,16 @@ const std::vector<std::string>& colours();
 const std::vector<std::string>& foods();
 const std::vector<int>& leg_counts();
 
+// Noisy answers, shared by the preference pairs (world.cpp) and the noisy SFT pool
+// (world_pool.cpp). None carries the end-of-turn token except malformed_completion, which is a
+// raw completion.
+std::string wrong_value(const Expected& expected, const std::vector<std::string>& towns, Rng& rng);
+std::string lowercased(std::string text);
+std::string malformed_completion(const Expected& expected, Rng& rng);
+std::string rambling_answer(const Expected& expected, Rng& rng);
+
+// Chat dressing shared by the SFT chats and the pool.
+const std::vector<std::string>& system_prompts();
+const std::vector<std::string>& follow_up_openers();
+
 }  // namespace tiller::world::detail

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 
@@ -39,6 +40,46 @@ std::string shell_word(const std::string& text) {
 std::filesystem::path with_extension(const std::filesystem::path& png, const char* extension) {
   auto path = png;
   return path.replace_extension(extension);
+}
+
+std::string script_header(const PlotResult& result, const PlotOptions& options) {
+  std::string script = "# Written by tiller (rl/plot.cpp); render with: gnuplot <this file>\n";
+  script += fmt::format("data_file = {}\n", gnuplot_string(result.data.string()));
+  script += fmt::format(
+      "if (strstrt(GPVAL_TERMINALS, \"pngcairo\") > 0) {{ set terminal pngcairo size {},{} "
+      "enhanced font \"sans,10\" }} else {{ set terminal png size {},{} }}\n",
+      options.width, options.height, options.width, options.height);
+  script += fmt::format("set output {}\n", gnuplot_string(result.png.string()));
+  script += fmt::format("set title {} noenhanced\n", gnuplot_string(options.title));
+  script += fmt::format("set xlabel {} noenhanced\n", gnuplot_string(options.x_label));
+  script += fmt::format("set ylabel {} noenhanced\n", gnuplot_string(options.y_label));
+  return script;
+}
+
+// Runs gnuplot on the written script; fills rendered and message (never throws for gnuplot).
+void render(PlotResult& result) {
+  const std::string kept =
+      fmt::format("kept {} and {}", result.script.string(), result.data.string());
+  if (std::system("gnuplot --version > /dev/null 2>&1") != 0) {
+    result.message = fmt::format(
+        "plot: gnuplot not found (Debian: apt-get install gnuplot-nox); {}; render with "
+        "gnuplot {}",
+        kept, result.script.string());
+    return;
+  }
+  const auto log_path = with_extension(result.png, ".log");
+  std::error_code ignored;
+  std::filesystem::remove(result.png, ignored);  // so a stale PNG never passes for a new one
+  const std::string command =
+      fmt::format("gnuplot {} > {} 2>&1", shell_word(result.script), shell_word(log_path));
+  if (std::system(command.c_str()) != 0 || !std::filesystem::exists(result.png)) {
+    result.message = fmt::format("plot: gnuplot failed on {} (see {}); {}", result.script.string(),
+                                 log_path.string(), kept);
+    return;
+  }
+  std::filesystem::remove(log_path, ignored);
+  result.rendered = true;
+  result.message = fmt::format("plot: wrote {}", result.png.string());
 }
 
 }  // namespace
@@ -100,16 +141,7 @@ PlotResult plot_metrics(const std::vector<PlotSeries>& series,
   }
   write_file_atomic(result.data, data);
 
-  std::string script = "# Written by tiller (rl/plot.cpp); render with: gnuplot <this file>\n";
-  script += fmt::format("data_file = {}\n", gnuplot_string(result.data.string()));
-  script += fmt::format(
-      "if (strstrt(GPVAL_TERMINALS, \"pngcairo\") > 0) {{ set terminal pngcairo size {},{} "
-      "enhanced font \"sans,10\" }} else {{ set terminal png size {},{} }}\n",
-      options.width, options.height, options.width, options.height);
-  script += fmt::format("set output {}\n", gnuplot_string(result.png.string()));
-  script += fmt::format("set title {} noenhanced\n", gnuplot_string(options.title));
-  script += fmt::format("set xlabel {} noenhanced\n", gnuplot_string(options.x_label));
-  script += fmt::format("set ylabel {} noenhanced\n", gnuplot_string(options.y_label));
+  std::string script = script_header(result, options);
   // An opaque, boxed key stays readable where the curves run under it.
   script += "set key top right noenhanced box opaque\nset grid\n";
   if (options.log_y) script += "set logscale y\n";
@@ -127,28 +159,55 @@ PlotResult plot_metrics(const std::vector<PlotSeries>& series,
     result.message = fmt::format("plot: no points for {}; {}", fmt::join(empty_series, ", "), kept);
     return result;
   }
-  if (std::system("gnuplot --version > /dev/null 2>&1") != 0) {
-    result.message = fmt::format(
-        "plot: gnuplot not found (Debian: apt-get install gnuplot-nox); {}; render with "
-        "gnuplot {}",
-        kept, result.script.string());
-    return result;
-  }
-  const auto log_path = with_extension(png_path, ".log");
-  std::error_code ignored;
-  std::filesystem::remove(result.png, ignored);  // so a stale PNG never passes for a new one
-  const std::string command =
-      fmt::format("gnuplot {} > {} 2>&1", shell_word(result.script), shell_word(log_path));
-  if (std::system(command.c_str()) != 0 || !std::filesystem::exists(result.png)) {
-    result.message = fmt::format("plot: gnuplot failed on {} (see {}); {}", result.script.string(),
-                                 log_path.string(), kept);
-    return result;
-  }
-  std::filesystem::remove(log_path, ignored);
-  result.rendered = true;
-  result.message = fmt::format("plot: wrote {}", result.png.string());
+  render(result);
+  if (!result.rendered) return result;
   if (!empty_series.empty())
     result.message += fmt::format(" (no points for {})", fmt::join(empty_series, ", "));
+  return result;
+}
+
+PlotResult plot_bars(const std::vector<std::string>& categories,
+                     const std::vector<BarSeries>& series, const std::filesystem::path& png_path,
+                     const PlotOptions& options) {
+  TILLER_CHECK(!categories.empty() && !series.empty(), "plot_bars: no {} to plot into {}",
+               categories.empty() ? "categories" : "series", png_path.string());
+  for (const BarSeries& s : series)
+    TILLER_CHECK(s.values.size() == categories.size(),
+                 "plot_bars: series '{}' has {} values for {} categories", s.label, s.values.size(),
+                 categories.size());
+  PlotResult result;
+  result.png = png_path;
+  result.script = with_extension(png_path, ".gp");
+  result.data = with_extension(png_path, ".dat");
+  if (png_path.has_parent_path()) std::filesystem::create_directories(png_path.parent_path());
+  // One row per category: its quoted name, then one column per series ("NaN": no bar).
+  std::string data = "# category";
+  for (const BarSeries& s : series) {
+    data += ' ';
+    data += gnuplot_string(s.label);
+  }
+  data += "\n";
+  for (size_t c = 0; c < categories.size(); ++c) {
+    data += gnuplot_string(categories[c]);
+    for (const BarSeries& s : series)
+      data += std::isfinite(s.values[c]) ? fmt::format(" {:.9g}", s.values[c]) : " NaN";
+    data += "\n";
+  }
+  write_file_atomic(result.data, data);
+  std::string script = script_header(result, options);
+  script +=
+      "set key outside right noenhanced\nset grid ytics\nset yrange [0:*]\n"
+      "set style data histogram\nset style histogram cluster gap 1\n"
+      "set style fill solid 0.85 border -1\nset boxwidth 0.9\nset xtics noenhanced\n";
+  if (options.log_y) script += "set logscale y\n";
+  script += "plot ";
+  for (size_t i = 0; i < series.size(); ++i)
+    script +=
+        fmt::format("{}{} using {}{} title {}", i ? ", \\\n     " : "", i ? "''" : "data_file",
+                    i + 2, i ? "" : ":xtic(1)", gnuplot_string(series[i].label));
+  script += "\n";
+  write_file_atomic(result.script, script);
+  render(result);
   return result;
 }
 

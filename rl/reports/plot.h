@@ -1,5 +1,6 @@
-// Line plots of training metrics: JSONL metrics files (rl/metrics.h) -> gnuplot data + script ->
-// PNG, for every trainer (pretraining, SFT, reward model, PPO, a whole pipeline).
+// Line plots of training metrics (and grouped bar charts of final figures): JSONL metrics files
+// (rl/metrics.h) -> gnuplot data + script -> PNG, for every trainer (pretraining, SFT, reward
+// model, PPO, a whole pipeline).
 //
 // A series is one metric (e.g. "loss", "val_loss", "objective/kl") taken from one JSONL file,
 // optionally only from records of one stage, plotted against another field (default "step"),
@@ -52,5 +53,16 @@ std::vector<std::pair<double, double>> read_series(const PlotSeries& series);
 // Writes data + script beside `png_path` and runs gnuplot on them.
 PlotResult plot_metrics(const std::vector<PlotSeries>& series,
                         const std::filesystem::path& png_path, const PlotOptions& options = {});
+
+// A grouped bar chart: one group of bars per category (x axis), one bar per series in each
+// group; BarSeries::values holds one value per category (NaN: no bar). Same files and the same
+// never-throw-for-gnuplot contract as plot_metrics.
+struct BarSeries {
+  std::string label;
+  std::vector<double> values;
+};
+PlotResult plot_bars(const std::vector<std::string>& categories,
+                     const std::vector<BarSeries>& series, const std::filesystem::path& png_path,
+                     const PlotOptions& options = {});
 
 }  // namespace tiller::rl
