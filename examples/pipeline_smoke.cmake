@@ -124,6 +124,25 @@ if(NOT leaked GREATER 0 OR NOT scored LESS 16)
   message(FATAL_ERROR "report.json: full_pool: ${leaked} leaked eval questions, ${scored} scored; "
                       "the pool's leaked rows should be found and left out of its scoring")
 endif()
+# The seed's claims: one per claim (knowledge, control, exact match, format, quality, diversity,
+# reward model, PPO, two budgets), each with a measure, a target and a verdict.
+string(JSON claim_count LENGTH "${report}" claims)
+if(NOT claim_count EQUAL 10)
+  message(FATAL_ERROR "report.json: expected 10 claims, got ${claim_count}")
+endif()
+math(EXPR last_claim "${claim_count} - 1")
+foreach(index RANGE ${last_claim})
+  foreach(key claim measure target met)
+    string(JSON value ERROR_VARIABLE error GET "${report}" claims ${index} ${key})
+    if(error OR value STREQUAL "")
+      message(FATAL_ERROR "report.json: claims[${index}].${key} missing (${error})")
+    endif()
+  endforeach()
+endforeach()
+file(READ ${OUT}/report.md report_md)
+if(NOT report_md MATCHES "## The seed's claims")
+  message(FATAL_ERROR "report.md has no claims table")
+endif()
 foreach(file report.md loss_curves.png reward_model_accuracy.png ppo_reward_kl.png
              ablation_exact_match.png ablation_format_compliance.png ablation_probe_accuracy.png
              ablation_rambling_rate.png ablation_ends_turn.png ablation_mean_response_tokens.png

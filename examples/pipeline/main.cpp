@@ -163,7 +163,6 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    auto total_start = std::chrono::steady_clock::now();
     Device device = Device::parse(options.device);
     fs::path bin = fs::canonical("/proc/self/exe").parent_path();
     fs::create_directories(options.out);
@@ -369,8 +368,11 @@ int main(int argc, char** argv) {
 
     double rm_accuracy = last_value(reward_dir / "metrics.jsonl", "eval/accuracy");
     double final_kl = last_value(ppo_dir / "metrics.jsonl", "objective/kl");
-    double total_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - total_start).count();
+    // The total is the sum of the stages as each one ran, so that a --reuse run (which only
+    // re-evaluates) still reports what producing these results cost.
+    double total_seconds = 0;
+    for (const auto& [name, seconds] : stages.items())
+      if (seconds.is_number()) total_seconds += seconds.get<double>();
 
     nlohmann::json report;
     report["device"] = device.str();
@@ -397,6 +399,7 @@ int main(int argc, char** argv) {
     report["ppo_final_kl"] = final_kl;
     report["seconds"] = stages;
     report["seconds"]["total"] = total_seconds;
+    report["claims"] = pipeline::claims_json(report);
 
     std::string table = pipeline::markdown_tables(rows, world);
     table += fmt::format(
@@ -408,7 +411,8 @@ int main(int argc, char** argv) {
     for (const std::string& name : stage_order)
       table += fmt::format(" {} {};", name, rl::format_duration(stages.value(name, 0.0)));
     table += fmt::format(" total {}\n", rl::format_duration(total_seconds));
-    table += "\nSFT data: " + report["sft_data"].get<std::string>() + ".\n\n" +
+    table += "\n" + pipeline::claims_markdown(report["claims"]);
+    table += "SFT data: " + report["sft_data"].get<std::string>() + ".\n\n" +
              pipeline::curation_markdown(report["curation"]);
     if (options.ablation) {
       table += pipeline::ablation_markdown(arm_results, world);

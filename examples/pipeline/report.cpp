@@ -165,4 +165,124 @@ std::string markdown_tables(const std::vector<ModelRow>& rows, const World& worl
   return md;
 }
 
+nlohmann::json claims_json(const nlohmann::json& report) {
+  nlohmann::json claims = nlohmann::json::array();
+  auto add = [&](std::string claim, std::string measure, double value, std::string target,
+                 bool met) {
+    claims.push_back({{"claim", std::move(claim)},
+                      {"measure", std::move(measure)},
+                      {"value", std::isfinite(value) ? nlohmann::json(value) : nlohmann::json()},
+                      {"target", std::move(target)},
+                      {"met", met}});
+  };
+  auto number = [](const nlohmann::json& j, const char* key) {
+    return j.contains(key) && j[key].is_number() ? j[key].get<double>() : std::nan("");
+  };
+  if (!report.contains("models")) return claims;
+  const nlohmann::json& models = report["models"];
+  if (models.contains("base")) {
+    const double probe = number(models["base"], "probe_accuracy_creature_attributes");
+    add("knowledge comes from pretraining", "base probe, creature attributes", probe, ">= 80%",
+        probe >= 0.80);
+  }
+  const double chance = number(report, "chance_unseen_facts");
+  const double questions = number(report, "unseen_prompts");
+  if (std::isfinite(chance) && questions > 0) {
+    const double bound = chance + 2 * std::sqrt(chance * (1 - chance) / questions);
+    double worst = -1;
+    for (const auto& [name, m] : models.items())
+      worst = std::max(worst, number(m, "accuracy_unseen_facts"));
+    add("facts in no data set stay at chance for every model",
+        "highest probe on the unseen creatures", worst,
+        fmt::format("<= {} (chance {} + 2 s.e.)", percent(bound), percent(chance)),
+        worst <= bound);
+  }
+  if (models.contains("sft")) {
+    const double exact = number(models["sft"], "exact_match_pretrained_facts");
+    add("alignment surfaces what pretraining taught",
+        "SFT exact match on facts seen only in pretraining", exact, ">= 60%", exact >= 0.60);
+    const double format = number(models["sft"], "format_compliance");
+    add("a small curated set teaches the format", "SFT format compliance", format, ">= 95%",
+        format >= 0.95);
+  }
+  if (report.contains("ablation") && report["ablation"].contains("arms")) {
+    const nlohmann::json& arms = report["ablation"]["arms"];
+    auto arm = [&](const char* name, const char* key) {
+      return arms.contains(name) ? number(arms[name], key) : std::nan("");
+    };
+    const double curated = arm("curated_1k", "exact_match"), clean = arm("clean_1k", "exact_match");
+    const double pool = arm("full_pool", "exact_match"), random = arm("random_1k", "exact_match");
+    if (std::isfinite(curated) && std::isfinite(pool) && std::isfinite(random)) {
+      add("quality beats quantity (LIMA)",
+          fmt::format("exact match: curated_1k {}, clean_1k {}, full_pool {}, random_1k {}",
+                      percent(curated), percent(clean), percent(pool), percent(random)),
+          curated, "curated >= full_pool > random", curated >= pool && pool > random);
+    }
+    if (arms.contains("homogeneous_1k") &&
+        arms["homogeneous_1k"].contains("tasks_homogeneous_arm_never_saw")) {
+      const auto unseen_exact = [&](const char* name) {
+        return arms.contains(name) && arms[name].contains("tasks_homogeneous_arm_never_saw")
+                   ? number(arms[name]["tasks_homogeneous_arm_never_saw"], "exact_match")
+                   : std::nan("");
+      };
+      const double homogeneous = unseen_exact("homogeneous_1k");
+      double weakest_diverse = std::nan("");
+      for (const char* name : {"curated_1k", "random_1k", "full_pool", "clean_1k"}) {
+        const double value = unseen_exact(name);
+        if (std::isfinite(value) && !(value >= weakest_diverse)) weakest_diverse = value;
+      }
+      add("diversity beats homogeneity (LIMA)",
+          fmt::format("exact match on the tasks homogeneous_1k never saw (weakest diverse arm {})",
+                      percent(weakest_diverse)),
+          homogeneous, "below every diverse arm", homogeneous < weakest_diverse);
+    }
+  }
+  const double rm = number(report, "reward_model_heldout_accuracy");
+  if (std::isfinite(rm))
+    add("a reward model learns the preferences", "reward model held-out accuracy", rm, ">= 90%",
+        rm >= 0.90);
+  if (models.contains("sft") && models.contains("ppo")) {
+    const double gain = number(models["ppo"], "exact_match") - number(models["sft"], "exact_match");
+    add("PPO against the reward model improves the policy",
+        fmt::format("PPO exact match minus SFT's (KL to SFT {:.3g}/token)",
+                    number(models["ppo"], "kl_to_sft")),
+        gain, ">= +5 points", gain >= 0.05);
+  }
+  if (report.contains("seconds") && report["seconds"].is_object()) {
+    double stages = 0, ablation = 0;
+    for (const auto& [name, seconds] : report["seconds"].items()) {
+      if (!seconds.is_number() || name == "total" || name == "report") continue;
+      (name.starts_with("ablation/") ? ablation : stages) += seconds.get<double>();
+    }
+    add("every stage is fast enough to run on a laptop",
+        fmt::format("seconds of the pipeline's stages (world to grpo): {}",
+                    tiller::rl::format_duration(stages)),
+        stages, "<= 600 s on 2 CPU cores", stages <= 600);
+    if (ablation > 0)
+      add("the LIMA ablation is cheap", fmt::format("seconds of the ablation's extra SFT runs: {}",
+                                                    tiller::rl::format_duration(ablation)),
+          ablation, "<= 600 s on 2 CPU cores", ablation <= 600);
+  }
+  return claims;
+}
+
+std::string claims_markdown(const nlohmann::json& claims) {
+  std::string md =
+      "## The seed's claims\n\n| claim | measure | value | target | met |\n|---|---|---:|---|---|\n";
+  for (const nlohmann::json& c : claims) {
+    const std::string target = c["target"].get<std::string>();
+    const bool points = target.find("points") != std::string::npos;
+    const bool seconds = target.find(" s ") != std::string::npos;
+    const std::string value =
+        !c["value"].is_number() ? "—"
+        : points                ? fmt::format("{:+.1f} points", 100 * c["value"].get<double>())
+        : seconds               ? fmt::format("{:.0f} s", c["value"].get<double>())
+                                : percent(c["value"].get<double>());
+    md += fmt::format("| {} | {} | {} | {} | {} |\n", c["claim"].get<std::string>(),
+                      c["measure"].get<std::string>(), value, c["target"].get<std::string>(),
+                      c["met"].get<bool>() ? "yes" : "**no**");
+  }
+  return md + "\n";
+}
+
 }  // namespace pipeline
