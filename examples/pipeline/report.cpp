@@ -194,8 +194,7 @@ nlohmann::json claims_json(const nlohmann::json& report) {
       worst = std::max(worst, number(m, "accuracy_unseen_facts"));
     add("facts in no data set stay at chance for every model",
         "highest probe on the unseen creatures", worst,
-        fmt::format("<= {} (chance {} + 2 s.e.)", percent(bound), percent(chance)),
-        worst <= bound);
+        fmt::format("<= {} (chance {} + 2 s.e.)", percent(bound), percent(chance)), worst <= bound);
   }
   if (models.contains("sft")) {
     const double exact = number(models["sft"], "exact_match_pretrained_facts");
@@ -259,8 +258,9 @@ nlohmann::json claims_json(const nlohmann::json& report) {
                     tiller::rl::format_duration(stages)),
         stages, "<= 600 s on 2 CPU cores", stages <= 600);
     if (ablation > 0)
-      add("the LIMA ablation is cheap", fmt::format("seconds of the ablation's extra SFT runs: {}",
-                                                    tiller::rl::format_duration(ablation)),
+      add("the LIMA ablation is cheap",
+          fmt::format("seconds of the ablation's extra SFT runs: {}",
+                      tiller::rl::format_duration(ablation)),
           ablation, "<= 600 s on 2 CPU cores", ablation <= 600);
   }
   return claims;
@@ -268,16 +268,17 @@ nlohmann::json claims_json(const nlohmann::json& report) {
 
 std::string claims_markdown(const nlohmann::json& claims) {
   std::string md =
-      "## The seed's claims\n\n| claim | measure | value | target | met |\n|---|---|---:|---|---|\n";
+      "## The seed's claims\n\n| claim | measure | value | target | met "
+      "|\n|---|---|---:|---|---|\n";
   for (const nlohmann::json& c : claims) {
     const std::string target = c["target"].get<std::string>();
     const bool points = target.find("points") != std::string::npos;
     const bool seconds = target.find(" s ") != std::string::npos;
-    const std::string value =
-        !c["value"].is_number() ? "—"
-        : points                ? fmt::format("{:+.1f} points", 100 * c["value"].get<double>())
-        : seconds               ? fmt::format("{:.0f} s", c["value"].get<double>())
-                                : percent(c["value"].get<double>());
+    const std::string value = !c["value"].is_number() ? "—"
+                              : points
+                                  ? fmt::format("{:+.1f} points", 100 * c["value"].get<double>())
+                              : seconds ? fmt::format("{:.0f} s", c["value"].get<double>())
+                                        : percent(c["value"].get<double>());
     md += fmt::format("| {} | {} | {} | {} | {} |\n", c["claim"].get<std::string>(),
                       c["measure"].get<std::string>(), value, c["target"].get<std::string>(),
                       c["met"].get<bool>() ? "yes" : "**no**");
