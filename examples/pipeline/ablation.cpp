@@ -11,6 +11,7 @@
 #include "core/data/rows.h"
 #include "core/io/atomic_file.h"
 #include "kernels/random.h"
+#include "report.h"
 #include "rl/reports/metrics.h"
 #include "rl/reports/plot.h"
 
@@ -100,18 +101,6 @@ struct GroupRates {
   int64_t prompts = 0, exact = 0, format = 0, rambling = 0, ends_turn = 0, fact = 0;
   int64_t response_tokens = 0, probed = 0, probe_correct = 0;
 };
-
-double rate(int64_t count, int64_t total) {
-  return total == 0 ? std::nan("") : static_cast<double>(count) / static_cast<double>(total);
-}
-
-nlohmann::json number(double value) {
-  return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
-}
-
-std::string percent(double value) {
-  return std::isfinite(value) ? fmt::format("{:.1f}%", 100 * value) : std::string("—");
-}
 
 enum class Group { kAll, kHomogeneousTasks, kOtherTasks };
 constexpr Group kGroups[] = {Group::kAll, Group::kHomogeneousTasks, Group::kOtherTasks};
@@ -259,7 +248,7 @@ nlohmann::json ablation_json(const std::vector<ArmResult>& arms, const World& wo
     for (Group group : kGroups) {
       const GroupRates g = group_rates(arm, world, group);
       nlohmann::json& target = group == Group::kAll ? a : a[group_key(group)];
-      for (const Metric& metric : kMetrics) target[metric.key] = number(metric.value(g));
+      for (const Metric& metric : kMetrics) target[metric.key] = json_number(metric.value(g));
       if (group != Group::kAll) target["eval_prompts"] = g.prompts;
     }
     for (int t = 0; t < world::kNumTaskTypes; ++t) {
@@ -274,8 +263,8 @@ nlohmann::json ablation_json(const std::vector<ArmResult>& arms, const World& wo
         format += e.score.format_ok;
       }
       a["per_task"][task] = {{"eval_prompts", n},
-                             {"exact_match", number(rate(exact, n))},
-                             {"format_compliance", number(rate(format, n))}};
+                             {"exact_match", json_number(rate(exact, n))},
+                             {"format_compliance", json_number(rate(format, n))}};
     }
     out["arms"][arm.data.name] = a;
   }

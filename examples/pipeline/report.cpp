@@ -39,20 +39,19 @@ ExactMatchBreakdown breakdown(const rl::EvaluationReport& report,
   return b;
 }
 
-double ratio(int64_t count, int64_t total) {
+}  // namespace
+
+double rate(int64_t count, int64_t total) {
   return total == 0 ? std::nan("") : static_cast<double>(count) / static_cast<double>(total);
 }
 
-// JSON has no NaN: a rate without questions is written as null.
-nlohmann::json number(double value) {
+nlohmann::json json_number(double value) {
   return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
 }
 
 std::string percent(double value) {
   return std::isfinite(value) ? fmt::format("{:.1f}%", 100.0 * value) : std::string("—");
 }
-
-}  // namespace
 
 ModelRow evaluate_model(const std::string& name, const fs::path& dir,
                         const EvaluationInputs& inputs, const fs::path& jsonl_prefix,
@@ -105,19 +104,19 @@ nlohmann::json model_json(const ModelRow& row, const World& world) {
       {"fact_correct", r.fact_correct_rate},
       {"ends_turn", r.ends_turn_rate},
       {"world_reward", r.mean_reward},
-      {"reward_model_score", number(r.mean_extra_score.value_or(std::nan("")))},
+      {"reward_model_score", json_number(r.mean_extra_score.value_or(std::nan("")))},
       {"mean_response_tokens", r.mean_response_tokens},
-      {"exact_match_pretrained_facts", number(ratio(b.creature_exact, b.creature_questions))},
+      {"exact_match_pretrained_facts", json_number(rate(b.creature_exact, b.creature_questions))},
       {"probe_accuracy", row.probe.accuracy},
-      {"probe_accuracy_creature_attributes", number(row.probe.creature_accuracy)},
-      {"accuracy_unseen_facts", number(row.unseen_probe.accuracy)},
+      {"probe_accuracy_creature_attributes", json_number(row.probe.creature_accuracy)},
+      {"accuracy_unseen_facts", json_number(row.unseen_probe.accuracy)},
       {"exact_match_unseen_facts", row.unseen.exact_match_rate},
       {"train_seconds", row.train_seconds},
       {"eval_seconds", row.eval_seconds}};
   for (int t = 0; t < world::kNumTaskTypes; ++t) {
     const std::string task(world::task_name(world::task_from_index(t)));
-    m["exact_match_per_task"][task] = number(ratio(b.exact[t], b.questions[t]));
-    m["probe_accuracy_per_task"][task] = number(row.probe.per_task[t].accuracy());
+    m["exact_match_per_task"][task] = json_number(rate(b.exact[t], b.questions[t]));
+    m["probe_accuracy_per_task"][task] = json_number(row.probe.per_task[t].accuracy());
   }
   if (row.kl_to_sft) {
     m["kl_to_sft"] = row.kl_to_sft->k3;
@@ -159,7 +158,7 @@ std::string markdown_tables(const std::vector<ModelRow>& rows, const World& worl
     for (const rl::ProbeTaskResult& task : row.probe.per_task)
       md += fmt::format(" {}/{} |", task.correct, task.questions);
     const ExactMatchBreakdown b = breakdown(row.held_out, world.eval_prompts());
-    md += fmt::format(" {} | {} | {} |\n", percent(ratio(b.creature_exact, b.creature_questions)),
+    md += fmt::format(" {} | {} | {} |\n", percent(rate(b.creature_exact, b.creature_questions)),
                       percent(row.unseen_probe.accuracy), percent(row.unseen.exact_match_rate));
   }
   return md;
@@ -175,39 +174,39 @@ nlohmann::json claims_json(const nlohmann::json& report) {
                       {"target", std::move(target)},
                       {"met", met}});
   };
-  auto number = [](const nlohmann::json& j, const char* key) {
+  auto field = [](const nlohmann::json& j, const char* key) {
     return j.contains(key) && j[key].is_number() ? j[key].get<double>() : std::nan("");
   };
   if (!report.contains("models")) return claims;
   const nlohmann::json& models = report["models"];
   if (models.contains("base")) {
-    const double probe = number(models["base"], "probe_accuracy_creature_attributes");
+    const double probe = field(models["base"], "probe_accuracy_creature_attributes");
     add("knowledge comes from pretraining", "base probe, creature attributes", probe, ">= 80%",
         probe >= 0.80);
   }
-  const double chance = number(report, "chance_unseen_facts");
-  const double questions = number(report, "unseen_prompts");
+  const double chance = field(report, "chance_unseen_facts");
+  const double questions = field(report, "unseen_prompts");
   if (std::isfinite(chance) && questions > 0) {
     const double bound = chance + 2 * std::sqrt(chance * (1 - chance) / questions);
     double worst = -1;
     for (const auto& [name, m] : models.items())
-      worst = std::max(worst, number(m, "accuracy_unseen_facts"));
+      worst = std::max(worst, field(m, "accuracy_unseen_facts"));
     add("facts in no data set stay at chance for every model",
         "highest probe on the unseen creatures", worst,
         fmt::format("<= {} (chance {} + 2 s.e.)", percent(bound), percent(chance)), worst <= bound);
   }
   if (models.contains("sft")) {
-    const double exact = number(models["sft"], "exact_match_pretrained_facts");
+    const double exact = field(models["sft"], "exact_match_pretrained_facts");
     add("alignment surfaces what pretraining taught",
         "SFT exact match on facts seen only in pretraining", exact, ">= 60%", exact >= 0.60);
-    const double format = number(models["sft"], "format_compliance");
+    const double format = field(models["sft"], "format_compliance");
     add("a small curated set teaches the format", "SFT format compliance", format, ">= 95%",
         format >= 0.95);
   }
   if (report.contains("ablation") && report["ablation"].contains("arms")) {
     const nlohmann::json& arms = report["ablation"]["arms"];
     auto arm = [&](const char* name, const char* key) {
-      return arms.contains(name) ? number(arms[name], key) : std::nan("");
+      return arms.contains(name) ? field(arms[name], key) : std::nan("");
     };
     const double curated = arm("curated_1k", "exact_match"), clean = arm("clean_1k", "exact_match");
     const double pool = arm("full_pool", "exact_match"), random = arm("random_1k", "exact_match");
@@ -221,7 +220,7 @@ nlohmann::json claims_json(const nlohmann::json& report) {
         arms["homogeneous_1k"].contains("tasks_homogeneous_arm_never_saw")) {
       const auto unseen_exact = [&](const char* name) {
         return arms.contains(name) && arms[name].contains("tasks_homogeneous_arm_never_saw")
-                   ? number(arms[name]["tasks_homogeneous_arm_never_saw"], "exact_match")
+                   ? field(arms[name]["tasks_homogeneous_arm_never_saw"], "exact_match")
                    : std::nan("");
       };
       const double homogeneous = unseen_exact("homogeneous_1k");
@@ -236,15 +235,15 @@ nlohmann::json claims_json(const nlohmann::json& report) {
           homogeneous, "below every diverse arm", homogeneous < weakest_diverse);
     }
   }
-  const double rm = number(report, "reward_model_heldout_accuracy");
+  const double rm = field(report, "reward_model_heldout_accuracy");
   if (std::isfinite(rm))
     add("a reward model learns the preferences", "reward model held-out accuracy", rm, ">= 90%",
         rm >= 0.90);
   if (models.contains("sft") && models.contains("ppo")) {
-    const double gain = number(models["ppo"], "exact_match") - number(models["sft"], "exact_match");
+    const double gain = field(models["ppo"], "exact_match") - field(models["sft"], "exact_match");
     add("PPO against the reward model improves the policy",
         fmt::format("PPO exact match minus SFT's (KL to SFT {:.3g}/token)",
-                    number(models["ppo"], "kl_to_sft")),
+                    field(models["ppo"], "kl_to_sft")),
         gain, ">= +5 points", gain >= 0.05);
   }
   if (report.contains("seconds") && report["seconds"].is_object()) {

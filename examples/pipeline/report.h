@@ -60,6 +60,12 @@ nlohmann::json model_json(const ModelRow& row, const tiller::World& world);
 // pretrained-fact exact match per task, unseen control).
 std::string markdown_tables(const std::vector<ModelRow>& rows, const tiller::World& world);
 
+// Formatting shared by the report writers: count / total (NaN when total is 0), a number as JSON
+// (null for NaN: JSON has none), and a rate as "12.3%" ("—" for NaN).
+double rate(int64_t count, int64_t total);
+nlohmann::json json_number(double value);
+std::string percent(double value);
+
 // The seed's claims, each next to the number in `report` (report.json as written) that supports
 // or contradicts it and issue 11's target for it: an array of {claim, measure, value, target,
 // met}. A claim whose numbers are absent (no ablation, no PPO row) is left out. "At chance" for
