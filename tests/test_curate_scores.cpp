@@ -68,6 +68,36 @@ TEST_CASE("perplexity and IFD equal loss(answer | question) and loss(answer) com
   CHECK(std::isnan(scores.reward[0]));
 }
 
+TEST_CASE("plain-text scores read a chat as lines after <|endoftext|>, without chat tokens",
+          "[curate]") {
+  Tokenizer tokenizer = byte_chat_tokenizer();
+  Transformer model(ModelConfig::gpt2(tokenizer.vocab_size(), 2, 2, 32, 128), 12);
+  const std::vector<data::Row> rows = {chat_row("What colour is Zorvik?", "Zorvik is green.")};
+  data::RowScores plain{{NAN}, {NAN}, {NAN}}, chat{{NAN}, {NAN}, {NAN}};
+  rl::ModelScorer(&model, &tokenizer, nullptr, {.progress = false, .plain_text = true})
+      .score(rows, {0}, plain);
+  rl::ModelScorer(&model, &tokenizer, nullptr, {.progress = false}).score(rows, {0}, chat);
+
+  // By hand: <|endoftext|> "What colour is Zorvik?\n" (not scored) "Zorvik is green.\n" (scored).
+  const int32_t eot = tokenizer.token_id(special_tokens::kEndOfText);
+  auto lines = [&](const std::vector<std::string>& text, const std::vector<uint8_t>& scored) {
+    RenderedChat out{{eot}, {0}};
+    for (size_t i = 0; i < text.size(); ++i) {
+      const std::vector<int32_t> ids = tokenizer.encode(text[i] + "\n");
+      out.tokens.insert(out.tokens.end(), ids.begin(), ids.end());
+      out.trainable.insert(out.trainable.end(), ids.size(), scored[i]);
+    }
+    return out;
+  };
+  const double conditioned =
+      direct_loss(model, lines({"What colour is Zorvik?", "Zorvik is green."}, {0, 1}));
+  const double alone = direct_loss(model, lines({"Zorvik is green."}, {1}));
+  CHECK(plain.perplexity[0] == Approx(std::exp(conditioned)).epsilon(1e-5));
+  CHECK(plain.ifd[0] == Approx(conditioned / alone).epsilon(1e-5));
+  // The chat template's tokens change what is measured.
+  CHECK(std::abs(std::log(plain.perplexity[0]) - std::log(chat.perplexity[0])) > 1e-3);
+}
+
 TEST_CASE("embeddings are the normalised mean of hidden states; rewards are the model's scores",
           "[curate]") {
   Tokenizer tokenizer = byte_chat_tokenizer();

@@ -11,10 +11,10 @@
 //
 // The curation stage (curation.h) runs in this process with the public curate API: the pool the
 // world stage wrote (sft_pool.jsonl), dedup, chat rules, decontamination against eval.jsonl, the
-// pretrained base's perplexity/IFD and embeddings, DEITA selection to --budget; the world's noise
-// labels are read only for the report. The ablation (--ablation) trains one SFT run per arm with
-// the sft stage's recipe (--sft-args apply to every arm) and reuses the sft stage's model for the
-// arm whose data it trained on.
+// pretrained base's plain-text answer perplexity and embeddings, DEITA selection to --budget; the
+// world's noise labels are read only for the report. The ablation (--ablation) trains one SFT run
+// per arm with the sft stage's recipe (--sft-args apply to every arm) and reuses the sft stage's
+// model for the arm whose data it trained on.
 //
 // Each training stage is its own example program (pretrain, sft, reward, ppo — built beside this
 // one), run as a child process with its progress on the terminal, so every stage can also be

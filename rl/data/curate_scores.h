@@ -31,6 +31,13 @@ namespace tiller::rl {
 struct CurateScoreOptions {
   int64_t batch_size = 16;
   bool progress = true;  // "\r[curate] scores 120/5000 eta 1m12s" on stderr
+  // Score chats as plain text, as a pretrained base read its corpus: <|endoftext|>, then each
+  // turn's content on its own line, no chat tokens (the answers' lines are the scored tokens; the
+  // likelihood probe's layout, rl/reports/probe.h). Through the chat template a base model that
+  // never saw it mostly measures the template (median answer perplexity 161 in the pipeline's
+  // pool); in plain text its perplexity says whether an answer agrees with what it learned.
+  // Perplexity and IFD only: the reward model and the embeddings keep the chat template.
+  bool plain_text = false;
 };
 
 // Mean NLL per row over the targets t >= 1 with trainable[t] != 0 (NaN for a row without any),
