@@ -4,7 +4,7 @@
 # the final KL, the knowledge columns (likelihood probe overall and per task, exact match on the
 # pretrained facts and per task, the unseen-creature control and its chance), the KL of the PPO,
 # DPO and GRPO models to the SFT model, seconds per stage, and that the plots exist; the curation
-# stage's counts (2,000 pool rows curated to 200, per stage, per noise label) and the five
+# stage's counts (2,000 pool rows curated to at most 200, per stage, per noise label) and the five
 # ablation arms with every metric, where the decontaminated and clean arms hold no eval question
 # and the full pool does (so it is scored on fewer prompts).
 # Invoked as: cmake -DPIPELINE=<exe> -DOUT=<dir> -P pipeline_smoke.cmake
@@ -67,8 +67,9 @@ if(NOT prompts EQUAL 16)
 endif()
 string(JSON rows_in GET "${report}" curation rows_in)
 string(JSON rows_kept GET "${report}" curation rows_kept)
-if(NOT rows_in EQUAL 2000 OR NOT rows_kept EQUAL 200)
-  message(FATAL_ERROR "report.json: curation kept ${rows_kept} of ${rows_in}, expected 200 of 2000")
+# At most the budget: DEITA's similarity threshold may stop short of it on a tiny model.
+if(NOT rows_in EQUAL 2000 OR rows_kept GREATER 200 OR rows_kept LESS 50)
+  message(FATAL_ERROR "report.json: curation kept ${rows_kept} of ${rows_in}, expected 50-200 of 2000")
 endif()
 string(JSON stage_count LENGTH "${report}" curation stages)
 if(NOT stage_count EQUAL 6)
