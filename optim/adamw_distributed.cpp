@@ -259,8 +259,8 @@ void AdamW::load_state(const AdamWState& state) {
   TILLER_CHECK(state.step >= 0 && state.step < (int64_t{1} << 53),
                "AdamW::load_state: step {} is not in [0, 2^53)", state.step);
   NoGradGuard no_grad;
-  // Saved state is always whole (a ZeRO-1 optimizer gathers it); a ZeRO-1 rank keeps its slice.
-  const bool sharded = shard_size_ > 0;
+  // Saved state is always whole (a ZeRO-1 optimizer gathers it). Each slot takes its elements
+  // [shard_begin, shard_begin + numel): the whole tensor, or a ZeRO-1 rank's slice of it.
   size_t expected = 0;
   auto load = [&](const Slot& s, const std::string& key, const Tensor& dst) {
     auto it = state.tensors.find(key);
@@ -268,20 +268,14 @@ void AdamW::load_state(const AdamWState& state) {
     TILLER_CHECK(it->second.shape() == s.param.shape(),
                  "AdamW::load_state: '{}' is {} but expected {}", key,
                  shape_str(it->second.shape()), shape_str(s.param.shape()));
-    if (sharded) {
-      Tensor whole = it->second.clone();  // contiguous, so a view of it is the slice
-      dst.copy_(view(whole, s.shard_begin, dst.shape()));
-    } else {
-      dst.copy_(it->second);
-    }
+    dst.copy_(view(it->second, s.shard_begin, dst.shape()));  // tensors are contiguous
     ++expected;
   };
   for (const Slot& s : slots_) {
     load(s, s.name + ".exp_avg", s.exp_avg);
     load(s, s.name + ".exp_avg_sq", s.exp_avg_sq);
-    // An f32 parameter is its own master (a ZeRO-1 rank's master slice is then not saved apart).
-    const bool own_master = sharded ? s.param.dtype() != DType::f32 : !s.master.same(s.param);
-    if (own_master) load(s, s.name + ".master", s.master);
+    // An f32 parameter is its own master: the weights, loaded before the optimizer, hold it.
+    if (s.param.dtype() != DType::f32) load(s, s.name + ".master", s.master);
   }
   TILLER_CHECK(expected == state.tensors.size(),
                "AdamW::load_state: the state holds {} tensors but this optimizer has {}; was it "

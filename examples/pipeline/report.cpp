@@ -166,11 +166,14 @@ std::string markdown_tables(const std::vector<ModelRow>& rows, const World& worl
 
 nlohmann::json claims_json(const nlohmann::json& report) {
   nlohmann::json claims = nlohmann::json::array();
-  auto add = [&](std::string claim, std::string measure, double value, std::string target,
-                 bool met) {
+  // `unit` says how `value` reads: "rate" (a fraction), "points" (a difference of rates) or
+  // "seconds".
+  auto add = [&](std::string claim, std::string measure, double value, std::string target, bool met,
+                 const char* unit = "rate") {
     claims.push_back({{"claim", std::move(claim)},
                       {"measure", std::move(measure)},
                       {"value", std::isfinite(value) ? nlohmann::json(value) : nlohmann::json()},
+                      {"unit", unit},
                       {"target", std::move(target)},
                       {"met", met}});
   };
@@ -244,7 +247,7 @@ nlohmann::json claims_json(const nlohmann::json& report) {
     add("PPO against the reward model improves the policy",
         fmt::format("PPO exact match minus SFT's (KL to SFT {:.3g}/token)",
                     field(models["ppo"], "kl_to_sft")),
-        gain, ">= +5 points", gain >= 0.05);
+        gain, ">= +5 points", gain >= 0.05, "points");
   }
   if (report.contains("seconds") && report["seconds"].is_object()) {
     double stages = 0, ablation = 0;
@@ -255,12 +258,12 @@ nlohmann::json claims_json(const nlohmann::json& report) {
     add("every stage is fast enough to run on a laptop",
         fmt::format("seconds of the pipeline's stages (world to grpo): {}",
                     tiller::rl::format_duration(stages)),
-        stages, "<= 600 s on 2 CPU cores", stages <= 600);
+        stages, "<= 600 s on 2 CPU cores", stages <= 600, "seconds");
     if (ablation > 0)
       add("the LIMA ablation is cheap",
           fmt::format("seconds of the ablation's extra SFT runs: {}",
                       tiller::rl::format_duration(ablation)),
-          ablation, "<= 600 s on 2 CPU cores", ablation <= 600);
+          ablation, "<= 600 s on 2 CPU cores", ablation <= 600, "seconds");
   }
   return claims;
 }
@@ -270,14 +273,12 @@ std::string claims_markdown(const nlohmann::json& claims) {
       "## The seed's claims\n\n| claim | measure | value | target | met "
       "|\n|---|---|---:|---|---|\n";
   for (const nlohmann::json& c : claims) {
-    const std::string target = c["target"].get<std::string>();
-    const bool points = target.find("points") != std::string::npos;
-    const bool seconds = target.find(" s ") != std::string::npos;
-    const std::string value = !c["value"].is_number() ? "—"
-                              : points
-                                  ? fmt::format("{:+.1f} points", 100 * c["value"].get<double>())
-                              : seconds ? fmt::format("{:.0f} s", c["value"].get<double>())
-                                        : percent(c["value"].get<double>());
+    const std::string unit = c["unit"].get<std::string>();
+    const double v = c["value"].is_number() ? c["value"].get<double>() : std::nan("");
+    const std::string value = !std::isfinite(v)   ? "—"
+                              : unit == "points"  ? fmt::format("{:+.1f} points", 100 * v)
+                              : unit == "seconds" ? fmt::format("{:.0f} s", v)
+                                                  : percent(v);
     md += fmt::format("| {} | {} | {} | {} | {} |\n", c["claim"].get<std::string>(),
                       c["measure"].get<std::string>(), value, c["target"].get<std::string>(),
                       c["met"].get<bool>() ? "yes" : "**no**");

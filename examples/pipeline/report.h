@@ -67,8 +67,8 @@ nlohmann::json json_number(double value);
 std::string percent(double value);
 
 // The seed's claims, each next to the number in `report` (report.json as written) that supports
-// or contradicts it and issue 11's target for it: an array of {claim, measure, value, target,
-// met}. A claim whose numbers are absent (no ablation, no PPO row) is left out. "At chance" for
+// or contradicts it and issue 11's target for it: an array of {claim, measure, value, unit
+// (rate, points or seconds), target, met}. A claim whose numbers are absent (no ablation, no PPO row) is left out. "At chance" for
 // the unseen creatures means every model's probe within two binomial standard errors of chance.
 nlohmann::json claims_json(const nlohmann::json& report);
 std::string claims_markdown(const nlohmann::json& claims);

@@ -51,19 +51,15 @@ std::vector<ChatMessage> chat_of(const data::Row& row) {
   return messages;
 }
 
-// <|endoftext|>, then each message's content and "\n"; the assistant lines are trainable. With
-// `answers_only`, the other roles' lines are left out (IFD's "response alone").
-RenderedChat render_plain(const Tokenizer& tokenizer, const std::vector<ChatMessage>& messages,
-                          bool answers_only) {
+// <|endoftext|>, then each message's content and "\n"; the assistant lines are trainable.
+RenderedChat render_plain(const Tokenizer& tokenizer, const std::vector<ChatMessage>& messages) {
   RenderedChat out;
   out.tokens.push_back(tokenizer.token_id(special_tokens::kEndOfText));
   out.trainable.push_back(0);
   for (const ChatMessage& m : messages) {
-    const bool answer = m.role == "assistant";
-    if (answers_only && !answer) continue;
     const std::vector<int32_t> ids = tokenizer.encode(m.content + "\n");
     out.tokens.insert(out.tokens.end(), ids.begin(), ids.end());
-    out.trainable.insert(out.trainable.end(), ids.size(), answer ? 1 : 0);
+    out.trainable.insert(out.trainable.end(), ids.size(), m.role == "assistant" ? 1 : 0);
   }
   return out;
 }
@@ -160,14 +156,14 @@ void ModelScorer::score(const std::vector<data::Row>& rows, const std::vector<in
         continue;
       }
       const std::vector<ChatMessage> messages = chat_of(row);
-      RenderedChat conditioned = options_.plain_text ? render_plain(*tokenizer_, messages, false)
+      RenderedChat conditioned = options_.plain_text ? render_plain(*tokenizer_, messages)
                                                      : render_chat(*tokenizer_, messages);
       keep_tail(conditioned, max_length);
       std::vector<ChatMessage> answers_only;
       for (const ChatMessage& m : messages)
         if (m.role == "assistant") answers_only.push_back(m);
       if (!answers_only.empty()) {
-        RenderedChat alone = options_.plain_text ? render_plain(*tokenizer_, answers_only, true)
+        RenderedChat alone = options_.plain_text ? render_plain(*tokenizer_, answers_only)
                                                  : render_chat(*tokenizer_, answers_only);
         keep_tail(alone, max_length);
         alone_of.push_back(cond_tokens.size());
