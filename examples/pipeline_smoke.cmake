@@ -67,7 +67,7 @@ if(NOT prompts EQUAL 16)
 endif()
 string(JSON rows_in GET "${report}" curation rows_in)
 string(JSON rows_kept GET "${report}" curation rows_kept)
-# At most the budget: DEITA's similarity threshold may stop short of it on a tiny model.
+# The budget (200) when enough rows survive the rules and the perplexity cut; fewer otherwise.
 if(NOT rows_in EQUAL 2000 OR rows_kept GREATER 200 OR rows_kept LESS 50)
   message(FATAL_ERROR "report.json: curation kept ${rows_kept} of ${rows_in}, expected 50-200 of 2000")
 endif()

@@ -50,7 +50,7 @@ TEST_CASE("perplexity and IFD equal loss(answer | question) and loss(answer) com
   data::RowScores scores{std::vector<double>(3, NAN), std::vector<double>(3, NAN),
                          std::vector<double>(3, NAN)};
   rl::ModelScorer scorer(&model, &tokenizer, nullptr, {.batch_size = 2, .progress = false});
-  scorer.score(rows, {0, 1, 2}, scores);
+  scorer.score(rows, {0, 1, 2}, scores, {});
 
   for (int i = 0; i < 2; ++i) {
     const auto& m = rows[static_cast<size_t>(i)].messages;
@@ -66,6 +66,15 @@ TEST_CASE("perplexity and IFD equal loss(answer | question) and loss(answer) com
   CHECK(scores.perplexity[2] == Approx(std::exp(direct_loss(model, document))).epsilon(1e-5));
   CHECK(std::isnan(scores.ifd[2]));
   CHECK(std::isnan(scores.reward[0]));
+
+  // Without IFD in the request: the same perplexities, no second pass, IFD left NaN.
+  data::RowScores lean{std::vector<double>(3, NAN), std::vector<double>(3, NAN),
+                       std::vector<double>(3, NAN)};
+  scorer.score(rows, {0, 1, 2}, lean, {.ifd = false});
+  for (size_t i = 0; i < 3; ++i) {
+    CHECK(lean.perplexity[i] == scores.perplexity[i]);
+    CHECK(std::isnan(lean.ifd[i]));
+  }
 }
 
 TEST_CASE("plain-text scores read a chat as lines after <|endoftext|>, without chat tokens",
@@ -75,8 +84,8 @@ TEST_CASE("plain-text scores read a chat as lines after <|endoftext|>, without c
   const std::vector<data::Row> rows = {chat_row("What colour is Zorvik?", "Zorvik is green.")};
   data::RowScores plain{{NAN}, {NAN}, {NAN}}, chat{{NAN}, {NAN}, {NAN}};
   rl::ModelScorer(&model, &tokenizer, nullptr, {.progress = false, .plain_text = true})
-      .score(rows, {0}, plain);
-  rl::ModelScorer(&model, &tokenizer, nullptr, {.progress = false}).score(rows, {0}, chat);
+      .score(rows, {0}, plain, {});
+  rl::ModelScorer(&model, &tokenizer, nullptr, {.progress = false}).score(rows, {0}, chat, {});
 
   // By hand: <|endoftext|> "What colour is Zorvik?\n" (not scored) "Zorvik is green.\n" (scored).
   const int32_t eot = tokenizer.token_id(special_tokens::kEndOfText);
@@ -126,10 +135,15 @@ TEST_CASE("embeddings are the normalised mean of hidden states; rewards are the 
 
   data::RowScores scores{std::vector<double>(2, NAN), std::vector<double>(2, NAN),
                          std::vector<double>(2, NAN)};
-  scorer.score(rows, {0, 1}, scores);
+  scorer.score(rows, {0, 1}, scores, {});
   std::vector<int32_t> response = tokenizer.encode("Hello.");
   response.push_back(tokenizer.token_id(special_tokens::kEndOfTurn));
   const std::vector<float> direct =
       reward.score({render_generation_prompt(tokenizer, {{"user", "Hi?"}})}, {response});
   CHECK(scores.reward[0] == Approx(direct[0]).epsilon(1e-5));
+  data::RowScores no_reward{std::vector<double>(2, NAN), std::vector<double>(2, NAN),
+                            std::vector<double>(2, NAN)};
+  scorer.score(rows, {0, 1}, no_reward, {.reward = false});
+  CHECK(std::isnan(no_reward.reward[0]));
+  CHECK(no_reward.perplexity[0] == scores.perplexity[0]);
 }

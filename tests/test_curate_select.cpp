@@ -74,6 +74,84 @@ TEST_CASE("DEITA selection skips rows too similar to a kept one and walks score 
   CHECK(mean_nearest_neighbour_distance(e, {0, 2}) == Approx(1.0));
 }
 
+TEST_CASE("k-means finds three separated groups whatever the seed, and is deterministic",
+          "[curate]") {
+  // Three tight groups of 5 points around (0, 0), (10, 0) and (0, 10), in a shuffled order.
+  const float centres[3][2] = {{0, 0}, {10, 0}, {0, 10}};
+  const int group_of[15] = {0, 1, 2, 2, 1, 0, 0, 2, 1, 1, 0, 2, 2, 1, 0};
+  Embeddings points{{}, 2};
+  for (int i = 0; i < 15; ++i) {
+    const float jitter = 0.1f * static_cast<float>(i % 5);
+    points.values.push_back(centres[group_of[i]][0] + jitter);
+    points.values.push_back(centres[group_of[i]][1] - jitter);
+  }
+  for (uint64_t seed : {1u, 2u, 3u, 17u}) {
+    const std::vector<int32_t> cluster = k_means(points, 3, seed);
+    REQUIRE(cluster.size() == 15);
+    // Same group <=> same cluster.
+    for (int a = 0; a < 15; ++a)
+      for (int b = 0; b < 15; ++b)
+        CHECK((cluster[a] == cluster[b]) == (group_of[a] == group_of[b]));
+    CHECK(k_means(points, 3, seed) == cluster);
+  }
+  // k above n: one row per cluster; k = 1: one cluster.
+  const Embeddings two{{0, 0, 1, 1}, 2};
+  const std::vector<int32_t> each = k_means(two, 5, 1);
+  CHECK(each[0] != each[1]);
+  CHECK(k_means(points, 1, 1) == std::vector<int32_t>(15, 0));
+  CHECK_THROWS_WITH(k_means(points, 0, 1), Catch::Contains("k must be >= 1"));
+}
+
+TEST_CASE("CaR's round robin gives every cluster its share, best rows first", "[curate]") {
+  // Cluster 0 holds rows 0-5, cluster 1 rows 6-7, cluster 2 rows 8-9; order = best first.
+  const std::vector<int32_t> cluster = {0, 0, 0, 0, 0, 0, 1, 1, 2, 2};
+  const std::vector<int64_t> order = {0, 1, 2, 3, 8, 4, 5, 6, 9, 7};
+  // Round 1: each cluster's best (clusters in the order of their best row: 0, 2, 1).
+  CHECK(cluster_round_robin(cluster, order, 3) == std::vector<int64_t>{0, 8, 6});
+  // Round 2, then cluster 0 takes the shares the small clusters cannot fill.
+  CHECK(cluster_round_robin(cluster, order, 8) == std::vector<int64_t>{0, 8, 6, 1, 9, 7, 2, 3});
+  CHECK(cluster_round_robin(cluster, order, 20).size() == 10);
+  CHECK(cluster_round_robin(cluster, order, 0).empty());
+  CHECK_THROWS_WITH(cluster_round_robin(cluster, {10}, 1), Catch::Contains("index 10"));
+}
+
+TEST_CASE("the Curator's car selection keeps a minority template's share of the budget",
+          "[curate]") {
+  // A skewed pool: 90 arithmetic rows of one template, 10 colour rows of another. Taking the
+  // budget in input order would give ~18 arithmetic rows to 2 colour rows; CaR's clusters deal
+  // the budget evenly, so the colour template gets about half.
+  std::vector<Row> rows;
+  for (int i = 0; i < 100; ++i) {
+    if (i % 10 == 3)
+      rows.push_back(chat("What colour is creature " + std::to_string(i) + "?",
+                          "Creature " + std::to_string(i) + " is bright green today.", "colour"));
+    else
+      rows.push_back(chat("What is " + std::to_string(i) + " plus " + std::to_string(i + 3) + "?",
+                          std::to_string(i) + " plus " + std::to_string(i + 3) + " makes " +
+                              std::to_string(2 * i + 3) + ".",
+                          "arithmetic"));
+  }
+  CurateConfig config;
+  config.stages = {"select"};
+  config.select = {.budget = 20, .method = "car", .clusters = 2, .seed = 5};
+  const CurateResult result = Curator(config).run(rows);
+  REQUIRE(result.diversity);
+  CHECK(result.rows_kept == 20);
+  CHECK(result.diversity->tasks_after.at("colour") == 10);
+  CHECK(result.diversity->cluster_sizes.size() == 2);
+  CHECK(result.diversity->cluster_selected == std::vector<int64_t>{10, 10});
+  // Deterministic; the automatic k is round(sqrt(100 / 2)) = 7.
+  const CurateResult again = Curator(config).run(rows);
+  for (size_t i = 0; i < rows.size(); ++i)
+    CHECK(result.rejections[i].has_value() == again.rejections[i].has_value());
+  config.select.clusters = 0;
+  CHECK(Curator(config).run(rows).diversity->cluster_sizes.size() == 7);
+  CHECK(CurateConfig::from_json_text(R"({"select": {"method": "car", "clusters": 9}})", "c.json")
+            .select.clusters == 9);
+  config.select.method = "kmeans";
+  CHECK_THROWS_WITH(Curator(config).run(rows), Catch::Contains("expected deita, k_center or car"));
+}
+
 TEST_CASE("the Curator is deterministic and reports task coverage under a budget", "[curate]") {
   std::vector<Row> rows;
   const char* tasks[] = {"colour", "age", "legs"};

@@ -204,10 +204,20 @@ CurateResult Curator::run(const std::vector<Row>& rows, std::ostream* log) const
       if (provider_ == nullptr) {
         report.notes.push_back("skipped: no model (--model)");
       } else {
-        provider_->score(rows, alive, result.scores);
+        const ScoreFilterConfig& filter = config_.scores;
+        const auto rank_uses = [&](const char* score) {
+          const std::string& by = filter.rank_by;
+          return by == score || (by == "auto" && std::string(score) == (has_reward ? "reward"
+                                                                                  : "perplexity"));
+        };
+        // Perplexity and reward come from the forward passes already made; IFD costs a second
+        // pass per row, so it is computed only when a filter or the rank reads it.
+        provider_->score(rows, alive, result.scores,
+                         {.perplexity = true,
+                          .ifd = filter.max_ifd > 0 || rank_uses("ifd"),
+                          .reward = true});
         state.scored = true;
         refresh_rank();
-        const ScoreFilterConfig& filter = config_.scores;
         std::vector<int64_t> survivors;
         for (int64_t row : alive) {
           const auto i = static_cast<size_t>(row);
@@ -287,8 +297,24 @@ CurateResult Curator::run(const std::vector<Row>& rows, std::ostream* log) const
             report.notes.push_back(
                 fmt::format("DEITA threshold {} left only {} rows below the budget {}",
                             select.threshold, chosen.size(), select.budget));
+        } else if (select.method == "car") {
+          const auto n_alive = static_cast<int64_t>(alive.size());
+          const int64_t k =
+              select.clusters > 0
+                  ? select.clusters
+                  : std::max<int64_t>(1, std::llround(std::sqrt(n_alive / 2.0)));
+          const std::vector<int32_t> cluster = k_means(embeddings, k, select.seed);
+          chosen = cluster_round_robin(cluster, order, select.budget);
+          const int64_t used = *std::max_element(cluster.begin(), cluster.end()) + 1;
+          diversity.cluster_sizes.assign(static_cast<size_t>(used), 0);
+          diversity.cluster_selected.assign(static_cast<size_t>(used), 0);
+          for (int32_t c : cluster) ++diversity.cluster_sizes[static_cast<size_t>(c)];
+          for (int64_t c : chosen)
+            ++diversity.cluster_selected[static_cast<size_t>(cluster[static_cast<size_t>(c)])];
+          report.notes.push_back(fmt::format("k-means: {} clusters of {} rows", used, n_alive));
         } else {
-          fail("curate: unknown select method '{}'; expected deita or k_center", select.method);
+          fail("curate: unknown select method '{}'; expected deita, k_center or car",
+               select.method);
         }
         std::vector<char> is_chosen(alive.size(), 0);
         for (int64_t c : chosen) is_chosen[static_cast<size_t>(c)] = 1;

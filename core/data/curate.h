@@ -10,7 +10,8 @@
 //   scores          model scores from a ScoreProvider (rl/data/curate_scores.h: response
 //                   perplexity, IFD, reward); filters "perplexity_above_max", "ifd_above_max",
 //                   "reward_below_min", "below_top_fraction". Skipped (and said so) without one.
-//   select          diversity selection to `budget` (diversity.h) -> "not_selected", on the
+//   select          diversity selection to `budget` (diversity.h: DEITA, k-center or CaR's
+//                   k-means clusters dealt round robin) -> "not_selected", on the
 //                   provider's embeddings (else hashed bag of words) centred on the pool's mean
 //                   and L2-normalised: mean-pooled hidden states of a small model are
 //                   anisotropic (raw cosines all near 1), which would leave DEITA's θ = 0.9 a
@@ -46,13 +47,20 @@ struct RowScores {
   std::vector<double> reward;      // the reward model's score of (prompt, response)
 };
 
+// Which scores the stages will read: a provider may skip the others (IFD costs a second forward
+// pass per row).
+struct ScoreRequest {
+  bool perplexity = true, ifd = true, reward = true;
+};
+
 // Model-based signals, implemented above core (rl/data/curate_scores.h) and passed in.
 class ScoreProvider {
  public:
   virtual ~ScoreProvider() = default;
-  // Fills scores for rows[indices[k]] (the vectors are pre-sized to rows.size(), NaN).
+  // Fills the requested scores for rows[indices[k]] (the vectors are pre-sized to rows.size(),
+  // NaN); what was not requested may stay NaN.
   virtual void score(const std::vector<Row>& rows, const std::vector<int64_t>& indices,
-                     RowScores& scores) = 0;
+                     RowScores& scores, const ScoreRequest& request) = 0;
   // One L2-normalised embedding per indices[k], in that order.
   virtual Embeddings embed(const std::vector<Row>& rows, const std::vector<int64_t>& indices) = 0;
   virtual bool has_reward() const = 0;
@@ -68,8 +76,10 @@ struct ScoreFilterConfig {
 
 struct SelectConfig {
   int64_t budget = 0;              // 0: no selection
-  std::string method = "deita";    // "deita" or "k_center"
+  std::string method = "deita";    // "deita", "k_center" or "car"
   double threshold = 0.9;          // DEITA's cosine θ
+  int64_t clusters = 0;            // CaR's k; 0: round(sqrt(rows / 2)), the usual rule of thumb
+  uint64_t seed = 1;               // CaR's k-means++ seeding
   int64_t bag_of_words_dim = 256;  // embedding size of the model-free stand-in
 };
 
@@ -113,6 +123,8 @@ struct DiversityReport {
   double mean_nn_distance_before = 0, mean_nn_distance_after = 0;  // cosine distance
   std::map<std::string, int64_t> tasks_before, tasks_after;        // rows carrying "task"
   std::string embeddings;  // "model" or "hashed bag of words"
+  // car: rows and selected rows per k-means cluster (index = cluster id)
+  std::vector<int64_t> cluster_sizes, cluster_selected;
 };
 
 struct CurateResult {

@@ -170,6 +170,8 @@ CurateConfig CurateConfig::from_json_text(const std::string& text, const std::st
                    {"budget", set(s.budget)},
                    {"method", set(s.method)},
                    {"threshold", set(s.threshold)},
+                   {"clusters", set(s.clusters)},
+                   {"seed", set(s.seed)},
                    {"bag_of_words_dim", set(s.bag_of_words_dim)}});
        }}};
   apply(root, source, top);
@@ -228,6 +230,8 @@ std::string CurateConfig::to_json() const {
                 {{"budget", select.budget},
                  {"method", select.method},
                  {"threshold", select.threshold},
+                 {"clusters", select.clusters},
+                 {"seed", select.seed},
                  {"bag_of_words_dim", select.bag_of_words_dim}}}};
   return root.dump(2);
 }
@@ -305,6 +309,10 @@ void write_curation_outputs(const std::filesystem::path& dir, const RowStore& st
                            {"mean_nn_cosine_distance_selected", d.mean_nn_distance_after},
                            {"tasks_before", d.tasks_before},
                            {"tasks_after", d.tasks_after}};
+    if (!d.cluster_sizes.empty()) {
+      report["diversity"]["cluster_sizes"] = d.cluster_sizes;
+      report["diversity"]["cluster_selected"] = d.cluster_selected;
+    }
   }
   report["config"] = json::parse(config.to_json());
   write_file_atomic((dir / "report.json").string(), report.dump(2) + "\n");
@@ -344,6 +352,18 @@ void write_curation_outputs(const std::filesystem::path& dir, const RowStore& st
         "{:.4f}).\n",
         d.method, d.budget, d.selected, d.embeddings, d.mean_nn_distance_after,
         d.mean_nn_distance_before);
+    if (!d.cluster_sizes.empty()) {
+      std::vector<int64_t> sizes = d.cluster_sizes;
+      std::sort(sizes.begin(), sizes.end());
+      const int64_t quota = d.budget / static_cast<int64_t>(sizes.size());
+      int64_t short_clusters = 0;
+      for (int64_t size : sizes) short_clusters += size < quota;
+      md += fmt::format(
+          "\nk-means: {} clusters, {} to {} rows (median {}); an equal share is {} rows, {} "
+          "clusters are smaller and give all they have.\n",
+          sizes.size(), sizes.front(), sizes.back(), sizes[sizes.size() / 2], quota,
+          short_clusters);
+    }
     if (!d.tasks_before.empty()) {
       md += "\n| task | pool | selected |\n|---|---:|---:|\n";
       for (const auto& [task, count] : d.tasks_before)

@@ -47,9 +47,11 @@ Stages (run in the order of --stages; a row is dropped by the first stage that r
                  rank_by. Skipped without --model.
   select         With --budget N: diversity selection on embeddings (the model's mean-pooled
                  final hidden states, else a hashed bag of words; centred on the pool's mean and
-                 L2-normalised): deita (walk rows
-                 best score first, skip one whose cosine to a kept row > 0.9) or k_center
-                 (farthest point first). reason: not_selected.
+                 L2-normalised): deita (walk rows best score first, skip one whose cosine to a
+                 kept row > 0.9), k_center (farthest point first) or car (Clustering and
+                 Ranking: k-means into "clusters" groups, default round(sqrt(rows/2)), then
+                 every cluster gives its next best row in turn until the budget, so a small
+                 task keeps its share). reason: not_selected.
 --config FILE.json overrides any default, e.g. {"near_dedup": {"bands": 14, "rows_per_band": 8},
 "select": {"method": "k_center"}, "stages": ["exact_dedup", "quality"]}; report.json lists every
 value used.)";
@@ -132,7 +134,7 @@ int main(int argc, char** argv) {
   app.add_option("--tokenizer", tokenizer_path, "tokenizer file or directory (default: --model)");
   app.add_option("--config", config_path, "JSON file overriding the stage defaults");
   app.add_option("--stages", stages, "stage order (default: every stage, cheap ones first)");
-  app.add_option("--select", method, "diversity method: deita or k_center (default deita)");
+  app.add_option("--select", method, "diversity method: deita, k_center or car (default deita)");
   app.add_option("--seed", seed, "seed of the MinHash permutations")->capture_default_str();
   app.add_flag("--skip-malformed", skip_malformed,
                "list malformed lines in rejected.jsonl (reason malformed) instead of stopping");

@@ -11,7 +11,7 @@
 //
 // The curation stage (curation.h) runs in this process with the public curate API: the pool the
 // world stage wrote (sft_pool.jsonl), dedup, chat rules, decontamination against eval.jsonl, the
-// pretrained base's plain-text answer perplexity and embeddings, DEITA selection to --budget; the
+// pretrained base's plain-text answer perplexity and embeddings, CaR selection to --budget; the
 // world's noise labels are read only for the report. The ablation (--ablation) trains one SFT run
 // per arm with the sft stage's recipe (--sft-args apply to every arm) and reuses the sft stage's
 // model for the arm whose data it trained on.

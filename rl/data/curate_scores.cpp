@@ -134,7 +134,8 @@ ModelScorer::ModelScorer(Transformer* model, const Tokenizer* tokenizer, RewardM
 }
 
 void ModelScorer::score(const std::vector<data::Row>& rows, const std::vector<int64_t>& indices,
-                        data::RowScores& scores) {
+                        data::RowScores& scores, const data::ScoreRequest& request) {
+  const bool with_reward = request.reward && reward_model_ != nullptr;
   const int64_t max_length = model_->config().max_seq_len + 1;  // inputs + the last target
   const size_t chunk = static_cast<size_t>(options_.batch_size) * 8;
   Progress progress("scores", indices.size(), options_.progress);
@@ -162,7 +163,7 @@ void ModelScorer::score(const std::vector<data::Row>& rows, const std::vector<in
       std::vector<ChatMessage> answers_only;
       for (const ChatMessage& m : messages)
         if (m.role == "assistant") answers_only.push_back(m);
-      if (!answers_only.empty()) {
+      if (request.ifd && !answers_only.empty()) {
         RenderedChat alone = options_.plain_text ? render_plain(*tokenizer_, answers_only)
                                                  : render_chat(*tokenizer_, answers_only);
         keep_tail(alone, max_length);
@@ -172,7 +173,7 @@ void ModelScorer::score(const std::vector<data::Row>& rows, const std::vector<in
       }
       cond_tokens.push_back(std::move(conditioned.tokens));
       cond_mask.push_back(std::move(conditioned.trainable));
-      if (reward_model_ != nullptr) {
+      if (with_reward) {
         std::vector<ChatMessage> context = messages;
         std::string answer;
         while (!context.empty() && context.back().role != "assistant") context.pop_back();
@@ -188,13 +189,13 @@ void ModelScorer::score(const std::vector<data::Row>& rows, const std::vector<in
     const std::vector<double> alone =
         masked_mean_nll(*model_, alone_tokens, alone_mask, options_.batch_size);
     std::vector<float> rewards;
-    if (reward_model_ != nullptr)
+    if (with_reward)
       rewards = reward_model_->score(reward_prompts, reward_responses, false, options_.batch_size);
     size_t reward_at = 0;
     for (size_t k = begin; k < end; ++k) {
       const auto row = static_cast<size_t>(indices[k]);
       scores.perplexity[row] = std::exp(cond[k - begin]);
-      if (rows[row].format != data::RowFormat::text && reward_model_ != nullptr)
+      if (rows[row].format != data::RowFormat::text && with_reward)
         scores.reward[row] = rewards[reward_at++];
     }
     for (size_t a = 0; a < alone_of.size(); ++a) {

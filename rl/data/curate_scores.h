@@ -52,8 +52,9 @@ class ModelScorer : public data::ScoreProvider {
   // `reward_model` may be null. The pointers must outlive the scorer.
   ModelScorer(Transformer* model, const Tokenizer* tokenizer, RewardModel* reward_model = nullptr,
               CurateScoreOptions options = {});
+  // Perplexity always; IFD and the reward only when requested (and a reward model is given).
   void score(const std::vector<data::Row>& rows, const std::vector<int64_t>& indices,
-             data::RowScores& scores) override;
+             data::RowScores& scores, const data::ScoreRequest& request) override;
   data::Embeddings embed(const std::vector<data::Row>& rows,
                          const std::vector<int64_t>& indices) override;
   bool has_reward() const override { return reward_model_ != nullptr; }
