@@ -359,8 +359,8 @@ void write_curation_outputs(const std::filesystem::path& dir, const RowStore& st
       int64_t short_clusters = 0;
       for (int64_t size : sizes) short_clusters += size < quota;
       md += fmt::format(
-          "\nk-means: {} clusters, {} to {} rows (median {}); an equal share is {} rows, {} "
-          "clusters are smaller and give all they have.\n",
+          "\nk-means: {} clusters, {} to {} rows (median {}); an equal share is {} rows; clusters "
+          "smaller than that give all they have: {}.\n",
           sizes.size(), sizes.front(), sizes.back(), sizes[sizes.size() / 2], quota,
           short_clusters);
     }
