@@ -37,13 +37,18 @@ struct State {
   }
 };
 
+// The score a rank_by names: "auto" is the reward when there is one, else the perplexity.
+std::string resolved_rank_by(const std::string& rank_by, bool has_reward) {
+  if (rank_by == "auto") return has_reward ? "reward" : "perplexity";
+  return rank_by;
+}
+
 // Higher is better; NaN when the row has no value for the chosen score.
 double rank_value(const RowScores& scores, const std::string& rank_by, bool has_reward, int64_t i) {
   const auto at = [&](const std::vector<double>& v) {
     return v.empty() ? kNaN : v[static_cast<size_t>(i)];
   };
-  std::string by = rank_by;
-  if (by == "auto") by = has_reward ? "reward" : "perplexity";
+  const std::string by = resolved_rank_by(rank_by, has_reward);
   if (by == "reward") return at(scores.reward);
   if (by == "perplexity") return -at(scores.perplexity);
   if (by == "ifd") return at(scores.ifd);
@@ -205,17 +210,12 @@ CurateResult Curator::run(const std::vector<Row>& rows, std::ostream* log) const
         report.notes.push_back("skipped: no model (--model)");
       } else {
         const ScoreFilterConfig& filter = config_.scores;
-        const auto rank_uses = [&](const char* score) {
-          const std::string& by = filter.rank_by;
-          return by == score || (by == "auto" && std::string(score) == (has_reward ? "reward"
-                                                                                  : "perplexity"));
-        };
-        // Perplexity and reward come from the forward passes already made; IFD costs a second
-        // pass per row, so it is computed only when a filter or the rank reads it.
-        provider_->score(rows, alive, result.scores,
-                         {.perplexity = true,
-                          .ifd = filter.max_ifd > 0 || rank_uses("ifd"),
-                          .reward = true});
+        // IFD costs a second forward pass per row: computed only when a filter or the rank
+        // reads it.
+        provider_->score(
+            rows, alive, result.scores,
+            {.ifd = filter.max_ifd > 0 || resolved_rank_by(filter.rank_by, has_reward) == "ifd",
+             .reward = true});
         state.scored = true;
         refresh_rank();
         std::vector<int64_t> survivors;

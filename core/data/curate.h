@@ -47,10 +47,10 @@ struct RowScores {
   std::vector<double> reward;      // the reward model's score of (prompt, response)
 };
 
-// Which scores the stages will read: a provider may skip the others (IFD costs a second forward
-// pass per row).
+// Which optional scores the stages will read (perplexity is always computed): a provider may
+// skip the others (IFD costs a second forward pass per row).
 struct ScoreRequest {
-  bool perplexity = true, ifd = true, reward = true;
+  bool ifd = true, reward = true;
 };
 
 // Model-based signals, implemented above core (rl/data/curate_scores.h) and passed in.

@@ -161,9 +161,10 @@ void ModelScorer::score(const std::vector<data::Row>& rows, const std::vector<in
                                                      : render_chat(*tokenizer_, messages);
       keep_tail(conditioned, max_length);
       std::vector<ChatMessage> answers_only;
-      for (const ChatMessage& m : messages)
-        if (m.role == "assistant") answers_only.push_back(m);
-      if (request.ifd && !answers_only.empty()) {
+      if (request.ifd)
+        for (const ChatMessage& m : messages)
+          if (m.role == "assistant") answers_only.push_back(m);
+      if (!answers_only.empty()) {
         RenderedChat alone = options_.plain_text ? render_plain(*tokenizer_, answers_only)
                                                  : render_chat(*tokenizer_, answers_only);
         keep_tail(alone, max_length);
