@@ -345,6 +345,8 @@ TEST_CASE("reward model save/load round trip gives identical scores", "[reward]"
 
 TEST_CASE("a reward run killed after k steps and resumed repeats the uninterrupted run exactly",
           "[reward]") {
+  for (bool likelihood : {false, true}) {
+  INFO("likelihood term " << likelihood);
   TempDir dir;
   RewardConfig config;
   config.epochs = 2;
@@ -362,19 +364,21 @@ TEST_CASE("a reward run killed after k steps and resumed repeats the uninterrupt
     return values;
   };
 
-  RewardModel straight_model(Transformer(tiny_config(ModelFamily::gpt2), 12), 13);
+  const RewardHeadOptions head{.likelihood = likelihood, .likelihood_init = 0.5f};
+  RewardModel straight_model(Transformer(tiny_config(ModelFamily::gpt2), 12), 13, head);
   RewardTrainer straight(straight_model, config, pairs);
   std::vector<float> straight_losses;
   for (int i = 0; i < 6; ++i) straight_losses.push_back(straight.train_step().loss);
 
   {
-    RewardModel first_model(Transformer(tiny_config(ModelFamily::gpt2), 12), 13);
+    RewardModel first_model(Transformer(tiny_config(ModelFamily::gpt2), 12), 13, head);
     RewardTrainer first(first_model, config, pairs);
     for (int i = 0; i < 4; ++i) REQUIRE(first.train_step().loss == straight_losses[i]);
     first.save_checkpoint(dir / "step_4");
   }  // the first process ends here
   // A different initialisation: everything must come from the checkpoint.
-  RewardModel resumed_model(Transformer(tiny_config(ModelFamily::gpt2), 99), 98);
+  RewardModel resumed_model(Transformer(tiny_config(ModelFamily::gpt2), 99), 98,
+                            {.likelihood = likelihood, .likelihood_init = -2.f});
   RewardTrainer resumed(resumed_model, config, pairs);
   resumed.resume(dir / "step_4");
   REQUIRE(resumed.step() == 4);
@@ -383,7 +387,158 @@ TEST_CASE("a reward run killed after k steps and resumed repeats the uninterrupt
 
   RewardConfig other = config;
   other.batch_size = 8;
-  RewardModel mismatched_model(Transformer(tiny_config(ModelFamily::gpt2), 12), 13);
+  RewardModel mismatched_model(Transformer(tiny_config(ModelFamily::gpt2), 12), 13, head);
   RewardTrainer mismatched(mismatched_model, other, pairs);
   REQUIRE_THROWS_WITH(mismatched.resume(dir / "step_4"), Catch::Contains("batch 16"));
+}
+}
+
+namespace {
+
+// The mean log-likelihood of each row's response tokens (columns >= first[n], up to length[n]),
+// computed from the backbone's full logits on the host: the reference for the likelihood term.
+std::vector<double> reference_mean_logprob(Transformer& backbone, const PaddedSequences& batch,
+                                           const std::vector<int64_t>& first,
+                                           const std::vector<int64_t>& length) {
+  NoGradGuard no_grad;
+  const int64_t N = batch.ids.size(0), T = batch.ids.size(1);
+  Tensor logits = backbone.forward(batch.ids, {.key_padding_mask = batch.attention_mask});
+  const std::vector<float> lp = log_softmax(logits).to_vector();
+  const std::vector<int32_t> ids = batch.ids.to_int_vector();
+  std::vector<double> means;
+  for (int64_t n = 0; n < N; ++n) {
+    double sum = 0;
+    int64_t count = 0;
+    for (int64_t t = std::max<int64_t>(first[n], 1); t < length[n]; ++t, ++count)
+      sum += lp[static_cast<size_t>(((n * T) + t - 1) * kVocab + ids[n * T + t])];
+    means.push_back(count > 0 ? sum / static_cast<double>(count) : 0.0);
+  }
+  return means;
+}
+
+}  // namespace
+
+TEST_CASE("the likelihood term adds a times the response's mean token log-likelihood",
+          "[reward]") {
+  RewardModel plain(Transformer(tiny_config(ModelFamily::gpt2), 41), 42);
+  RewardModel with(Transformer(tiny_config(ModelFamily::gpt2), 41), 42,
+                   {.likelihood = true, .likelihood_init = 0.7f});
+  REQUIRE(with.has_likelihood_term());
+  REQUIRE_FALSE(plain.has_likelihood_term());
+  REQUIRE(with.likelihood_weight().to_vector() == std::vector<float>{0.7f});
+  REQUIRE(with.parameters().back().name == "score.likelihood_weight");
+  REQUIRE_FALSE(with.parameters().back().decay);
+
+  // Three rows: prompt 3 + response 4, prompt 5 + response 2, and a response alone (its first
+  // token, in column 0, has nothing before it and is not counted).
+  Generator gen(5);
+  std::vector<std::vector<int32_t>> prompts = {random_tokens(gen, 3, 0), random_tokens(gen, 5, 0),
+                                               {}};
+  std::vector<std::vector<int32_t>> responses = {
+      random_tokens(gen, 4, 0), random_tokens(gen, 2, 0), random_tokens(gen, 3, 0)};
+  std::vector<std::vector<int32_t>> rows;
+  std::vector<int64_t> response_tokens, first, length;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    rows.push_back(concat_ids(prompts[i], responses[i]));
+    response_tokens.push_back(static_cast<int64_t>(responses[i].size()));
+    first.push_back(static_cast<int64_t>(prompts[i].size()));
+    length.push_back(static_cast<int64_t>(rows.back().size()));
+  }
+  PaddedSequences batch = pad_sequences(rows, PaddingSide::right, /*pad_id=*/9);
+  Tensor response_mask = right_padded_response_mask(rows, response_tokens, batch.ids.size(1));
+  REQUIRE(response_mask.to_int_vector() ==
+          std::vector<int32_t>{0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0});
+
+  const std::vector<double> expected =
+      reference_mean_logprob(with.backbone(), batch, first, length);
+  const std::vector<float> head_only =
+      plain.forward(batch.ids, batch.attention_mask, false, response_mask).to_vector();
+  const std::vector<float> rewards =
+      with.forward(batch.ids, batch.attention_mask, false, response_mask).to_vector();
+  for (size_t n = 0; n < rows.size(); ++n) {
+    INFO("row " << n);
+    REQUIRE(expected[n] < -0.5);  // a random model: the term is far from 0 and matters
+    REQUIRE(rewards[n] == Approx(head_only[n] + 0.7 * expected[n]).margin(1e-4));
+  }
+  // score() splits prompt and response itself and agrees, batched or one by one.
+  const std::vector<float> scored = with.score(prompts, responses, false, 3);
+  const std::vector<float> single = with.score(prompts, responses, false, 1);
+  for (size_t n = 0; n < rows.size(); ++n) {
+    REQUIRE(scored[n] == Approx(rewards[n]).margin(1e-5));
+    REQUIRE(single[n] == Approx(rewards[n]).margin(1e-5));
+  }
+
+  // Without a response mask, or with one that marks padding, the term cannot be computed.
+  REQUIRE_THROWS_WITH(with.forward(batch.ids, batch.attention_mask),
+                      Catch::Contains("needs a response_mask"));
+  std::vector<int32_t> bad = response_mask.to_int_vector();
+  bad[2 * 7 + 5] = 1;  // row 2 has 3 tokens: column 5 is padding
+  REQUIRE_THROWS_WITH(with.forward(batch.ids, batch.attention_mask, false,
+                                   Tensor::from_ints(bad, {3, 7})),
+                      Catch::Contains("column 5 of row 2, a padding position"));
+  REQUIRE_THROWS_WITH(RewardModel(Transformer(tiny_config(ModelFamily::gpt2), 1), 0,
+                                  {.likelihood = true, .likelihood_init = NAN}),
+                      Catch::Contains("must be finite"));
+}
+
+TEST_CASE("likelihood-term gradients match finite differences", "[reward]") {
+  RewardModel model(Transformer(tiny_config(ModelFamily::gpt2), 51), 52,
+                    {.likelihood = true, .likelihood_init = 0.8f});
+  std::vector<PreferenceExample> pairs = marker_pairs(3, 23);
+  PreferenceBatch batch = make_preference_batch(pairs, {0, 1, 2}, 0);
+  auto loss = [&](const std::vector<Tensor>&) {
+    Tensor r = model.forward(batch.sequences.ids, batch.sequences.attention_mask, false,
+                             batch.response_mask);
+    return preference_loss(slice(r, 0, 0, 3), slice(r, 0, 3, 6), batch.margins, 0.1f).total;
+  };
+  // The weight a, the tied embedding / LM head the log-probabilities come from, and a final-norm
+  // gain every gathered row passes through.
+  REQUIRE_GRADCHECK(loss, {model.likelihood_weight(), model.backbone().parameter("wte.weight"),
+                           model.backbone().parameter("ln_f.weight")});
+}
+
+TEST_CASE("a reward model with the likelihood term saves, loads and learns", "[reward]") {
+  TempDir dir;
+  RewardModel model(Transformer(tiny_config(ModelFamily::gpt2), 61), 62,
+                    {.likelihood = true, .likelihood_init = 1.5f});
+  model.set_statistics({0.5f, 3.f});
+  model.save(dir / "rm");
+  RewardModel loaded = RewardModel::load(dir / "rm");
+  REQUIRE(loaded.has_likelihood_term());
+  REQUIRE(loaded.likelihood_weight().to_vector() == std::vector<float>{1.5f});
+  std::vector<PreferenceExample> probe = marker_pairs(5, 9);
+  std::vector<std::vector<int32_t>> prompts, responses;
+  for (const auto& e : probe) {
+    prompts.push_back(e.prompt);
+    responses.push_back(e.chosen);
+  }
+  REQUIRE(loaded.score(prompts, responses, true, 2) == model.score(prompts, responses, true, 2));
+
+  // config.json and the tensors must agree on the term.
+  {
+    std::ifstream in(dir / "rm" / "config.json");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string key = "\"likelihood\": true";
+    REQUIRE(text.find(key) != std::string::npos);
+    text.replace(text.find(key), key.size(), "\"likelihood\": false");
+    std::ofstream(dir / "rm" / "config.json") << text;
+  }
+  REQUIRE_THROWS_WITH(RewardModel::load(dir / "rm"),
+                      Catch::Contains("likelihood term is off but model.safetensors holds"));
+
+  // Trained, the term's weight moves and the marker preference is learned.
+  RewardConfig config;
+  config.epochs = 3;
+  config.batch_size = 16;
+  config.optimizer.schedule = {.kind = optim::LrSchedule::Kind::cosine,
+                               .peak_lr = 3e-3f,
+                               .min_lr = 3e-4f,
+                               .warmup_steps = 5};
+  config.log_every = 0;
+  RewardModel learner(Transformer(tiny_config(ModelFamily::gpt2), 12), 13,
+                      {.likelihood = true});
+  RewardTrainer trainer(learner, config, marker_pairs(128, 1), marker_pairs(128, 2));
+  RewardTrainSummary summary = trainer.train();
+  REQUIRE(summary.final_heldout.accuracy >= 0.95);
+  REQUIRE(learner.likelihood_weight().item() != 1.f);
 }

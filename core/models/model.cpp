@@ -319,9 +319,16 @@ Tensor Transformer::hidden_states(const Tensor& ids, const ForwardOptions& optio
 }
 
 Tensor Transformer::forward(const Tensor& ids, const ForwardOptions& options) {
-  Tensor logits = linear(hidden_states(ids, options), lm_head_);  // (B, T, Vp)
+  return logits(hidden_states(ids, options));
+}
+
+Tensor Transformer::logits(const Tensor& hidden) const {
+  TILLER_CHECK(hidden.defined() && hidden.dim() >= 1 && hidden.size(-1) == config_.n_embd,
+               "Transformer::logits: hidden must be (..., n_embd = {}), got {}", config_.n_embd,
+               hidden.defined() ? hidden.str() : "undefined");
+  Tensor logits = linear(hidden, lm_head_);  // (..., Vp)
   if (config_.padded_vocab_size() != config_.vocab_size)
-    logits = slice(logits, 2, 0, config_.vocab_size);
+    logits = slice(logits, logits.dim() - 1, 0, config_.vocab_size);
   if (logits.dtype() != DType::f32) logits = logits.to(DType::f32);
   return logits;
 }

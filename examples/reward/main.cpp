@@ -88,6 +88,13 @@ int main(int argc, char** argv) {
   config.log_every = 10;
   config.eval_every = 50;
 
+  rl::RewardHeadOptions head;
+  app.add_flag("--likelihood", head.likelihood,
+               "add a learned multiple of the response's mean token log-likelihood under the "
+               "backbone's own LM head to the reward (rl/heads/reward.h)");
+  app.add_option("--likelihood-init", head.likelihood_init,
+                 "initial weight of the likelihood term")
+      ->capture_default_str();
   app.add_option("--sft", sft_dir, "starting checkpoint (SFT or pretrained HF dir)")
       ->capture_default_str();
   app.add_option("--tokenizer", tokenizer_path, "tokenizer (default: the --sft dir)");
@@ -158,9 +165,10 @@ int main(int argc, char** argv) {
     }
 
     rl::RewardModel model =
-        rl::RewardModel::from_backbone(sft_dir, config.seed, run_device);
+        rl::RewardModel::from_backbone(sft_dir, config.seed, run_device, head);
     std::cout << "reward model: " << sft_dir << " (" << model.backbone().num_parameters()
-              << " parameters) + scalar head; " << train.size() << " training pairs, "
+              << " parameters) + scalar head"
+              << (head.likelihood ? " + likelihood term" : "") << "; " << train.size() << " training pairs, "
               << heldout.size() << " held-out\n";
 
     rl::RewardTrainer trainer(model, config, train, heldout);

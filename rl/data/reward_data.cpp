@@ -145,6 +145,26 @@ std::vector<int32_t> join_truncated(const std::vector<int32_t>& prompt,
   return joined;
 }
 
+Tensor right_padded_response_mask(const std::vector<std::vector<int32_t>>& rows,
+                                  const std::vector<int64_t>& response_tokens, int64_t T,
+                                  Device device) {
+  TILLER_CHECK(rows.size() == response_tokens.size(),
+               "right_padded_response_mask: {} rows but {} response lengths", rows.size(),
+               response_tokens.size());
+  const auto N = static_cast<int64_t>(rows.size());
+  std::vector<int32_t> mask(static_cast<size_t>(N * T), 0);
+  for (int64_t n = 0; n < N; ++n) {
+    const auto length = static_cast<int64_t>(rows[static_cast<size_t>(n)].size());
+    TILLER_CHECK(length <= T && response_tokens[static_cast<size_t>(n)] >= 0,
+                 "right_padded_response_mask: row {} has {} tokens (width {}) and {} response "
+                 "tokens",
+                 n, length, T, response_tokens[static_cast<size_t>(n)]);
+    const int64_t first = length - std::min(length, response_tokens[static_cast<size_t>(n)]);
+    for (int64_t t = first; t < length; ++t) mask[static_cast<size_t>(n * T + t)] = 1;
+  }
+  return Tensor::from_ints(mask, {N, T}).to(device);
+}
+
 PreferenceBatch make_preference_batch(const std::vector<PreferenceExample>& examples,
                                       const std::vector<size_t>& indices, int64_t max_length,
                                       Device device) {
@@ -153,6 +173,7 @@ PreferenceBatch make_preference_batch(const std::vector<PreferenceExample>& exam
   batch.pairs = static_cast<int64_t>(indices.size());
   std::vector<std::vector<int32_t>> rows(2 * indices.size());
   std::vector<float> margins;
+  std::vector<int64_t> response_tokens(2 * indices.size());
   for (size_t i = 0; i < indices.size(); ++i) {
     TILLER_CHECK(indices[i] < examples.size(),
                  "make_preference_batch: pair index {} but there are {} pairs", indices[i],
@@ -162,9 +183,13 @@ PreferenceBatch make_preference_batch(const std::vector<PreferenceExample>& exam
     rows[i] = join_truncated(e.prompt, e.chosen, max_length, &cut_chosen);
     rows[indices.size() + i] = join_truncated(e.prompt, e.rejected, max_length, &cut_rejected);
     batch.truncated += static_cast<int64_t>(cut_chosen) + static_cast<int64_t>(cut_rejected);
+    response_tokens[i] = static_cast<int64_t>(e.chosen.size());
+    response_tokens[indices.size() + i] = static_cast<int64_t>(e.rejected.size());
     margins.push_back(e.margin);
   }
   batch.sequences = pad_sequences(rows, PaddingSide::right, 0, device);
+  batch.response_mask =
+      right_padded_response_mask(rows, response_tokens, batch.sequences.ids.size(1), device);
   batch.margins = Tensor::from_vector(margins, {batch.pairs}).to(device);
   return batch;
 }

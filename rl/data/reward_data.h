@@ -62,10 +62,18 @@ std::vector<int32_t> join_truncated(const std::vector<int32_t>& prompt,
                                     const std::vector<int32_t>& response, int64_t max_length,
                                     bool* truncated = nullptr);
 
+// Which columns of right-padded rows (rows[i] = join_truncated(prompt, response)) are the
+// response: the last min(response_tokens[i], rows[i].size()) real tokens. (N, T) i32, 1 = response;
+// T >= every row's length. What RewardModel's likelihood term averages over.
+Tensor right_padded_response_mask(const std::vector<std::vector<int32_t>>& rows,
+                                  const std::vector<int64_t>& response_tokens, int64_t T,
+                                  Device device = Device::cpu());
+
 // A training batch of B pairs as one forward pass: rows [0, B) are prompt + chosen, rows
 // [B, 2B) prompt + rejected, right-padded.
 struct PreferenceBatch {
   PaddedSequences sequences;  // (2B, T)
+  Tensor response_mask;       // (2B, T) i32, 1 at the response's tokens
   Tensor margins;             // (B) f32
   int64_t pairs = 0;          // B
   int64_t truncated = 0;      // sequences that lost tokens to max_length

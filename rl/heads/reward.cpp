@@ -21,6 +21,7 @@ namespace {
 
 constexpr const char* kHeadWeight = "score.weight";
 constexpr const char* kHeadBias = "score.bias";
+constexpr const char* kLikelihoodWeight = "score.likelihood_weight";
 constexpr const char* kStatisticsKey = "tiller_reward";
 
 // Per row: positions counting real tokens only (pads get the position of the previous real token,
@@ -56,7 +57,8 @@ Tensor trainable(Tensor t) {
 
 }  // namespace
 
-RewardModel::RewardModel(Transformer backbone, uint64_t seed) : backbone_(std::move(backbone)) {
+RewardModel::RewardModel(Transformer backbone, uint64_t seed, RewardHeadOptions head)
+    : backbone_(std::move(backbone)) {
   const int64_t C = backbone_.config().n_embd;
   Generator gen(seed);
   const float head_std = 1.f / std::sqrt(static_cast<float>(C + 1));
@@ -65,17 +67,25 @@ RewardModel::RewardModel(Transformer backbone, uint64_t seed) : backbone_(std::m
   const DType dtype = backbone_.parameters().front().tensor.dtype();
   head_weight_ = trainable(head_weight_.to(dtype).to(device()));
   head_bias_ = trainable(head_bias_.to(dtype).to(device()));
+  if (head.likelihood) {
+    TILLER_CHECK(std::isfinite(head.likelihood_init),
+                 "RewardModel: the likelihood term's initial weight must be finite, got {}",
+                 head.likelihood_init);
+    likelihood_weight_ = trainable(
+        Tensor::from_vector({head.likelihood_init}, {1}).to(dtype).to(device()));
+  }
 }
 
 RewardModel RewardModel::from_backbone(const std::filesystem::path& dir, uint64_t seed,
-                                       Device device) {
-  return RewardModel(Transformer::from_pretrained(dir, device), seed);
+                                       Device device, RewardHeadOptions head) {
+  return RewardModel(Transformer::from_pretrained(dir, device), seed, head);
 }
 
 ParameterList RewardModel::parameters() const {
   ParameterList params = backbone_.parameters();
   params.push_back({kHeadWeight, head_weight_, /*decay=*/true});
   params.push_back({kHeadBias, head_bias_, /*decay=*/false});
+  if (has_likelihood_term()) params.push_back({kLikelihoodWeight, likelihood_weight_, false});
   return params;
 }
 
@@ -92,6 +102,7 @@ void RewardModel::to(Device device) {
   backbone_.to(device);
   head_weight_ = trainable(head_weight_.detach().to(device));
   head_bias_ = trainable(head_bias_.detach().to(device));
+  if (has_likelihood_term()) likelihood_weight_ = trainable(likelihood_weight_.detach().to(device));
 }
 
 void RewardModel::to(DType dtype) {
@@ -99,15 +110,18 @@ void RewardModel::to(DType dtype) {
   NoGradGuard no_grad;
   head_weight_ = trainable(head_weight_.detach().to(dtype));
   head_bias_ = trainable(head_bias_.detach().to(dtype));
+  if (has_likelihood_term()) likelihood_weight_ = trainable(likelihood_weight_.detach().to(dtype));
 }
 
 void RewardModel::zero_grad() {
   backbone_.zero_grad();
   head_weight_.zero_grad();
   head_bias_.zero_grad();
+  if (has_likelihood_term()) likelihood_weight_.zero_grad();
 }
 
-Tensor RewardModel::forward(const Tensor& ids, const Tensor& attention_mask, bool training) {
+Tensor RewardModel::forward(const Tensor& ids, const Tensor& attention_mask, bool training,
+                            const Tensor& response_mask) {
   TILLER_CHECK(ids.defined() && ids.dtype() == DType::i32 && ids.dim() == 2,
                "RewardModel::forward: ids must be (N, T) i32, got {}",
                ids.defined() ? ids.str() : "undefined");
@@ -120,7 +134,15 @@ Tensor RewardModel::forward(const Tensor& ids, const Tensor& attention_mask, boo
   TILLER_CHECK(T <= backbone_.config().max_seq_len,
                "RewardModel::forward: {} tokens exceed the backbone's max_seq_len {}", T,
                backbone_.config().max_seq_len);
-  const MaskLayout layout = mask_layout(attention_mask.to(Device::cpu()).to_int_vector(), N, T);
+  const std::vector<int32_t> mask_host = attention_mask.to(Device::cpu()).to_int_vector();
+  const MaskLayout layout = mask_layout(mask_host, N, T);
+  if (has_likelihood_term())
+    TILLER_CHECK(response_mask.defined() && response_mask.dtype() == DType::i32 &&
+                     response_mask.shape() == ids.shape(),
+                 "RewardModel::forward: this reward model has a likelihood term and needs a "
+                 "response_mask, i32 of the ids' shape {}, got {}",
+                 shape_str(ids.shape()),
+                 response_mask.defined() ? response_mask.str() : "undefined");
 
   ForwardOptions options;
   options.positions = Tensor::from_ints(layout.positions, {N, T}).to(device());
@@ -137,7 +159,55 @@ Tensor RewardModel::forward(const Tensor& ids, const Tensor& attention_mask, boo
   }
   Tensor pooled = rows.size() == 1 ? rows.front() : concat(rows, 0);  // (N, C)
   Tensor rewards = linear(pooled, head_weight_, head_bias_).reshape({N});
-  return rewards.dtype() == DType::f32 ? rewards : rewards.to(DType::f32);
+  if (rewards.dtype() != DType::f32) rewards = rewards.to(DType::f32);
+  if (!has_likelihood_term()) return rewards;
+  return rewards + mean_response_logprob(hidden, ids, mask_host, response_mask) *
+                       (likelihood_weight_.dtype() == DType::f32
+                            ? likelihood_weight_
+                            : likelihood_weight_.to(DType::f32));
+}
+
+// Only the rows that predict a response token go through the LM head: they are gathered from
+// hidden (N*T, C) with an embedding lookup (whose backward scatters into exactly those rows), and
+// the per-row mean is a (N, M) averaging matrix times the M token log-probabilities.
+Tensor RewardModel::mean_response_logprob(const Tensor& hidden, const Tensor& ids,
+                                          const std::vector<int32_t>& attention_mask,
+                                          const Tensor& response_mask) {
+  const int64_t N = ids.size(0), T = ids.size(1);
+  const std::vector<int32_t> response = response_mask.to(Device::cpu()).to_int_vector();
+  const std::vector<int32_t> tokens = ids.to(Device::cpu()).to_int_vector();
+  std::vector<int32_t> rows, targets;
+  std::vector<int64_t> row_of;  // which sequence each gathered row belongs to
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t t = 0; t < T; ++t) {
+      const auto i = static_cast<size_t>(n * T + t);
+      if (response[i] == 0) continue;
+      TILLER_CHECK(attention_mask[i] != 0,
+                   "RewardModel::forward: response_mask marks column {} of row {}, a padding "
+                   "position",
+                   t, n);
+      if (t == 0) continue;  // nothing before it predicts it
+      rows.push_back(static_cast<int32_t>(i - 1));
+      targets.push_back(tokens[i]);
+      row_of.push_back(n);
+    }
+  }
+  const auto M = static_cast<int64_t>(rows.size());
+  if (M == 0) return Tensor::zeros({N}, {.device = device()});
+  std::vector<int64_t> count(static_cast<size_t>(N), 0);
+  for (int64_t n : row_of) ++count[static_cast<size_t>(n)];
+  std::vector<float> averaging(static_cast<size_t>(N * M), 0.f);
+  for (int64_t m = 0; m < M; ++m) {
+    const int64_t n = row_of[static_cast<size_t>(m)];
+    averaging[static_cast<size_t>(n * M + m)] =
+        1.f / static_cast<float>(count[static_cast<size_t>(n)]);
+  }
+  Tensor gathered = embedding(Tensor::from_ints(rows, {M}).to(device()), hidden);  // (M, C)
+  Tensor logprobs = token_logprobs(backbone_.logits(gathered),
+                                   Tensor::from_ints(targets, {M}).to(device()));  // (M)
+  Tensor means = matmul(Tensor::from_vector(averaging, {N, M}).to(device()),
+                        logprobs.reshape({M, 1}));  // (N, 1)
+  return means.reshape({N});
 }
 
 std::vector<float> RewardModel::score(const std::vector<std::vector<int32_t>>& prompts,
@@ -154,13 +224,18 @@ std::vector<float> RewardModel::score(const std::vector<std::vector<int32_t>>& p
   for (size_t begin = 0; begin < prompts.size(); begin += static_cast<size_t>(batch_size)) {
     size_t end = std::min(prompts.size(), begin + static_cast<size_t>(batch_size));
     std::vector<std::vector<int32_t>> rows;
+    std::vector<int64_t> response_tokens;
     for (size_t i = begin; i < end; ++i) {
       TILLER_CHECK(!prompts[i].empty() || !responses[i].empty(),
                    "RewardModel::score: prompt and response {} are both empty", i);
       rows.push_back(join_truncated(prompts[i], responses[i], max_length));
+      response_tokens.push_back(static_cast<int64_t>(responses[i].size()));
     }
     PaddedSequences batch = pad_sequences(rows, PaddingSide::right, 0, device());
-    for (float r : forward(batch.ids, batch.attention_mask).to_vector())
+    Tensor response_mask;
+    if (has_likelihood_term())
+      response_mask = right_padded_response_mask(rows, response_tokens, batch.ids.size(1), device());
+    for (float r : forward(batch.ids, batch.attention_mask, false, response_mask).to_vector())
       rewards.push_back(normalise ? (r - statistics_.mean) / statistics_.std : r);
   }
   return rewards;
@@ -180,9 +255,11 @@ void RewardModel::save(const std::filesystem::path& dir) const {
   safetensors::NamedTensors tensors = backbone_.hf_tensors();
   tensors.emplace_back(kHeadWeight, head_weight_.detach());
   tensors.emplace_back(kHeadBias, head_bias_.detach());
+  if (has_likelihood_term()) tensors.emplace_back(kLikelihoodWeight, likelihood_weight_.detach());
   nlohmann::ordered_json config = nlohmann::ordered_json::parse(backbone_.config().to_hf_json());
   config["num_labels"] = 1;
   config[kStatisticsKey] = {{"mean", statistics_.mean}, {"std", statistics_.std}};
+  if (has_likelihood_term()) config[kStatisticsKey]["likelihood"] = true;
   save_checkpoint(dir, tensors, config.dump(2));
 }
 
@@ -199,14 +276,23 @@ RewardModel RewardModel::load(const std::filesystem::path& dir, Device device) {
   std::map<std::string, Tensor> backbone_tensors = checkpoint.tensors.all();
   backbone_tensors.erase(kHeadWeight);
   backbone_tensors.erase(kHeadBias);
+  const bool likelihood = checkpoint.tensors.contains(kLikelihoodWeight);
+  const nlohmann::json& saved = config[kStatisticsKey];
+  const bool config_likelihood = saved.contains("likelihood") && saved["likelihood"] == true;
+  TILLER_CHECK(likelihood == config_likelihood,
+               "{}: config.json says the likelihood term is {} but model.safetensors {} {}",
+               source, config_likelihood ? "on" : "off", likelihood ? "holds" : "lacks",
+               kLikelihoodWeight);
+  backbone_tensors.erase(kLikelihoodWeight);
   Transformer backbone(ModelConfig::from_hf_json(checkpoint.config_json));
   backbone.load_hf_tensors(backbone_tensors, source);
 
-  RewardModel model(std::move(backbone));
+  RewardModel model(std::move(backbone), 0, {.likelihood = likelihood});
   const int64_t C = model.backbone_.config().n_embd;
   NoGradGuard no_grad;
   model.head_weight_.copy_(checkpoint.tensors.get(kHeadWeight, {1, C}));
   model.head_bias_.copy_(checkpoint.tensors.get(kHeadBias, {1}));
+  if (likelihood) model.likelihood_weight_.copy_(checkpoint.tensors.get(kLikelihoodWeight, {1}));
   const nlohmann::json& stats = config[kStatisticsKey];
   try {
     model.set_statistics({stats.at("mean").get<float>(), stats.at("std").get<float>()});

@@ -7,6 +7,18 @@
 // unpadded, left-padded or right-padded. Head init: N(0, 1/(C+1)) (std 1/sqrt(C+1), as in Ziegler
 // et al. 2019 and the TRL/OpenAI reward-model recipes), bias 0: initial rewards are O(1).
 //
+// Likelihood term (optional, RewardHeadOptions::likelihood): the reward also reads the backbone's
+// own language-model head,
+//   r = head(h_last) + a * mean over response tokens t of log p(token_t | tokens before t),
+// with a learned scalar a ("score.likelihood_weight" (1), initialised to likelihood_init, not
+// decayed). A scalar head on the last hidden state sees a wrong fact only if fine-tuning teaches
+// the backbone to carry "this contradicts what I know" into that one state, which a few thousand
+// pairs do not (the pipeline's reward model stayed near chance on wrong-fact pairs), while the
+// SFT model's token probabilities already rank a right fact above a wrong one. The mean (not the
+// sum) keeps a length-free scale: a response that stops early is not rewarded for having fewer
+// tokens. It needs to know which tokens are the response: forward takes a response mask, score()
+// builds it from the prompt / response split.
+//
 // Loss (preference_loss), per pair with rewards r_c, r_r and margin m, averaged over pairs:
 //   -log sigmoid(r_c - r_r - m)  +  λ (r_c + r_r)^2
 // The first term is Bradley-Terry (m = 0) or its margin variant (Llama 2); the second is TRL's
@@ -16,6 +28,8 @@
 //   config.json        the backbone's Hugging Face config, plus "num_labels": 1 and
 //                      "tiller_reward": {"mean", "std"} — the reward statistics PPO normalises by
 //   model.safetensors  the backbone's Hugging Face tensors plus score.weight and score.bias
+//                      (and score.likelihood_weight with the likelihood term; "tiller_reward"
+//                      then also says "likelihood": true)
 // The backbone alone is recovered with RewardModel::load(dir).backbone() (Transformer::
 // from_pretrained rejects the extra head tensors on purpose: the dir is not a language model).
 #pragma once
@@ -39,20 +53,29 @@ struct RewardStatistics {
   float std = 1.f;
 };
 
+struct RewardHeadOptions {
+  bool likelihood = false;       // add a * mean response-token log-likelihood (see above)
+  float likelihood_init = 1.f;   // a's initial value
+};
+
 class RewardModel {
  public:
   // A fresh head (drawn from `seed`) on `backbone`, on the backbone's device and dtype.
-  explicit RewardModel(Transformer backbone, uint64_t seed = 0);
+  explicit RewardModel(Transformer backbone, uint64_t seed = 0, RewardHeadOptions head = {});
   // A fresh head on a pretrained or SFT checkpoint directory (Transformer::from_pretrained).
   static RewardModel from_backbone(const std::filesystem::path& dir, uint64_t seed = 0,
-                                   Device device = Device::cpu());
+                                   Device device = Device::cpu(), RewardHeadOptions head = {});
   // A reward model written by save(): backbone, head and statistics.
   static RewardModel load(const std::filesystem::path& dir, Device device = Device::cpu());
   void save(const std::filesystem::path& dir) const;
 
   // ids (N, T) i32, attention_mask (N, T) i32 (nonzero = real token; every row needs one) ->
   // rewards (N) f32, recorded by autograd. `training` enables the backbone's dropout.
-  Tensor forward(const Tensor& ids, const Tensor& attention_mask, bool training = false);
+  // response_mask (N, T) i32, nonzero at the response's tokens (real tokens only), is required
+  // with the likelihood term and ignored without it; a response token in column 0 has nothing
+  // before it and does not count, and a row with no counted token adds 0.
+  Tensor forward(const Tensor& ids, const Tensor& attention_mask, bool training = false,
+                 const Tensor& response_mask = Tensor());
 
   // Rewards of prompt[i] + response[i] (token ids), without autograd, in batches of batch_size,
   // truncated from the start to max_length tokens (0: the backbone's max_seq_len). With
@@ -66,12 +89,15 @@ class RewardModel {
                            const std::vector<std::string>& responses, bool normalise = false,
                            int64_t batch_size = 16, int64_t max_length = 0);
 
-  // Backbone parameters (Hugging Face names) followed by score.weight (decays) and score.bias.
+  // Backbone parameters (Hugging Face names) followed by score.weight (decays), score.bias and
+  // score.likelihood_weight when there is one.
   ParameterList parameters() const;
   Transformer& backbone() { return backbone_; }
   const Transformer& backbone() const { return backbone_; }
   const Tensor& head_weight() const { return head_weight_; }  // (1, C)
   const Tensor& head_bias() const { return head_bias_; }      // (1)
+  bool has_likelihood_term() const { return likelihood_weight_.defined(); }
+  const Tensor& likelihood_weight() const { return likelihood_weight_; }  // (1); undefined if off
   const RewardStatistics& statistics() const { return statistics_; }
   void set_statistics(const RewardStatistics& statistics);  // std must be > 0 and finite
   Device device() const { return backbone_.device(); }
@@ -82,8 +108,13 @@ class RewardModel {
   void zero_grad();
 
  private:
+  Tensor mean_response_logprob(const Tensor& hidden, const Tensor& ids,
+                               const std::vector<int32_t>& attention_mask,
+                               const Tensor& response_mask);
+
   Transformer backbone_;
   Tensor head_weight_, head_bias_;
+  Tensor likelihood_weight_;  // undefined without the likelihood term
   RewardStatistics statistics_;
 };
 

@@ -109,7 +109,9 @@ PairRewards score_pairs(RewardModel& model, const std::vector<PreferenceExample>
     std::iota(indices.begin(), indices.end(), begin);
     PreferenceBatch batch = make_preference_batch(pairs, indices, max_length, model.device());
     std::vector<float> r =
-        model.forward(batch.sequences.ids, batch.sequences.attention_mask).to_vector();
+        model.forward(batch.sequences.ids, batch.sequences.attention_mask, false,
+                      batch.response_mask)
+            .to_vector();
     const auto B = static_cast<std::ptrdiff_t>(batch.pairs);
     rewards.chosen.insert(rewards.chosen.end(), r.begin(), r.begin() + B);
     rewards.rejected.insert(rewards.rejected.end(), r.begin() + B, r.end());
@@ -227,7 +229,8 @@ RewardStepReport RewardTrainer::train_step() {
         make_preference_batch(train_, indices, config_.max_length, model_.device());
     truncated = batch.truncated;
     Tensor rewards =
-        model_.forward(batch.sequences.ids, batch.sequences.attention_mask, config_.dropout);
+        model_.forward(batch.sequences.ids, batch.sequences.attention_mask, config_.dropout,
+                       batch.response_mask);
     Tensor chosen = slice(rewards, 0, 0, batch.pairs);
     Tensor rejected = slice(rewards, 0, batch.pairs, 2 * batch.pairs);
     PreferenceLoss loss =
