@@ -25,7 +25,9 @@
 // their own samples (rl/reports/kl.h, k3 per token); the reward model's held-out accuracy and
 // PPO's final KL come from their metrics files. Stage seconds are kept in stage_seconds.json.
 // Outputs in --out: one folder per stage, report.json, report.md and plots (loss curves,
-// reward-model accuracy, PPO reward and KL).
+// reward-model accuracy, PPO reward and KL). The reward model carries the likelihood term
+// (rl/heads/reward.h): a learned multiple of the SFT model's mean token log-likelihood of the
+// response is part of its score.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -262,8 +264,11 @@ int main(int argc, char** argv) {
         with(with(sft_common, {"--data", sft_data.string(), "--out", sft_dir.string()}), tiny_sft),
         options.sft_args);
     stage("reward", reward_dir / "model", bin / "reward",
+          // --likelihood: the reward also reads the SFT model's own token probabilities
+          // (rl/heads/reward.h); without it the pipeline's reward model stayed near chance on
+          // wrong-fact pairs (43.8%), with it 48 of 48.
           with({"--sft", (sft_dir / "model").string(), "--out", reward_dir.string(), "--device",
-                options.device, "--world-seed", seed},
+                options.device, "--world-seed", seed, "--likelihood"},
                tiny_reward),
           options.reward_args);
     stage("ppo", ppo_dir / "policy", bin / "ppo",
