@@ -125,11 +125,21 @@ if(NOT leaked GREATER 0 OR NOT scored LESS 16)
   message(FATAL_ERROR "report.json: full_pool: ${leaked} leaked eval questions, ${scored} scored; "
                       "the pool's leaked rows should be found and left out of its scoring")
 endif()
+# The reward model's held-out accuracy per kind of rejected answer: the four kinds, each a number.
+foreach(kind wrong_fact malformed rambling missing_end_of_turn)
+  string(JSON value ERROR_VARIABLE error GET "${report}"
+         reward_model_heldout_accuracy_by_rejection ${kind})
+  if(error OR NOT value MATCHES "^[0-9.e+-]+$")
+    message(FATAL_ERROR "report.json: reward_model_heldout_accuracy_by_rejection.${kind} missing "
+                        "or not a number: '${value}' ${error}")
+  endif()
+endforeach()
 # The seed's claims: one per claim (knowledge, control, exact match, format, quality, diversity,
-# reward model, PPO, two budgets), each with a measure, a target and a verdict.
+# reward model overall and on wrong facts, PPO, two budgets), each with a measure, a target and a
+# verdict.
 string(JSON claim_count LENGTH "${report}" claims)
-if(NOT claim_count EQUAL 10)
-  message(FATAL_ERROR "report.json: expected 10 claims, got ${claim_count}")
+if(NOT claim_count EQUAL 11)
+  message(FATAL_ERROR "report.json: expected 11 claims, got ${claim_count}")
 endif()
 math(EXPR last_claim "${claim_count} - 1")
 foreach(index RANGE ${last_claim})

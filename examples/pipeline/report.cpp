@@ -242,6 +242,13 @@ nlohmann::json claims_json(const nlohmann::json& report) {
   if (std::isfinite(rm))
     add("a reward model learns the preferences", "reward model held-out accuracy", rm, ">= 90%",
         rm >= 0.90);
+  if (report.contains("reward_model_heldout_accuracy_by_rejection")) {
+    const double wrong_fact =
+        field(report["reward_model_heldout_accuracy_by_rejection"], "wrong_fact");
+    add("the reward model tells a right fact from a wrong one",
+        "reward model held-out accuracy on wrong-fact pairs", wrong_fact, ">= 80%",
+        wrong_fact >= 0.80);
+  }
   if (models.contains("sft") && models.contains("ppo")) {
     const double gain = field(models["ppo"], "exact_match") - field(models["sft"], "exact_match");
     add("PPO against the reward model improves the policy",

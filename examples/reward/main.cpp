@@ -18,7 +18,6 @@
 
 #include <filesystem>
 #include <iostream>
-#include <map>
 
 #include "core/dist/communicator.h"
 #include "kernels/error.h"
@@ -26,6 +25,7 @@
 #include "rl/data/world_data.h"
 #include "rl/reports/metrics.h"
 #include "rl/reports/plot.h"
+#include "rl/reports/reward_accuracy.h"
 #include "rl/heads/reward.h"
 #include "rl/data/reward_data.h"
 #include "rl/trainers/reward_trainer.h"
@@ -41,32 +41,6 @@ void require_sft_checkpoint(const fs::path& dir) {
         "reward: no SFT model at {} (config.json + model.safetensors); run examples/sft first "
         "(it writes runs/sft/model), or pass --sft DIR with any pretrained or SFT checkpoint",
         dir.string());
-}
-
-// Held-out accuracy per kind of rejected answer: which mistakes the reward model can tell apart.
-void print_accuracy_by_rejection(rl::RewardModel& model,
-                                 const std::vector<world::PreferencePair>& pairs,
-                                 const std::vector<rl::PreferenceExample>& examples,
-                                 int64_t max_length) {
-  std::vector<std::vector<int32_t>> prompts, chosen, rejected;
-  for (const rl::PreferenceExample& e : examples) {
-    prompts.push_back(e.prompt);
-    chosen.push_back(e.chosen);
-    rejected.push_back(e.rejected);
-  }
-  std::vector<float> r_chosen = model.score(prompts, chosen, false, 32, max_length);
-  std::vector<float> r_rejected = model.score(prompts, rejected, false, 32, max_length);
-  std::map<std::string, std::pair<int, int>> by_kind;  // kind -> (correct, total)
-  for (size_t i = 0; i < pairs.size(); ++i) {
-    auto& [correct, total] = by_kind[std::string(world::rejection_name(pairs[i].rejection))];
-    correct += r_chosen[i] > r_rejected[i] ? 1 : 0;
-    ++total;
-  }
-  std::cout << "held-out accuracy by rejected answer:";
-  for (const auto& [kind, counts] : by_kind)
-    std::cout << fmt::format("  {} {:.3f} ({})", kind,
-                             static_cast<double>(counts.first) / counts.second, counts.second);
-  std::cout << "\n";
 }
 
 }  // namespace
@@ -204,8 +178,15 @@ int main(int argc, char** argv) {
           summary.initial_heldout.accuracy, summary.final_heldout.accuracy,
           summary.initial_heldout.margin, summary.final_heldout.margin,
           summary.final_heldout.pairs);
-      if (!world_heldout.empty())
-        print_accuracy_by_rejection(model, world_heldout, heldout, trainer.config().max_length);
+      if (!world_heldout.empty()) {
+        // Which mistakes the reward model can tell apart.
+        rl::RewardAccuracy by_kind =
+            rl::reward_accuracy(model, tokenizer, world_heldout, trainer.config().max_length);
+        std::cout << "held-out accuracy by rejected answer:";
+        for (const auto& [kind, counts] : by_kind.by_rejection)
+          std::cout << fmt::format("  {} {:.3f} ({})", kind, counts.accuracy(), counts.total);
+        std::cout << "\n";
+      }
     }
     std::cout << fmt::format(
         "training accuracy {:.3f}; reward statistics mean {:.4f} std {:.4f} "
