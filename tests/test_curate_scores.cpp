@@ -147,3 +147,40 @@ TEST_CASE("embeddings are the normalised mean of hidden states; rewards are the 
   CHECK(std::isnan(no_reward.reward[0]));
   CHECK(no_reward.perplexity[0] == scores.perplexity[0]);
 }
+
+TEST_CASE("instruction embeddings read the system and user turns only", "[curate]") {
+  Tokenizer tokenizer = byte_chat_tokenizer();
+  Transformer model(ModelConfig::gpt2(tokenizer.vocab_size(), 2, 2, 32, 128), 21);
+  // Same question, different answers; then a different question with the first answer.
+  const std::vector<data::Row> rows = {chat_row("Spell Zorvik?", "Z-O-R-V-I-K."),
+                                       chat_row("Spell Zorvik?", "Zorvik is spelled Z-O-R."),
+                                       chat_row("Zorvik in capitals?", "Z-O-R-V-I-K.")};
+  rl::ModelScorer whole(&model, &tokenizer, nullptr, {.batch_size = 3, .progress = false});
+  rl::ModelScorer asks(&model, &tokenizer, nullptr,
+                       {.batch_size = 3, .progress = false, .embed_instructions = true});
+  const data::Embeddings by_chat = whole.embed(rows, {0, 1, 2});
+  const data::Embeddings by_instruction = asks.embed(rows, {0, 1, 2});
+  auto same = [](const float* a, const float* b) {
+    for (int c = 0; c < 32; ++c)
+      if (a[c] != b[c]) return false;
+    return true;
+  };
+  REQUIRE(same(by_instruction.row(0), by_instruction.row(1)));  // the answers are not read
+  REQUIRE_FALSE(same(by_instruction.row(0), by_instruction.row(2)));
+  REQUIRE_FALSE(same(by_chat.row(0), by_chat.row(1)));
+
+  // Row 0's instruction embedding is the normalised mean over the rendered user turn.
+  NoGradGuard no_grad;
+  const RenderedChat question = render_chat(tokenizer, {{"user", "Spell Zorvik?"}});
+  const auto T = static_cast<int64_t>(question.tokens.size());
+  const std::vector<float> hidden =
+      model.hidden_states(Tensor::from_ints(question.tokens, {1, T}, {.dtype = DType::i32}))
+          .to_vector();
+  std::vector<double> mean(32, 0.0);
+  for (int64_t t = 0; t < T; ++t)
+    for (int c = 0; c < 32; ++c) mean[c] += hidden[t * 32 + c] / T;
+  double norm = 0;
+  for (double v : mean) norm += v * v;
+  for (int c = 0; c < 32; ++c)
+    CHECK(by_instruction.row(0)[c] == Approx(mean[c] / std::sqrt(norm)).margin(1e-5));
+}

@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
   std::string out, model_dir, reward_dir, tokenizer_path, config_path, device = "cpu", method;
   int64_t budget = 0, batch_size = 16;
   uint64_t seed = 1;
-  bool skip_malformed = false, quiet = false, plain_text = false;
+  bool skip_malformed = false, quiet = false, plain_text = false, embed_instructions = false;
   app.add_option("--input", inputs,
                  "JSONL files (chats, prompt/completion, preference pairs, "
                  "{\"text\"}) or plain text files")
@@ -141,6 +141,9 @@ int main(int argc, char** argv) {
   app.add_option("--batch-size", batch_size, "rows per model batch")->capture_default_str();
   app.add_option("--device", device, "cpu or cuda[:N]")->capture_default_str();
   app.add_flag("--quiet", quiet, "no progress lines");
+  app.add_flag("--embed-instructions", embed_instructions,
+               "diversity selection embeds each row's instructions (system and user turns) "
+               "alone, not its answers");
   app.add_flag("--plain-text", plain_text,
                "score chats as plain text (turns on their own lines, no chat tokens): for a "
                "pretrained base that never saw the chat template");
@@ -187,7 +190,10 @@ int main(int argc, char** argv) {
       scorer = std::make_unique<rl::ModelScorer>(
           model.get(), tokenizer.get(), reward_model.get(),
           rl::CurateScoreOptions{
-              .batch_size = batch_size, .progress = !quiet, .plain_text = plain_text});
+              .batch_size = batch_size,
+              .progress = !quiet,
+              .plain_text = plain_text,
+              .embed_instructions = embed_instructions});
     } else {
       TILLER_CHECK(reward_dir.empty(),
                    "curate: --reward-model needs --model (its tokenizer and "

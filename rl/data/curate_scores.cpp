@@ -224,10 +224,14 @@ data::Embeddings ModelScorer::embed(const std::vector<data::Row>& rows,
     for (size_t k = begin; k < end; ++k) {
       const data::Row& row = rows[static_cast<size_t>(indices[k])];
       RenderedChat chat;
-      if (row.format == data::RowFormat::text)
+      if (row.format == data::RowFormat::text) {
         chat.tokens = tokenizer_->encode(row.text);
-      else
-        chat = render_chat(*tokenizer_, chat_of(row));
+      } else {
+        std::vector<ChatMessage> messages = chat_of(row);
+        if (options_.embed_instructions)
+          std::erase_if(messages, [](const ChatMessage& m) { return m.role == "assistant"; });
+        chat = render_chat(*tokenizer_, messages);
+      }
       if (chat.tokens.empty()) chat.tokens.push_back(0);
       if (static_cast<int64_t>(chat.tokens.size()) > max_length)
         chat.tokens.resize(static_cast<size_t>(max_length));

@@ -12,7 +12,8 @@
 //   reward      `reward_model`'s score of (generation prompt of the turns before the last
 //               answer, last answer + <|end|>), unnormalised
 //   embedding   the model's final hidden states (Transformer::hidden_states) mean-pooled over the
-//               row's real tokens, L2-normalised
+//               row's real tokens, L2-normalised; with embed_instructions, of the row's
+//               instructions alone (its system and user turns through the chat template)
 // Rows longer than the model's context keep their LAST max_seq_len tokens (the answer end).
 // Batches are right-padded; causal attention means no real token sees the padding, so a row
 // scores the same alone or in a batch. A progress line with ETA goes to stderr when asked.
@@ -38,6 +39,13 @@ struct CurateScoreOptions {
   // pool); in plain text its perplexity says whether an answer agrees with what it learned.
   // Perplexity and IFD only: the reward model and the embeddings keep the chat template.
   bool plain_text = false;
+  // Embed only what the row asks (its system and user turns), not its answers: diversity
+  // selection then spreads the budget over kinds of instruction, as CaR (Ge et al. 2024,
+  // "Clustering and Ranking") clusters instructions. Whole-chat embeddings are dominated by the
+  // answers: in the pipeline's pool every spelling answer ("Shoubitri is spelled S-H-O-U-...")
+  // looks alike whatever the question's wording, and the CaR selection kept 2 of the 74
+  // "Spell the name X letter by letter." rows that reached it. Text rows embed their text.
+  bool embed_instructions = false;
 };
 
 // Mean NLL per row over the targets t >= 1 with trainable[t] != 0 (NaN for a row without any),
