@@ -267,7 +267,7 @@ int main(int argc, char** argv) {
     stage("reward", reward_dir / "model", bin / "reward",
           // --likelihood: the reward also reads the SFT model's own token probabilities
           // (rl/heads/reward.h); without it the pipeline's reward model stayed near chance on
-          // wrong-fact pairs (43.8%), with it 48 of 48.
+          // wrong-fact pairs (43.8%), with it 46-48 of 48 (README, Results).
           with({"--sft", (sft_dir / "model").string(), "--out", reward_dir.string(), "--device",
                 options.device, "--world-seed", seed, "--likelihood"},
                tiny_reward),
