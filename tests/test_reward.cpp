@@ -460,6 +460,27 @@ TEST_CASE("the likelihood term adds a times the response's mean token log-likeli
     REQUIRE(expected[n] < -0.5);  // a random model: the term is far from 0 and matters
     REQUIRE(rewards[n] == Approx(head_only[n] + 0.7 * expected[n]).margin(1e-4));
   }
+  // Left padding (pads first, a real vocabulary token as the pad id) gives the same rewards: the
+  // third row's first response token is still its first real token and still not counted.
+  {
+    const int64_t T = batch.ids.size(1);
+    std::vector<int32_t> ids(static_cast<size_t>(3 * T), 9), mask(ids.size(), 0),
+        response(ids.size(), 0);
+    for (size_t n = 0; n < rows.size(); ++n) {
+      const int64_t pad = T - length[n];
+      for (int64_t t = pad; t < T; ++t) {
+        const size_t i = n * static_cast<size_t>(T) + static_cast<size_t>(t);
+        ids[i] = rows[n][static_cast<size_t>(t - pad)];
+        mask[i] = 1;
+        response[i] = t - pad >= first[n] ? 1 : 0;
+      }
+    }
+    const std::vector<float> left =
+        with.forward(Tensor::from_ints(ids, {3, T}), Tensor::from_ints(mask, {3, T}), false,
+                     Tensor::from_ints(response, {3, T}))
+            .to_vector();
+    for (size_t n = 0; n < rows.size(); ++n) REQUIRE(left[n] == Approx(rewards[n]).margin(1e-4));
+  }
   // score() splits prompt and response itself and agrees, batched or one by one.
   const std::vector<float> scored = with.score(prompts, responses, false, 3);
   const std::vector<float> single = with.score(prompts, responses, false, 1);

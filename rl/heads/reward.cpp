@@ -186,7 +186,7 @@ Tensor RewardModel::mean_response_logprob(const Tensor& hidden, const Tensor& id
                    "RewardModel::forward: response_mask marks column {} of row {}, a padding "
                    "position",
                    t, n);
-      if (t == 0) continue;  // nothing before it predicts it
+      if (t == 0 || attention_mask[i - 1] == 0) continue;  // its row's first real token
       rows.push_back(static_cast<int32_t>(i - 1));
       targets.push_back(tokens[i]);
       row_of.push_back(n);

@@ -72,8 +72,8 @@ class RewardModel {
   // ids (N, T) i32, attention_mask (N, T) i32 (nonzero = real token; every row needs one) ->
   // rewards (N) f32, recorded by autograd. `training` enables the backbone's dropout.
   // response_mask (N, T) i32, nonzero at the response's tokens (real tokens only), is required
-  // with the likelihood term and ignored without it; a response token in column 0 has nothing
-  // before it and does not count, and a row with no counted token adds 0.
+  // with the likelihood term and ignored without it; a response token that is its row's first
+  // real token has nothing before it and does not count, and a row with no counted token adds 0.
   Tensor forward(const Tensor& ids, const Tensor& attention_mask, bool training = false,
                  const Tensor& response_mask = Tensor());
 
