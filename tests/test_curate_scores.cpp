@@ -37,6 +37,21 @@ data::Row chat_row(const std::string& q, const std::string& a) {
                          "t.jsonl:1");
 }
 
+// The normalised mean of the model's final hidden states (C = 32) over every token of `tokens`.
+std::vector<double> normalised_mean_hidden(Transformer& model, const std::vector<int32_t>& tokens) {
+  NoGradGuard no_grad;
+  const auto T = static_cast<int64_t>(tokens.size());
+  const std::vector<float> hidden =
+      model.hidden_states(Tensor::from_ints(tokens, {1, T}, {.dtype = DType::i32})).to_vector();
+  std::vector<double> mean(32, 0.0);
+  for (int64_t t = 0; t < T; ++t)
+    for (int c = 0; c < 32; ++c) mean[c] += hidden[t * 32 + c] / T;
+  double norm = 0;
+  for (double v : mean) norm += v * v;
+  for (double& v : mean) v /= std::sqrt(norm);
+  return mean;
+}
+
 }  // namespace
 
 TEST_CASE("perplexity and IFD equal loss(answer | question) and loss(answer) computed by hand",
@@ -119,19 +134,9 @@ TEST_CASE("embeddings are the normalised mean of hidden states; rewards are the 
   const data::Embeddings embeddings = scorer.embed(rows, {1, 0});
   REQUIRE(embeddings.dim == 32);
 
-  NoGradGuard no_grad;
-  const RenderedChat alone = render_chat(tokenizer, {{"user", "Hi?"}, {"assistant", "Hello."}});
-  const auto T = static_cast<int64_t>(alone.tokens.size());
-  const std::vector<float> hidden =
-      model.hidden_states(Tensor::from_ints(alone.tokens, {1, T}, {.dtype = DType::i32}))
-          .to_vector();
-  std::vector<double> mean(32, 0.0);
-  for (int64_t t = 0; t < T; ++t)
-    for (int c = 0; c < 32; ++c) mean[c] += hidden[t * 32 + c] / T;
-  double norm = 0;
-  for (double v : mean) norm += v * v;
-  for (int c = 0; c < 32; ++c)
-    CHECK(embeddings.row(1)[c] == Approx(mean[c] / std::sqrt(norm)).margin(1e-5));
+  const std::vector<double> expected = normalised_mean_hidden(
+      model, render_chat(tokenizer, {{"user", "Hi?"}, {"assistant", "Hello."}}).tokens);
+  for (int c = 0; c < 32; ++c) CHECK(embeddings.row(1)[c] == Approx(expected[c]).margin(1e-5));
 
   data::RowScores scores{std::vector<double>(2, NAN), std::vector<double>(2, NAN),
                          std::vector<double>(2, NAN)};
@@ -170,17 +175,8 @@ TEST_CASE("instruction embeddings read the system and user turns only", "[curate
   REQUIRE_FALSE(same(by_chat.row(0), by_chat.row(1)));
 
   // Row 0's instruction embedding is the normalised mean over the rendered user turn.
-  NoGradGuard no_grad;
-  const RenderedChat question = render_chat(tokenizer, {{"user", "Spell Zorvik?"}});
-  const auto T = static_cast<int64_t>(question.tokens.size());
-  const std::vector<float> hidden =
-      model.hidden_states(Tensor::from_ints(question.tokens, {1, T}, {.dtype = DType::i32}))
-          .to_vector();
-  std::vector<double> mean(32, 0.0);
-  for (int64_t t = 0; t < T; ++t)
-    for (int c = 0; c < 32; ++c) mean[c] += hidden[t * 32 + c] / T;
-  double norm = 0;
-  for (double v : mean) norm += v * v;
+  const std::vector<double> expected =
+      normalised_mean_hidden(model, render_chat(tokenizer, {{"user", "Spell Zorvik?"}}).tokens);
   for (int c = 0; c < 32; ++c)
-    CHECK(by_instruction.row(0)[c] == Approx(mean[c] / std::sqrt(norm)).margin(1e-5));
+    CHECK(by_instruction.row(0)[c] == Approx(expected[c]).margin(1e-5));
 }
