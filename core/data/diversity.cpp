@@ -154,7 +154,8 @@ std::vector<int32_t> k_means(const Embeddings& embeddings, int64_t k, uint64_t s
     for (int64_t i = 0; i < n; ++i) {
       const int32_t c = assignment[static_cast<size_t>(i)];
       ++count[static_cast<size_t>(c)];
-      for (int64_t d = 0; d < dim; ++d) sum[static_cast<size_t>(c * dim + d)] += embeddings.row(i)[d];
+      for (int64_t d = 0; d < dim; ++d)
+        sum[static_cast<size_t>(c * dim + d)] += embeddings.row(i)[d];
     }
     for (int64_t c = 0; c < k; ++c) {
       if (count[static_cast<size_t>(c)] == 0) {

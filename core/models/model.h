@@ -88,8 +88,8 @@ class Transformer {
   // LM head: what a scalar head (rl/reward.h) or a value head reads. Same options as forward; a
   // cache is appended to exactly as forward would.
   Tensor hidden_states(const Tensor& ids, const ForwardOptions& options = {});
-  // hidden (..., n_embd), rows of hidden_states -> logits (..., vocab_size) f32 through the LM head:
-  // forward(ids) == logits(hidden_states(ids)). Lets a caller score only the rows it needs.
+  // hidden (..., n_embd), rows of hidden_states -> logits (..., vocab_size) f32 through the LM
+  // head: forward(ids) == logits(hidden_states(ids)). Lets a caller score only the rows it needs.
   Tensor logits(const Tensor& hidden) const;
   // Mean next-token cross entropy of forward(ids) against targets (B, T) over non-ignored tokens.
   Tensor loss(const Tensor& ids, const Tensor& targets, int32_t ignore_index = -100,

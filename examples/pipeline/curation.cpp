@@ -63,17 +63,12 @@ data::CurateConfig pipeline_curate_config(int64_t budget) {
   config.scores.max_ifd = 0;
   config.scores.rank_by = "perplexity";
   config.scores.keep_top_fraction = 0.5;
-  // Selection: CaR (k-means on the base's embeddings, k = round(sqrt(rows / 2)) = 32 here, each
-  // cluster dealt its best rows in turn). DEITA's similarity cut walked the same ranking but
-  // starved the tasks whose rows share one template (arithmetic 396 -> 102 rows, legs 121 -> 36),
-  // and the SFT model answered those questions with another task's sentence: format 89.0% with
-  // DEITA, 93.5% with CaR on the same base and pool (92.5-97.0% for k from 32 to 200).
-  // The embeddings are of each row's instructions alone (ModelScorer's embed_instructions, as CaR
-  // clusters instructions): embedding whole chats, the answers decided the clusters and the
-  // selection kept 2 of the 74 "Spell the name X letter by letter." rows that reached it; the SFT
-  // model then answered that question with the capitals sentence. By instruction it keeps 13-33,
-  // and on the same base and pool SFT gave 61.5 / 59.0 / 61.5 / 58.0% exact and 95.5 / 96.0 /
-  // 94.5 / 94.0% format (k 32, 64, 32 with seed 2, 100) against 59.5-62.0% and 92.5-97.0% by chat.
+  // Selection: CaR (k-means on the base's embeddings of each row's instructions alone — curate_pool
+  // sets ModelScorer's embed_instructions — k = round(sqrt(rows / 2)) = 32 here, each cluster
+  // dealt its best rows in turn). DEITA's similarity cut starved the tasks whose rows share one
+  // template, and whole-chat embeddings let the answers decide the clusters (2 of 74 "Spell the
+  // name X letter by letter." rows kept); either way the SFT model answered some questions with
+  // another task's sentence. The measurements behind both choices are in README, Results.
   config.select.method = "car";
   config.select.budget = budget;
   return config;

@@ -403,8 +403,8 @@ int main(int argc, char** argv) {
     if (options.ablation) report["ablation"] = pipeline::ablation_json(arm_results, world, out);
     report["reward_model_heldout_accuracy"] = rm_accuracy;
     // Per kind of rejected answer, on the world's held-out pairs: can it tell a wrong fact?
-    const rl::RewardAccuracy rm_by_kind =
-        rl::reward_accuracy(reward_model, tokenizer, world.preference_pairs(world::Split::kHeldOut));
+    const rl::RewardAccuracy rm_by_kind = rl::reward_accuracy(
+        reward_model, tokenizer, world.preference_pairs(world::Split::kHeldOut));
     for (const auto& [kind, counts] : rm_by_kind.by_rejection)
       report["reward_model_heldout_accuracy_by_rejection"][kind] = counts.accuracy();
     report["ppo_final_kl"] = final_kl;

@@ -141,9 +141,8 @@ int main(int argc, char** argv) {
     rl::RewardModel model =
         rl::RewardModel::from_backbone(sft_dir, config.seed, run_device, head);
     std::cout << "reward model: " << sft_dir << " (" << model.backbone().num_parameters()
-              << " parameters) + scalar head"
-              << (head.likelihood ? " + likelihood term" : "") << "; " << train.size() << " training pairs, "
-              << heldout.size() << " held-out\n";
+              << " parameters) + scalar head" << (head.likelihood ? " + likelihood term" : "")
+              << "; " << train.size() << " training pairs, " << heldout.size() << " held-out\n";
 
     rl::RewardTrainer trainer(model, config, train, heldout);
     if (resume) {

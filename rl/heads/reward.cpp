@@ -1,9 +1,10 @@
 // RewardModel: last-real-token pooling, the scalar head, scoring, save/load; and the preference
 // loss (see rl/reward.h).
 //
-// Pooling gathers one hidden row per sequence with dim-0 slices of the (N*T, C) view and a concat,
-// rather than multiplying all T rows by a one-hot mask: the head then sees exactly N rows, and a
-// non-finite value in a padded row (which no loss should depend on) cannot leak in through 0 * x.
+// Pooling and the likelihood term read only the hidden rows they need, gathered from the (N*T, C)
+// view in one op (gather_rows), rather than multiplying all T rows by a one-hot mask: the head
+// sees exactly N rows, the LM head only the rows that predict a response token, and a non-finite
+// value in a padded row (which no loss should depend on) cannot leak in through 0 * x.
 #include "rl/heads/reward.h"
 
 #include <cmath>
@@ -48,6 +49,13 @@ MaskLayout mask_layout(const std::vector<int32_t>& mask, int64_t N, int64_t T) {
                  "RewardModel::forward: row {} of the attention mask has no real token", n);
   }
   return layout;
+}
+
+// Rows `rows` of hidden (R, C) -> (rows.size(), C): an embedding lookup with the hidden states as
+// the table, whose backward scatters the gradient into exactly those rows.
+Tensor gather_rows(const Tensor& hidden, const std::vector<int32_t>& rows) {
+  return embedding(
+      Tensor::from_ints(rows, {static_cast<int64_t>(rows.size())}).to(hidden.device()), hidden);
 }
 
 Tensor trainable(Tensor t) {
@@ -151,13 +159,11 @@ Tensor RewardModel::forward(const Tensor& ids, const Tensor& attention_mask, boo
   options.training = training;
   Tensor hidden = backbone_.hidden_states(ids, options).reshape({N * T, C});
 
-  std::vector<Tensor> rows;  // (1, C) each
-  rows.reserve(static_cast<size_t>(N));
-  for (int64_t n = 0; n < N; ++n) {
-    int64_t row = n * T + layout.last_real[static_cast<size_t>(n)];
-    rows.push_back(slice(hidden, 0, row, row + 1));
-  }
-  Tensor pooled = rows.size() == 1 ? rows.front() : concat(rows, 0);  // (N, C)
+  std::vector<int32_t> last_rows(static_cast<size_t>(N));
+  for (int64_t n = 0; n < N; ++n)
+    last_rows[static_cast<size_t>(n)] =
+        static_cast<int32_t>(n * T + layout.last_real[static_cast<size_t>(n)]);
+  Tensor pooled = gather_rows(hidden, last_rows);  // (N, C)
   Tensor rewards = linear(pooled, head_weight_, head_bias_).reshape({N});
   if (rewards.dtype() != DType::f32) rewards = rewards.to(DType::f32);
   if (!has_likelihood_term()) return rewards;
@@ -167,9 +173,8 @@ Tensor RewardModel::forward(const Tensor& ids, const Tensor& attention_mask, boo
                             : likelihood_weight_.to(DType::f32));
 }
 
-// Only the rows that predict a response token go through the LM head: they are gathered from
-// hidden (N*T, C) with an embedding lookup (whose backward scatters into exactly those rows), and
-// the per-row mean is a (N, M) averaging matrix times the M token log-probabilities.
+// Only the rows that predict a response token go through the LM head (gather_rows); the per-row
+// mean is a (N, M) averaging matrix times the M token log-probabilities.
 Tensor RewardModel::mean_response_logprob(const Tensor& hidden, const Tensor& ids,
                                           const std::vector<int32_t>& attention_mask,
                                           const Tensor& response_mask) {
@@ -202,8 +207,7 @@ Tensor RewardModel::mean_response_logprob(const Tensor& hidden, const Tensor& id
     averaging[static_cast<size_t>(n * M + m)] =
         1.f / static_cast<float>(count[static_cast<size_t>(n)]);
   }
-  Tensor gathered = embedding(Tensor::from_ints(rows, {M}).to(device()), hidden);  // (M, C)
-  Tensor logprobs = token_logprobs(backbone_.logits(gathered),
+  Tensor logprobs = token_logprobs(backbone_.logits(gather_rows(hidden, rows)),
                                    Tensor::from_ints(targets, {M}).to(device()));  // (M)
   Tensor means = matmul(Tensor::from_vector(averaging, {N, M}).to(device()),
                         logprobs.reshape({M, 1}));  // (N, 1)
@@ -234,7 +238,8 @@ std::vector<float> RewardModel::score(const std::vector<std::vector<int32_t>>& p
     PaddedSequences batch = pad_sequences(rows, PaddingSide::right, 0, device());
     Tensor response_mask;
     if (has_likelihood_term())
-      response_mask = right_padded_response_mask(rows, response_tokens, batch.ids.size(1), device());
+      response_mask =
+          right_padded_response_mask(rows, response_tokens, batch.ids.size(1), device());
     for (float r : forward(batch.ids, batch.attention_mask, false, response_mask).to_vector())
       rewards.push_back(normalise ? (r - statistics_.mean) / statistics_.std : r);
   }

@@ -26,7 +26,8 @@ RewardAccuracy reward_accuracy(RewardModel& model, const Tokenizer& tokenizer,
   RewardAccuracy accuracy;
   for (size_t i = 0; i < pairs.size(); ++i) {
     const int64_t right = r_chosen[i] > r_rejected[i] ? 1 : 0;
-    PairCounts& kind = accuracy.by_rejection[std::string(world::rejection_name(pairs[i].rejection))];
+    PairCounts& kind =
+        accuracy.by_rejection[std::string(world::rejection_name(pairs[i].rejection))];
     kind.correct += right;
     ++kind.total;
     accuracy.all.correct += right;
