@@ -18,19 +18,22 @@
 //
 // Each training stage is its own example program (pretrain, sft, reward, ppo — built beside this
 // one), run as a child process with its progress on the terminal, so every stage can also be
-// re-run or tuned alone with the same flags. The report is computed here, in process, with the
-// public API: every model (base = pretrained, SFT, PPO) is evaluated on the world's held-out
-// prompts by the shared evaluation code (greedy generation + the world's exact scorer) and scored
-// by the trained reward model; the PPO, DPO and GRPO models also get their KL to the SFT model on
-// their own samples (rl/reports/kl.h, k3 per token); the reward model's held-out accuracy and
-// PPO's final KL come from their metrics files. Stage seconds are kept in stage_seconds.json.
-// Outputs in --out: one folder per stage, report.json, report.md and plots (loss curves,
-// reward-model accuracy, PPO reward and KL). The reward model carries the likelihood term
-// (rl/heads/reward.h): a learned multiple of the SFT model's mean token log-likelihood of the
+// re-run or tuned alone with the same flags. Stages that do not depend on each other run side by
+// side (--jobs 2, stages.h): the reward model and PPO beside DPO and GRPO, and the ablation's SFT
+// runs two at a time, each with its output in --out/logs/<stage>.log. The report is computed here,
+// in process, with the public API: every model (base = pretrained, SFT, PPO) is evaluated on the
+// world's held-out prompts by the shared evaluation code (greedy generation + the world's exact
+// scorer) and scored by the trained reward model; the PPO, DPO and GRPO models also get their KL to
+// the SFT model on their own samples (rl/reports/kl.h, k3 per token); the reward model's held-out
+// accuracy and PPO's final KL come from their metrics files. Stage seconds are kept in
+// stage_seconds.json. Outputs in --out: one folder per stage, report.json, report.md and plots
+// (loss curves, reward-model accuracy, PPO reward and KL). The reward model carries the likelihood
+// term (rl/heads/reward.h): a learned multiple of the SFT model's mean token log-likelihood of the
 // response is part of its score.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -47,9 +50,10 @@
 #include "curation.h"
 #include "report.h"
 #include "rl/heads/reward.h"
-#include "rl/reports/reward_accuracy.h"
 #include "rl/reports/metrics.h"
 #include "rl/reports/plot.h"
+#include "rl/reports/reward_accuracy.h"
+#include "stages.h"
 #include "tiller.h"
 
 namespace fs = std::filesystem;
@@ -70,33 +74,8 @@ struct Options {
   std::string sft_data = "curated";  // or "canonical": the world's 1,000 SFT chats
   int64_t budget = 1000;             // rows curation keeps (and the 1k arms' size)
   bool ablation = false;             // the LIMA ablation arms (ablation.h)
+  int jobs = 2;                      // stages run side by side where they are independent
 };
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-// Runs `program` (a sibling executable) with arguments; throws naming the stage when it fails.
-double run_stage(const std::string& stage, const fs::path& program,
-                 const std::vector<std::string>& args, const std::string& extra) {
-  TILLER_CHECK(fs::exists(program), "pipeline: stage {} needs {}, which was not built", stage,
-               program.string());
-  std::string command = quote(program.string());
-  for (const auto& a : args) command += " " + quote(a);
-  if (!extra.empty()) command += " " + extra;
-  std::printf("\n=== pipeline: %s ===\n$ %s\n", stage.c_str(), command.c_str());
-  std::fflush(stdout);
-  auto start = std::chrono::steady_clock::now();
-  int status = std::system(command.c_str());
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  TILLER_CHECK(status == 0, "pipeline: stage {} failed (status {}); its output is above", stage,
-               status);
-  std::printf("=== pipeline: %s done in %s ===\n", stage.c_str(),
-              rl::format_duration(seconds).c_str());
-  return seconds;
-}
 
 // The pipeline's pretraining size: a base that knows the creature facts within the 10-minute
 // budget on two CPU cores. The lever was the corpus, not the model: with the world's default of
@@ -104,7 +83,22 @@ double run_stage(const std::string& stage, const fs::path& program,
 // 1,500 steps), the base's probe on creature attributes was 50.4% at 4 mentions, 65.6% at 12,
 // 60.8% at 16, 81.6% at 24, 80.0% at 32 and 75.2% at 48; dropout 0.1 at 4 mentions gave 49.6%.
 const std::vector<std::pair<std::string, std::string>> kPretrainDefaults = {
-    {"--width", "192"}, {"--heads", "6"}, {"--steps", "1500"}};
+    {"--width", "192"},
+    {"--heads", "6"},
+    {"--steps", "1500"},
+    // Validation and checkpoints every 250 steps, not the program's 50 and 100: 30 validations
+    // of 8 batches were ~20 s of the stage.
+    {"--eval-every", "250"},
+    {"--checkpoint-every", "250"}};
+
+// The report evaluates every model on all held-out prompts, so the stages' own before/after
+// evaluations (the whole eval set by default in sft, 64-96 prompts in ppo, dpo and grpo: ~30 s
+// together) are cut to 8 prompts, a smoke reading in each stage's log.
+const std::vector<std::pair<std::string, std::string>> kSftDefaults = {{"--eval-prompts", "8"}};
+const std::vector<std::pair<std::string, std::string>> kEvalLimitDefaults = {{"--eval-limit", "8"}};
+// One epoch over the world's 1,800 training pairs: held-out accuracy is 98.5% by step 50 of the
+// program's two epochs (226 steps) and 99% at their end.
+const std::vector<std::pair<std::string, std::string>> kRewardDefaults = {{"--epochs", "1"}};
 
 // `defaults` as flags, leaving out each one that `extra` (the user's flags) names itself: CLI11
 // refuses a flag given twice.
@@ -163,6 +157,12 @@ int main(int argc, char** argv) {
   app.add_flag("--ablation", options.ablation,
                "also the LIMA ablation: SFT on curated_1k, random_1k, full_pool, clean_1k and "
                "homogeneous_1k, each evaluated the same way");
+  app.add_option("--jobs", options.jobs,
+                 "independent stages run side by side, each with its output in --out/logs: the "
+                 "reward model + PPO beside DPO + GRPO, and the ablation's SFT runs (1: one "
+                 "after another, output on the terminal)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -184,23 +184,30 @@ int main(int argc, char** argv) {
 
     // Tiny sizes keep every stage to seconds. Otherwise each stage runs on its own defaults,
     // except pretraining, which the pipeline sizes so that the base knows the world's facts
-    // (kPretrainDefaults; each one gives way to the same flag in --pretrain-args).
-    std::vector<std::string> tiny_pretrain, tiny_sft, tiny_reward, tiny_ppo, tiny_dpo, tiny_grpo;
-    if (!options.tiny)
-      tiny_pretrain = defaults_unless_given(kPretrainDefaults, options.pretrain_args);
-    if (options.tiny) {
-      tiny_pretrain = {"--layers",     "2",   "--width",      "64", "--heads",     "2",
-                       "--seq-len",    "64",  "--batch",      "4",  "--steps",     "30",
-                       "--vocab-size", "512", "--eval-every", "10", "--log-every", "10"};
-      tiny_sft = {"--epochs", "1", "--batch", "16", "--eval-prompts", "8", "--log-every", "20"};
-      tiny_reward = {"--epochs", "1", "--batch", "64", "--log-every", "10"};
-      tiny_ppo = {"--iterations",  "2", "--rollout-batch",  "8",  "--minibatch",  "4",
-                  "--micro-batch", "4", "--max-new-tokens", "16", "--eval-limit", "8"};
-      tiny_dpo = {"--limit",      "32", "--heldout-limit", "16", "--batch-size", "8",
-                  "--eval-limit", "8",  "--log-every",     "2"};
-      tiny_grpo = {"--steps",           "2", "--prompts-per-step",      "2",
-                   "--num-generations", "4", "--max-completion-length", "16",
-                   "--eval-limit",      "8"};
+    // (kPretrainDefaults), and the settings above (evaluation, reward epochs); each one gives
+    // way to the same flag in the stage's --<stage>-args.
+    std::vector<std::string> pretrain_flags, sft_flags, reward_flags, ppo_flags, dpo_flags,
+        grpo_flags;
+    if (!options.tiny) {
+      pretrain_flags = defaults_unless_given(kPretrainDefaults, options.pretrain_args);
+      sft_flags = defaults_unless_given(kSftDefaults, options.sft_args);
+      reward_flags = defaults_unless_given(kRewardDefaults, options.reward_args);
+      ppo_flags = defaults_unless_given(kEvalLimitDefaults, options.ppo_args);
+      dpo_flags = defaults_unless_given(kEvalLimitDefaults, options.dpo_args);
+      grpo_flags = defaults_unless_given(kEvalLimitDefaults, options.grpo_args);
+    } else {
+      pretrain_flags = {"--layers",     "2",   "--width",      "64", "--heads",     "2",
+                        "--seq-len",    "64",  "--batch",      "4",  "--steps",     "30",
+                        "--vocab-size", "512", "--eval-every", "10", "--log-every", "10"};
+      sft_flags = {"--epochs", "1", "--batch", "16", "--eval-prompts", "8", "--log-every", "20"};
+      reward_flags = {"--epochs", "1", "--batch", "64", "--log-every", "10"};
+      ppo_flags = {"--iterations",  "2", "--rollout-batch",  "8",  "--minibatch",  "4",
+                   "--micro-batch", "4", "--max-new-tokens", "16", "--eval-limit", "8"};
+      dpo_flags = {"--limit",      "32", "--heldout-limit", "16", "--batch-size", "8",
+                   "--eval-limit", "8",  "--log-every",     "2"};
+      grpo_flags = {"--steps",           "2", "--prompts-per-step",      "2",
+                    "--num-generations", "4", "--max-completion-length", "16",
+                    "--eval-limit",      "8"};
     }
     auto with = [](std::vector<std::string> base, const std::vector<std::string>& more) {
       base.insert(base.end(), more.begin(), more.end());
@@ -218,15 +225,58 @@ int main(int argc, char** argv) {
       if (!stages.is_object()) stages = nlohmann::json::object();
     }
     // A stage runs unless --reuse is given and its final output (`done`) is already there.
+    auto reused = [&](const std::string& name, const fs::path& done) {
+      stage_order.push_back(name);
+      if (!options.reuse || !fs::exists(done)) return false;
+      std::printf("=== pipeline: %s: reusing %s ===\n", name.c_str(), done.string().c_str());
+      if (!stages.contains(name) || !stages[name].is_number()) stages[name] = 0.0;
+      return true;
+    };
+    auto record = [&](const std::string& name, double seconds) {
+      stages[name] = seconds;
+      write_file_atomic(seconds_file, stages.dump(2) + "\n");
+    };
     auto stage = [&](const std::string& name, const fs::path& done, const fs::path& program,
                      const std::vector<std::string>& args, const std::string& extra) {
-      stage_order.push_back(name);
-      if (options.reuse && fs::exists(done)) {
-        std::printf("=== pipeline: %s: reusing %s ===\n", name.c_str(), done.string().c_str());
-        if (!stages.contains(name) || !stages[name].is_number()) stages[name] = 0.0;
-        return;
+      if (!reused(name, done)) record(name, pipeline::run_stage({name, program, args, extra}));
+    };
+    // Chains of stages that do not depend on each other, --jobs of them at a time (stages.h).
+    // stage_seconds.json keeps each stage's own seconds (sharing the machine) and, under
+    // "concurrent", the group's wall time, which is what the group adds to the end-to-end time.
+    struct PendingStage {
+      pipeline::StageCommand command;
+      fs::path done;
+    };
+    auto concurrently = [&](const std::string& group,
+                            const std::vector<std::vector<PendingStage>>& chains) {
+      std::vector<std::vector<pipeline::StageCommand>> to_run;
+      nlohmann::json names = nlohmann::json::array();
+      size_t count = 0;
+      for (const auto& chain : chains) {
+        to_run.emplace_back();
+        for (const PendingStage& pending : chain) {
+          names.push_back(pending.command.name);
+          if (reused(pending.command.name, pending.done)) continue;
+          to_run.back().push_back(pending.command);
+          ++count;
+        }
       }
-      stages[name] = run_stage(name, program, args, extra);
+      if (count == 0) return;
+      const auto group_start = std::chrono::steady_clock::now();
+      const auto side_by_side = std::count_if(to_run.begin(), to_run.end(),
+                                              [](const auto& chain) { return !chain.empty(); });
+      if (options.jobs == 1 || side_by_side < 2) {
+        for (const auto& chain : to_run)
+          for (const pipeline::StageCommand& command : chain)
+            record(command.name, pipeline::run_stage(command));
+        if (stages.contains("concurrent")) stages["concurrent"].erase(group);
+      } else {
+        pipeline::run_chains(to_run, options.jobs, out / "logs", record);
+        stages["concurrent"][group] = {
+            {"wall",
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - group_start).count()},
+            {"stages", names}};
+      }
       write_file_atomic(seconds_file, stages.dump(2) + "\n");
     };
     std::vector<std::string> world_args = {"--out", world_dir.string(), "--seed", seed};
@@ -234,7 +284,7 @@ int main(int argc, char** argv) {
     stage("world", world_dir / "sft_pool_labels.jsonl", bin / "make_world", world_args, "");
     stage("pretrain", pretrain_dir / "model", bin / "pretrain",
           with({"--out", pretrain_dir.string(), "--device", options.device, "--world-seed", seed},
-               tiny_pretrain),
+               pretrain_flags),
           options.pretrain_args);
     // Curation runs here, in process (curation.h), timed and reused like the other stages.
     stage_order.push_back("curate");
@@ -262,34 +312,41 @@ int main(int argc, char** argv) {
                                                  "--world-seed", seed};
     stage(
         "sft", sft_dir / "model", bin / "sft",
-        with(with(sft_common, {"--data", sft_data.string(), "--out", sft_dir.string()}), tiny_sft),
+        with(with(sft_common, {"--data", sft_data.string(), "--out", sft_dir.string()}), sft_flags),
         options.sft_args);
-    stage("reward", reward_dir / "model", bin / "reward",
-          // --likelihood: the reward also reads the SFT model's own token probabilities
-          // (rl/heads/reward.h); without it the pipeline's reward model stayed near chance on
-          // wrong-fact pairs (43.8%), with it 46-48 of 48 (README, Results).
-          with({"--sft", (sft_dir / "model").string(), "--out", reward_dir.string(), "--device",
-                options.device, "--world-seed", seed, "--likelihood"},
-               tiny_reward),
-          options.reward_args);
-    stage("ppo", ppo_dir / "policy", bin / "ppo",
-          with({"--policy", (sft_dir / "model").string(), "--reward-model",
-                (reward_dir / "model").string(), "--out", ppo_dir.string(), "--device",
-                options.device, "--world-seed", seed},
-               tiny_ppo),
-          options.ppo_args);
-    if (options.preference) {
-      stage("dpo", dpo_dir / "model", bin / "dpo",
-            with({"--policy", (sft_dir / "model").string(), "--out", dpo_dir.string(), "--device",
-                  options.device, "--world-seed", seed},
-                 tiny_dpo),
-            options.dpo_args);
-      stage("grpo", grpo_dir / "model", bin / "grpo",
-            with({"--policy", (sft_dir / "model").string(), "--out", grpo_dir.string(), "--device",
-                  options.device, "--world-seed", seed},
-                 tiny_grpo),
-            options.grpo_args);
-    }
+    // The reward model and PPO, beside DPO and GRPO: both chains start from the SFT model.
+    std::vector<std::vector<PendingStage>> preference = {
+        {{{"reward", bin / "reward",
+           // --likelihood: the reward also reads the SFT model's own token probabilities
+           // (rl/heads/reward.h); without it the pipeline's reward model stayed near chance on
+           // wrong-fact pairs (43.8%), with it 46-48 of 48 (README, Results).
+           with({"--sft", (sft_dir / "model").string(), "--out", reward_dir.string(), "--device",
+                 options.device, "--world-seed", seed, "--likelihood"},
+                reward_flags),
+           options.reward_args},
+          reward_dir / "model"},
+         {{"ppo", bin / "ppo",
+           with({"--policy", (sft_dir / "model").string(), "--reward-model",
+                 (reward_dir / "model").string(), "--out", ppo_dir.string(), "--device",
+                 options.device, "--world-seed", seed},
+                ppo_flags),
+           options.ppo_args},
+          ppo_dir / "policy"}}};
+    if (options.preference)
+      preference.push_back(
+          {{{"dpo", bin / "dpo",
+             with({"--policy", (sft_dir / "model").string(), "--out", dpo_dir.string(), "--device",
+                   options.device, "--world-seed", seed},
+                  dpo_flags),
+             options.dpo_args},
+            dpo_dir / "model"},
+           {{"grpo", bin / "grpo",
+             with({"--policy", (sft_dir / "model").string(), "--out", grpo_dir.string(), "--device",
+                   options.device, "--world-seed", seed},
+                  grpo_flags),
+             options.grpo_args},
+            grpo_dir / "model"}});
+    concurrently("preference", preference);
 
     // --- LIMA ablation: one SFT run per arm, except the arm the sft stage already trained -----
     std::vector<pipeline::ArmData> arms;
@@ -303,6 +360,7 @@ int main(int argc, char** argv) {
                                      .budget = options.budget,
                                      .seed = options.world_seed},
                                     data_world);
+      std::vector<std::vector<PendingStage>> arm_chains;  // one SFT run each
       for (const pipeline::ArmData& arm : arms) {
         const bool is_sft_stage = (arm.name == "curated_1k" && options.sft_data == "curated") ||
                                   (arm.name == "clean_1k" && options.sft_data == "canonical");
@@ -313,7 +371,7 @@ int main(int argc, char** argv) {
         const fs::path arm_sft = ablation_dir / arm.name / "sft";
         // Flags the arm's command already has (CLI11 refuses one given twice).
         std::string given_flags = options.sft_args;
-        for (const std::string& flag : tiny_sft) given_flags += " " + flag;
+        for (const std::string& flag : sft_flags) given_flags += " " + flag;
         // full_pool: one pass over its rows (ablation.h says why), unless the flags set epochs.
         const std::vector<std::string> arm_budget =
             arm.name == "full_pool" ? defaults_unless_given({{"--epochs", "1"}}, given_flags)
@@ -322,15 +380,17 @@ int main(int argc, char** argv) {
         // prompts (it changes nothing in training).
         const std::vector<std::string> arm_eval =
             defaults_unless_given({{"--eval-prompts", "8"}}, given_flags);
-        stage("ablation/" + arm.name, arm_sft / "model", bin / "sft",
-              with(with(with(with(sft_common,
-                                  {"--data", arm.train_jsonl.string(), "--out", arm_sft.string()}),
-                             arm_eval),
-                        tiny_sft),
-                   arm_budget),
-              options.sft_args);
+        arm_chains.push_back({{{"ablation/" + arm.name, bin / "sft",
+                                with(with(with(with(sft_common, {"--data", arm.train_jsonl.string(),
+                                                                 "--out", arm_sft.string()}),
+                                               arm_eval),
+                                          sft_flags),
+                                     arm_budget),
+                                options.sft_args},
+                               arm_sft / "model"}});
         arm_runs.emplace_back(arm_sft, "its own sft run");
       }
+      concurrently("ablation", arm_chains);
     }
 
     // --- report ------------------------------------------------------------------------------
@@ -359,6 +419,14 @@ int main(int argc, char** argv) {
       add_row("dpo", dpo_dir / "model", true);
       add_row("grpo", grpo_dir / "model", true);
     }
+    // Per kind of rejected answer, on the world's held-out pairs: can it tell a wrong fact?
+    const rl::RewardAccuracy rm_by_kind = rl::reward_accuracy(
+        reward_model, tokenizer, world.preference_pairs(world::Split::kHeldOut));
+    // The report's evaluation of the pipeline's own models counts towards its end-to-end time;
+    // the arms' evaluation below towards the ablation's.
+    stages["report"] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - report_start).count();
+    const auto arms_start = std::chrono::steady_clock::now();
     std::vector<pipeline::ArmResult> arm_results;
     for (size_t i = 0; i < arms.size(); ++i) {
       const auto& [arm_sft, trained_by] = arm_runs[i];
@@ -369,16 +437,17 @@ int main(int argc, char** argv) {
       arm_results.back().train_seconds =
           stages.value(arm_sft == sft_dir ? std::string("sft") : "ablation/" + arms[i].name, 0.0);
     }
-    stages["report"] =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - report_start).count();
+    if (!arms.empty())
+      stages["ablation/evaluation"] =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - arms_start).count();
 
     double rm_accuracy = last_value(reward_dir / "metrics.jsonl", "eval/accuracy");
     double final_kl = last_value(ppo_dir / "metrics.jsonl", "objective/kl");
-    // The total is the sum of the stages as each one ran, so that a --reuse run (which only
-    // re-evaluates) still reports what producing these results cost.
-    double total_seconds = 0;
-    for (const auto& [name, seconds] : stages.items())
-      if (seconds.is_number()) total_seconds += seconds.get<double>();
+    // The total is the wall time of the stages as each one ran (side by side ones once), so
+    // that a --reuse run (which only re-evaluates) still reports what producing these results
+    // cost.
+    const double total_seconds =
+        pipeline::end_to_end_seconds(stages, false) + pipeline::end_to_end_seconds(stages, true);
 
     nlohmann::json report;
     report["device"] = device.str();
@@ -402,9 +471,6 @@ int main(int argc, char** argv) {
     report["curation"] = pipeline::curation_json(curate_dir, world_dir / "sft_pool_labels.jsonl");
     if (options.ablation) report["ablation"] = pipeline::ablation_json(arm_results, world, out);
     report["reward_model_heldout_accuracy"] = rm_accuracy;
-    // Per kind of rejected answer, on the world's held-out pairs: can it tell a wrong fact?
-    const rl::RewardAccuracy rm_by_kind = rl::reward_accuracy(
-        reward_model, tokenizer, world.preference_pairs(world::Split::kHeldOut));
     for (const auto& [kind, counts] : rm_by_kind.by_rejection)
       report["reward_model_heldout_accuracy_by_rejection"][kind] = counts.accuracy();
     report["ppo_final_kl"] = final_kl;
@@ -419,9 +485,18 @@ int main(int argc, char** argv) {
         100 * rm_accuracy, final_kl, rows[0].held_out.prompts);
     table += "\nseconds per stage:";
     stage_order.push_back("report");
+    if (!arms.empty()) stage_order.push_back("ablation/evaluation");
     for (const std::string& name : stage_order)
       table += fmt::format(" {} {};", name, rl::format_duration(stages.value(name, 0.0)));
     table += fmt::format(" total {}\n", rl::format_duration(total_seconds));
+    if (stages.contains("concurrent"))
+      for (const auto& [group, entry] : stages["concurrent"].items()) {
+        std::string names;
+        for (const auto& name : entry["stages"])
+          names += (names.empty() ? "" : ", ") + name.get<std::string>();
+        table += fmt::format("side by side (--jobs): {} in {} (the total counts this once)\n",
+                             names, rl::format_duration(entry["wall"].get<double>()));
+      }
     table += "\n" + pipeline::claims_markdown(report["claims"]);
     table += "SFT data: " + report["sft_data"].get<std::string>() + ".\n\n" +
              pipeline::curation_markdown(report["curation"]);

@@ -68,9 +68,16 @@ std::string percent(double value);
 
 // The seed's claims, each next to the number in `report` (report.json as written) that supports
 // or contradicts it and issue 11's target for it: an array of {claim, measure, value, unit
-// (rate, points or seconds), target, met}. A claim whose numbers are absent (no ablation, no PPO row) is left out. "At chance" for
-// the unseen creatures means every model's probe within two binomial standard errors of chance.
+// (rate, points or seconds), target, met}. A claim whose numbers are absent (no ablation, no PPO
+// row) is left out. "At chance" for the unseen creatures means every model's probe within two
+// binomial standard errors of chance.
 nlohmann::json claims_json(const nlohmann::json& report);
+
+// Seconds end to end from report.json's "seconds" (stage name -> seconds, as each stage ran):
+// the pipeline's part (ablation false: every stage and the report's evaluation) or the
+// ablation's (names starting "ablation/"). The stages of a group under "concurrent" ran side by
+// side and count once, as the group's "wall".
+double end_to_end_seconds(const nlohmann::json& seconds, bool ablation);
 std::string claims_markdown(const nlohmann::json& claims);
 
 }  // namespace pipeline
