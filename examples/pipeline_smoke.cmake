@@ -54,6 +54,27 @@ foreach(stage world pretrain curate sft reward ppo dpo grpo report ablation/eval
     message(FATAL_ERROR "report.json: seconds.${stage} missing (${error})")
   endif()
 endforeach()
+# --jobs 2 (the default): the preference stages ran as two chains side by side, and the ablation's
+# four SFT runs two at a time; each group's wall time covers its longest stage.
+foreach(group_stages "preference;reward;ppo;dpo;grpo"
+                     "ablation;ablation/random_1k;ablation/full_pool;ablation/clean_1k;ablation/homogeneous_1k")
+  list(POP_FRONT group_stages group)
+  string(JSON wall ERROR_VARIABLE error GET "${report}" seconds concurrent ${group} wall)
+  if(error)
+    message(FATAL_ERROR "report.json: seconds.concurrent.${group}.wall missing (${error})")
+  endif()
+  string(JSON count ERROR_VARIABLE error LENGTH "${report}" seconds concurrent ${group} stages)
+  list(LENGTH group_stages expected)
+  if(error OR NOT count EQUAL expected)
+    message(FATAL_ERROR "report.json: seconds.concurrent.${group}.stages should list ${expected} stages, got '${count}' (${error})")
+  endif()
+  foreach(stage ${group_stages})
+    string(JSON seconds GET "${report}" seconds ${stage})
+    if(seconds GREATER wall)
+      message(FATAL_ERROR "report.json: ${stage} took ${seconds} s, longer than its group's wall time ${wall} s")
+    endif()
+  endforeach()
+endforeach()
 foreach(key reward_model_heldout_accuracy ppo_final_kl eval_prompts chance_unseen_facts
             unseen_prompts)
   string(JSON value ERROR_VARIABLE error GET "${report}" ${key})
