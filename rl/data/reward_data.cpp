@@ -187,9 +187,9 @@ PreferenceBatch make_preference_batch(const std::vector<PreferenceExample>& exam
     response_tokens[indices.size() + i] = static_cast<int64_t>(e.rejected.size());
     margins.push_back(e.margin);
   }
-  batch.sequences = pad_sequences(rows, PaddingSide::right, 0, device);
-  batch.response_mask =
-      right_padded_response_mask(rows, response_tokens, batch.sequences.ids.size(1), device);
+  batch.sequences = pad_sequences(rows, PaddingSide::right, 0, Device::cpu());
+  batch.response_mask = right_padded_response_mask(rows, response_tokens,
+                                                   batch.sequences.ids.size(1), Device::cpu());
   batch.margins = Tensor::from_vector(margins, {batch.pairs}).to(device);
   return batch;
 }

@@ -157,7 +157,9 @@ Tensor RewardModel::forward(const Tensor& ids, const Tensor& attention_mask, boo
   options.key_padding_mask =
       attention_mask.device() == device() ? attention_mask : attention_mask.to(device());
   options.training = training;
-  Tensor hidden = backbone_.hidden_states(ids, options).reshape({N * T, C});
+  Tensor hidden =
+      backbone_.hidden_states(ids.device() == device() ? ids : ids.to(device()), options)
+          .reshape({N * T, C});
 
   std::vector<int32_t> last_rows(static_cast<size_t>(N));
   for (int64_t n = 0; n < N; ++n)
@@ -235,11 +237,12 @@ std::vector<float> RewardModel::score(const std::vector<std::vector<int32_t>>& p
       rows.push_back(join_truncated(prompts[i], responses[i], max_length));
       response_tokens.push_back(static_cast<int64_t>(responses[i].size()));
     }
-    PaddedSequences batch = pad_sequences(rows, PaddingSide::right, 0, device());
+    // On the host: forward reads the layout there and uploads what the device needs.
+    PaddedSequences batch = pad_sequences(rows, PaddingSide::right, 0, Device::cpu());
     Tensor response_mask;
     if (has_likelihood_term())
       response_mask =
-          right_padded_response_mask(rows, response_tokens, batch.ids.size(1), device());
+          right_padded_response_mask(rows, response_tokens, batch.ids.size(1), Device::cpu());
     for (float r : forward(batch.ids, batch.attention_mask, false, response_mask).to_vector())
       rewards.push_back(normalise ? (r - statistics_.mean) / statistics_.std : r);
   }

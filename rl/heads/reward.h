@@ -74,6 +74,9 @@ class RewardModel {
   // response_mask (N, T) i32, nonzero at the response's tokens (real tokens only), is required
   // with the likelihood term and ignored without it; a response token that is its row's first
   // real token has nothing before it and does not count, and a row with no counted token adds 0.
+  // The ids and masks may be on the host or on the model's device: forward reads the padding
+  // layout (and the likelihood term's targets) on the host, so host inputs are only uploaded,
+  // while device inputs are also copied back each call.
   Tensor forward(const Tensor& ids, const Tensor& attention_mask, bool training = false,
                  const Tensor& response_mask = Tensor());
 
