@@ -184,14 +184,15 @@ int main(int argc, char** argv) {
     }
     Transformer start =
         checkpoint ? Transformer::from_pretrained(*checkpoint, config.device) : std::move(base);
+    const size_t held_out_chats = held_out.size();
     std::optional<rl::SftDataset> eval_split;
-    if (held_out.size() > 0) eval_split = std::move(held_out);
+    if (held_out_chats > 0) eval_split = std::move(held_out);
     rl::SftTrainer trainer(config, std::move(start), train, eval_split, tokenizer);
     if (checkpoint) {
       trainer.resume(*checkpoint);
       std::cout << "resumed from " << checkpoint->string() << " at step " << trainer.step() << "\n";
     }
-    std::cout << "sft: " << train.size() << " train / " << held_out.size() << " held-out chats, "
+    std::cout << "sft: " << train.size() << " train / " << held_out_chats << " held-out chats, "
               << trainer.rows() << " rows, " << trainer.total_steps() << " steps\n";
     rl::SftSummary summary = trainer.train();
 
