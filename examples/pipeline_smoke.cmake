@@ -184,4 +184,20 @@ foreach(file report.md loss_curves.png reward_model_accuracy.png ppo_reward_kl.p
     message(FATAL_ERROR "pipeline: ${file} was not written")
   endif()
 endforeach()
-message(STATUS "pipeline smoke test: report.json and plots are well formed")
+
+# A stage that fails beside others: DPO gets a flag it does not know. Its chain stops (no GRPO),
+# the other chain (reward model, PPO) still finishes, and the error names DPO and its log.
+set(FAIL_OUT ${OUT}_failing_stage)
+file(REMOVE_RECURSE ${FAIL_OUT})
+execute_process(COMMAND ${PIPELINE} --tiny --out ${FAIL_OUT} --dpo-args=--no-such-flag
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 0)
+  message(FATAL_ERROR "pipeline with a failing dpo stage exited 0")
+endif()
+if(NOT err MATCHES "dpo \\(${FAIL_OUT}/logs/dpo.log\\)")
+  message(FATAL_ERROR "the error does not name the dpo stage and its log:\n${err}")
+endif()
+if(NOT EXISTS ${FAIL_OUT}/ppo/policy OR EXISTS ${FAIL_OUT}/grpo)
+  message(FATAL_ERROR "a failing dpo stage should let reward + ppo finish and stop grpo")
+endif()
+message(STATUS "pipeline smoke test: report.json and plots are well formed; a failing stage is named")
