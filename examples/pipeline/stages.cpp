@@ -54,6 +54,13 @@ std::vector<std::string> last_lines(const fs::path& file, size_t count) {
   return lines;
 }
 
+// "exit code 2", "killed by signal 9": a wait status in words.
+std::string exit_description(int status) {
+  if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  return "wait status " + std::to_string(status);
+}
+
 // environ, plus OMP_WAIT_POLICY=passive when it is not set.
 std::vector<std::string> child_environment() {
   std::vector<std::string> env;
@@ -79,8 +86,7 @@ pid_t spawn(const StageCommand& stage, const fs::path& log, std::vector<std::str
   pid_t pid = 0;
   const int error = posix_spawn(&pid, "/bin/sh", &actions, nullptr, argv, envp.data());
   posix_spawn_file_actions_destroy(&actions);
-  TILLER_CHECK(error == 0, "pipeline: could not start stage {}: {}", stage.name,
-               std::strerror(error));
+  TILLER_CHECK(error == 0, "could not start stage {}: {}", stage.name, std::strerror(error));
   return pid;
 }
 
@@ -100,15 +106,15 @@ std::string StageCommand::shell_command() const {
 }
 
 double run_stage(const StageCommand& stage) {
-  TILLER_CHECK(fs::exists(stage.program), "pipeline: stage {} needs {}, which was not built",
-               stage.name, stage.program.string());
+  TILLER_CHECK(fs::exists(stage.program), "stage {} needs {}, which was not built", stage.name,
+               stage.program.string());
   std::printf("\n=== pipeline: %s ===\n$ %s\n", stage.name.c_str(), stage.shell_command().c_str());
   std::fflush(stdout);
   const auto start = Clock::now();
   const int status = std::system(stage.shell_command().c_str());
   const double seconds = seconds_since(start);
-  TILLER_CHECK(status == 0, "pipeline: stage {} failed (status {}); its output is above",
-               stage.name, status);
+  TILLER_CHECK(status == 0, "stage {} failed ({}); its output is above", stage.name,
+               exit_description(status));
   std::printf("=== pipeline: %s done in %s ===\n", stage.name.c_str(),
               tiller::rl::format_duration(seconds).c_str());
   return seconds;
@@ -117,11 +123,11 @@ double run_stage(const StageCommand& stage) {
 void run_chains(const std::vector<std::vector<StageCommand>>& chains, int jobs,
                 const fs::path& log_dir,
                 const std::function<void(const std::string&, double)>& on_done) {
-  TILLER_CHECK(jobs > 0, "pipeline: --jobs must be positive, got {}", jobs);
+  TILLER_CHECK(jobs > 0, "--jobs must be positive, got {}", jobs);
   for (const auto& chain : chains)
     for (const StageCommand& stage : chain)
-      TILLER_CHECK(fs::exists(stage.program), "pipeline: stage {} needs {}, which was not built",
-                   stage.name, stage.program.string());
+      TILLER_CHECK(fs::exists(stage.program), "stage {} needs {}, which was not built", stage.name,
+                   stage.program.string());
   fs::create_directories(log_dir);
   std::vector<std::string> env = child_environment();
   auto log_of = [&](const std::string& name) {
@@ -164,7 +170,7 @@ void run_chains(const std::vector<std::vector<StageCommand>>& chains, int jobs,
   while (!running.empty()) {
     int status = 0;
     const pid_t pid = waitpid(-1, &status, WNOHANG);
-    TILLER_CHECK(pid >= 0 || errno == EINTR, "pipeline: waitpid failed: {}", std::strerror(errno));
+    TILLER_CHECK(pid >= 0 || errno == EINTR, "waitpid failed: {}", std::strerror(errno));
     if (pid <= 0 || running.count(pid) == 0) {
       if (std::chrono::duration<double>(Clock::now() - last_echo).count() >= 20) {
         for (const auto& [p, stage] : running) {
@@ -192,8 +198,8 @@ void run_chains(const std::vector<std::vector<StageCommand>>& chains, int jobs,
         continue;
       }
     } else {
-      std::printf("=== pipeline: %s FAILED after %s (status %d); the end of %s: ===\n",
-                  done.name.c_str(), tiller::rl::format_duration(seconds).c_str(), status,
+      std::printf("=== pipeline: %s FAILED after %s (%s); the end of %s: ===\n", done.name.c_str(),
+                  tiller::rl::format_duration(seconds).c_str(), exit_description(status).c_str(),
                   log_of(done.name).string().c_str());
       for (const std::string& line : last_lines(log_of(done.name), 30))
         std::printf("  %s\n", line.c_str());
@@ -205,7 +211,7 @@ void run_chains(const std::vector<std::vector<StageCommand>>& chains, int jobs,
   if (!failures.empty()) {
     std::string list;
     for (const std::string& f : failures) list += (list.empty() ? "" : ", ") + f;
-    tiller::fail("pipeline: stage(s) failed: {}; the stages after them were not run", list);
+    tiller::fail("stage(s) failed: {}; the stages after them were not run", list);
   }
 }
 
