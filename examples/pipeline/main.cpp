@@ -257,20 +257,17 @@ int main(int argc, char** argv) {
                             const std::vector<std::vector<PendingStage>>& chains) {
       std::vector<std::vector<pipeline::StageCommand>> to_run;
       nlohmann::json names = nlohmann::json::array();
-      size_t count = 0;
       for (const auto& chain : chains) {
         to_run.emplace_back();
         for (const PendingStage& pending : chain) {
           names.push_back(pending.command.name);
-          if (reused(pending.command.name, pending.done)) continue;
-          to_run.back().push_back(pending.command);
-          ++count;
+          if (!reused(pending.command.name, pending.done)) to_run.back().push_back(pending.command);
         }
       }
-      if (count == 0) return;
-      const auto group_start = std::chrono::steady_clock::now();
       const auto side_by_side = std::count_if(to_run.begin(), to_run.end(),
                                               [](const auto& chain) { return !chain.empty(); });
+      if (side_by_side == 0) return;
+      const auto group_start = std::chrono::steady_clock::now();
       if (options.jobs == 1 || side_by_side < 2) {
         for (const auto& chain : to_run)
           for (const pipeline::StageCommand& command : chain)
@@ -382,14 +379,11 @@ int main(int argc, char** argv) {
         const std::vector<std::string> arm_budget =
             arm.name == "full_pool" ? defaults_unless_given({{"--epochs", "1"}}, given_flags)
                                     : std::vector<std::string>{};
-        // The arms are evaluated below; the sft program's own base/SFT evaluation is cut to 8
-        // prompts (it changes nothing in training).
-        const std::vector<std::string> arm_eval =
-            defaults_unless_given({{"--eval-prompts", "8"}}, given_flags);
+        // The arms are evaluated below; sft_flags already cut the sft program's own base/SFT
+        // evaluation to 8 prompts, as for the sft stage.
         arm_chains.push_back({{{"ablation/" + arm.name, bin / "sft",
-                                with(with(with(with(sft_common, {"--data", arm.train_jsonl.string(),
-                                                                 "--out", arm_sft.string()}),
-                                               arm_eval),
+                                with(with(with(sft_common, {"--data", arm.train_jsonl.string(),
+                                                            "--out", arm_sft.string()}),
                                           sft_flags),
                                      arm_budget),
                                 options.sft_args},

@@ -281,11 +281,11 @@ double end_to_end_seconds(const nlohmann::json& seconds, bool ablation) {
     for (const auto& [group, entry] : seconds["concurrent"].items()) {
       if (!entry.contains("stages") || !entry.contains("wall") || !entry["wall"].is_number())
         continue;
-      bool ablation_group = false;
-      for (const auto& name : entry["stages"]) {
-        grouped.insert(name.get<std::string>());
-        ablation_group = name.get<std::string>().starts_with("ablation/");
-      }
+      for (const auto& name : entry["stages"]) grouped.insert(name.get<std::string>());
+      // A group is the ablation's when its stages are (they never mix).
+      const bool ablation_group =
+          !entry["stages"].empty() &&
+          entry["stages"].front().get<std::string>().starts_with("ablation/");
       if (ablation_group == ablation) total += entry["wall"].get<double>();
     }
   }

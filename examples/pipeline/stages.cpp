@@ -70,14 +70,14 @@ std::vector<std::string> child_environment() {
 }
 
 // Starts `sh -c command` with stdin from /dev/null and stdout + stderr to `log`.
-pid_t spawn(const StageCommand& stage, const fs::path& log, std::vector<std::string>& env) {
+pid_t spawn(const std::string& name, std::string command, const fs::path& log,
+            std::vector<std::string>& env) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  std::string command = stage.shell_command();
   std::string sh = "sh", dash_c = "-c";
   char* argv[] = {sh.data(), dash_c.data(), command.data(), nullptr};
   std::vector<char*> envp;
@@ -86,8 +86,13 @@ pid_t spawn(const StageCommand& stage, const fs::path& log, std::vector<std::str
   pid_t pid = 0;
   const int error = posix_spawn(&pid, "/bin/sh", &actions, nullptr, argv, envp.data());
   posix_spawn_file_actions_destroy(&actions);
-  TILLER_CHECK(error == 0, "could not start stage {}: {}", stage.name, std::strerror(error));
+  TILLER_CHECK(error == 0, "could not start stage {}: {}", name, std::strerror(error));
   return pid;
+}
+
+void require_built(const StageCommand& stage) {
+  TILLER_CHECK(fs::exists(stage.program), "stage {} needs {}, which was not built", stage.name,
+               stage.program.string());
 }
 
 }  // namespace
@@ -106,12 +111,12 @@ std::string StageCommand::shell_command() const {
 }
 
 double run_stage(const StageCommand& stage) {
-  TILLER_CHECK(fs::exists(stage.program), "stage {} needs {}, which was not built", stage.name,
-               stage.program.string());
-  std::printf("\n=== pipeline: %s ===\n$ %s\n", stage.name.c_str(), stage.shell_command().c_str());
+  require_built(stage);
+  const std::string command = stage.shell_command();
+  std::printf("\n=== pipeline: %s ===\n$ %s\n", stage.name.c_str(), command.c_str());
   std::fflush(stdout);
   const auto start = Clock::now();
-  const int status = std::system(stage.shell_command().c_str());
+  const int status = std::system(command.c_str());
   const double seconds = seconds_since(start);
   TILLER_CHECK(status == 0, "stage {} failed ({}); its output is above", stage.name,
                exit_description(status));
@@ -125,9 +130,7 @@ void run_chains(const std::vector<std::vector<StageCommand>>& chains, int jobs,
                 const std::function<void(const std::string&, double)>& on_done) {
   TILLER_CHECK(jobs > 0, "--jobs must be positive, got {}", jobs);
   for (const auto& chain : chains)
-    for (const StageCommand& stage : chain)
-      TILLER_CHECK(fs::exists(stage.program), "stage {} needs {}, which was not built", stage.name,
-                   stage.program.string());
+    for (const StageCommand& stage : chain) require_built(stage);
   fs::create_directories(log_dir);
   std::vector<std::string> env = child_environment();
   auto log_of = [&](const std::string& name) {
@@ -152,11 +155,12 @@ void run_chains(const std::vector<std::vector<StageCommand>>& chains, int jobs,
     const fs::path log = log_of(stage.name);
     std::string beside;
     for (const auto& [pid, other] : running) beside += (beside.empty() ? "" : ", ") + other.name;
+    const std::string command = stage.shell_command();
     std::printf("\n=== pipeline: %s%s; output in %s ===\n$ %s\n", stage.name.c_str(),
                 beside.empty() ? "" : (" (beside " + beside + ")").c_str(), log.string().c_str(),
-                stage.shell_command().c_str());
+                command.c_str());
     std::fflush(stdout);
-    running[spawn(stage, log, env)] = {chain, index + 1, stage.name, Clock::now()};
+    running[spawn(stage.name, command, log, env)] = {chain, index + 1, stage.name, Clock::now()};
   };
   auto fill = [&] {
     while (static_cast<int>(running.size()) < jobs && !waiting.empty()) {

@@ -166,8 +166,7 @@ Tensor right_padded_response_mask(const std::vector<std::vector<int32_t>>& rows,
 }
 
 PreferenceBatch make_preference_batch(const std::vector<PreferenceExample>& examples,
-                                      const std::vector<size_t>& indices, int64_t max_length,
-                                      Device device) {
+                                      const std::vector<size_t>& indices, int64_t max_length) {
   TILLER_CHECK(!indices.empty(), "make_preference_batch: no pairs selected");
   PreferenceBatch batch;
   batch.pairs = static_cast<int64_t>(indices.size());
@@ -188,9 +187,9 @@ PreferenceBatch make_preference_batch(const std::vector<PreferenceExample>& exam
     margins.push_back(e.margin);
   }
   batch.sequences = pad_sequences(rows, PaddingSide::right, 0, Device::cpu());
-  batch.response_mask = right_padded_response_mask(rows, response_tokens,
-                                                   batch.sequences.ids.size(1), Device::cpu());
-  batch.margins = Tensor::from_vector(margins, {batch.pairs}).to(device);
+  batch.response_mask =
+      right_padded_response_mask(rows, response_tokens, batch.sequences.ids.size(1), Device::cpu());
+  batch.margins = Tensor::from_vector(margins, {batch.pairs});
   return batch;
 }
 

@@ -70,18 +70,17 @@ Tensor right_padded_response_mask(const std::vector<std::vector<int32_t>>& rows,
                                   Device device = Device::cpu());
 
 // A training batch of B pairs as one forward pass: rows [0, B) are prompt + chosen, rows
-// [B, 2B) prompt + rejected, right-padded. The ids and masks stay on the host, where
-// RewardModel::forward reads the padding layout from them and from where it uploads what the
-// device needs, so a step copies nothing back from the device; the margins are on `device`.
+// [B, 2B) prompt + rejected, right-padded. All of it stays on the host: RewardModel::forward
+// reads the padding layout from the ids and masks and uploads what the device needs, and the
+// trainer uploads the margins for the loss, so a step copies nothing back from the device.
 struct PreferenceBatch {
-  PaddedSequences sequences;  // (2B, T), host
-  Tensor response_mask;       // (2B, T) i32, 1 at the response's tokens, host
-  Tensor margins;             // (B) f32, on `device`
+  PaddedSequences sequences;  // (2B, T)
+  Tensor response_mask;       // (2B, T) i32, 1 at the response's tokens
+  Tensor margins;             // (B) f32
   int64_t pairs = 0;          // B
   int64_t truncated = 0;      // sequences that lost tokens to max_length
 };
 PreferenceBatch make_preference_batch(const std::vector<PreferenceExample>& examples,
-                                      const std::vector<size_t>& indices, int64_t max_length,
-                                      Device device = Device::cpu());
+                                      const std::vector<size_t>& indices, int64_t max_length);
 
 }  // namespace tiller::rl

@@ -107,7 +107,7 @@ PairRewards score_pairs(RewardModel& model, const std::vector<PreferenceExample>
     size_t end = std::min(pairs.size(), begin + static_cast<size_t>(batch_size));
     std::vector<size_t> indices(end - begin);
     std::iota(indices.begin(), indices.end(), begin);
-    PreferenceBatch batch = make_preference_batch(pairs, indices, max_length, model.device());
+    PreferenceBatch batch = make_preference_batch(pairs, indices, max_length);
     std::vector<float> r =
         model.forward(batch.sequences.ids, batch.sequences.attention_mask, false,
                       batch.response_mask)
@@ -225,16 +225,15 @@ RewardStepReport RewardTrainer::train_step() {
   report.loss = 0.f;
   int64_t truncated = 0;
   if (!indices.empty()) {
-    PreferenceBatch batch =
-        make_preference_batch(train_, indices, config_.max_length, model_.device());
+    PreferenceBatch batch = make_preference_batch(train_, indices, config_.max_length);
     truncated = batch.truncated;
     Tensor rewards =
         model_.forward(batch.sequences.ids, batch.sequences.attention_mask, config_.dropout,
                        batch.response_mask);
     Tensor chosen = slice(rewards, 0, 0, batch.pairs);
     Tensor rejected = slice(rewards, 0, batch.pairs, 2 * batch.pairs);
-    PreferenceLoss loss =
-        preference_loss(chosen, rejected, batch.margins, config_.center_coefficient);
+    PreferenceLoss loss = preference_loss(chosen, rejected, batch.margins.to(model_.device()),
+                                          config_.center_coefficient);
     // The mean over this rank's pairs, weighted by their share of the batch (x N ranks).
     const float share = static_cast<float>(static_cast<double>(batch.pairs) * comm.world_size() /
                                            static_cast<double>(batch_pairs));
