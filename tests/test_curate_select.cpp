@@ -152,6 +152,92 @@ TEST_CASE("the Curator's car selection keeps a minority template's share of the 
   CHECK_THROWS_WITH(Curator(config).run(rows), Catch::Contains("expected deita, k_center or car"));
 }
 
+namespace {
+
+// A stand-in for a model: the perplexity is the number the answer ends with, the embedding a
+// point near one of two far-apart corners by the row's task. Counts the rows it embeds.
+class FakeScorer : public ScoreProvider {
+ public:
+  int64_t rows_embedded = 0;
+  void score(const std::vector<Row>& rows, const std::vector<int64_t>& indices, RowScores& scores,
+             const ScoreRequest&) override {
+    for (int64_t i : indices) {
+      const std::string& a = rows[static_cast<size_t>(i)].response;
+      scores.perplexity[static_cast<size_t>(i)] = std::stod(a.substr(a.rfind(' ') + 1));
+    }
+  }
+  Embeddings embed(const std::vector<Row>& rows, const std::vector<int64_t>& indices) override {
+    Embeddings e;
+    e.dim = 2;
+    for (int64_t i : indices) {
+      const bool town = rows[static_cast<size_t>(i)].task == "home_town";
+      const float jitter = 0.01f * static_cast<float>(i % 7);
+      e.values.push_back((town ? 10.f : -10.f) + jitter);
+      e.values.push_back((town ? 10.f : -10.f) - jitter);
+    }
+    rows_embedded += static_cast<int64_t>(indices.size());
+    return e;
+  }
+  bool has_reward() const override { return false; }
+};
+
+}  // namespace
+
+TEST_CASE("the perplexity cut within clusters keeps every kind of row's best share", "[curate]") {
+  // 20 colour answers with perplexity 10..29 and 20 town answers with 40..59: one global cut of
+  // the top half keeps no town row; cut within two clusters it keeps each kind's best ten.
+  std::vector<Row> rows;
+  for (int i = 0; i < 20; ++i) {
+    rows.push_back(chat("What colour is C" + std::to_string(i) + "?",
+                        "C" + std::to_string(i) + " is red " + std::to_string(10 + i), "colour"));
+    rows.push_back(chat("Where does T" + std::to_string(i) + " live?",
+                        "T" + std::to_string(i) + " lives in Ulm " + std::to_string(40 + i),
+                        "home_town"));
+  }
+  CurateConfig config;
+  config.stages = {"scores", "select"};
+  config.scores = {.rank_by = "perplexity"};
+  config.scores.keep_top_fraction = 0.5;
+  const auto kept_of = [&](const CurateResult& result, const std::string& task, int lo, int hi) {
+    int count = 0;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (result.rejections[i] || rows[i].task != task) continue;
+      const double ppl = result.scores.perplexity[i];
+      CHECK(ppl >= lo);
+      CHECK(ppl <= hi);
+      ++count;
+    }
+    return count;
+  };
+  {
+    FakeScorer scorer;
+    const CurateResult all = Curator(config, {}, &scorer).run(rows);
+    CHECK(kept_of(all, "colour", 10, 29) == 20);
+    CHECK(kept_of(all, "home_town", 40, 59) == 0);
+    CHECK(all.stages[0].removed_by_reason.at("below_top_fraction") == 20);
+  }
+  config.scores.keep_top_within = "clusters";
+  config.scores.clusters = 2;
+  config.select = {.budget = 16, .method = "car", .clusters = 2, .seed = 3};
+  FakeScorer scorer;
+  const CurateResult within = Curator(config, {}, &scorer).run(rows);
+  // The scores stage keeps the 10 best of each kind; select deals the budget of 16 evenly and
+  // takes each cluster's best, so the 8 lowest perplexities of each kind.
+  CHECK(within.stages[0].rows_out == 20);
+  CHECK(within.stages[0].notes.back() == "the top 0.5 of each of 2 k-means clusters kept");
+  CHECK(kept_of(within, "colour", 10, 17) == 8);
+  CHECK(kept_of(within, "home_town", 40, 47) == 8);
+  // select reuses the scores stage's embeddings: every row embedded once.
+  CHECK(scorer.rows_embedded == 40);
+  const CurateConfig parsed = CurateConfig::from_json_text(
+      R"({"scores": {"keep_top_within": "clusters", "clusters": 12}})", "c.json");
+  CHECK(parsed.scores.keep_top_within == "clusters");
+  CHECK(parsed.scores.clusters == 12);
+  CHECK_THROWS_WITH(
+      CurateConfig::from_json_text(R"({"scores": {"keep_top_within": "tasks"}})", "c.json"),
+      Catch::Contains("scores.keep_top_within must be \"all\" or \"clusters\""));
+}
+
 TEST_CASE("the Curator is deterministic and reports task coverage under a budget", "[curate]") {
   std::vector<Row> rows;
   const char* tasks[] = {"colour", "age", "legs"};

@@ -88,6 +88,12 @@ void center_and_normalise(Embeddings& e) {
   }
 }
 
+// CaR's rule of thumb for k when none is given: round(sqrt(rows / 2)), at least 1.
+int64_t clusters_for(int64_t configured, int64_t rows) {
+  return configured > 0 ? configured
+                        : std::max<int64_t>(1, std::llround(std::sqrt(rows / 2.0)));
+}
+
 }  // namespace
 
 Curator::Curator(CurateConfig config, std::vector<Row> eval_rows, ScoreProvider* provider)
@@ -123,6 +129,30 @@ CurateResult Curator::run(const std::vector<Row>& rows, std::ostream* log) const
     if (!state.scored) return false;
     const double ra = rank[static_cast<size_t>(a)], rb = rank[static_cast<size_t>(b)];
     return !std::isnan(ra) && (std::isnan(rb) || ra > rb);
+  };
+  // The provider's embeddings by row, raw, kept between stages: the scores stage's per-cluster
+  // cut embeds rows that select embeds again. Each stage centres its own subset.
+  std::vector<std::vector<float>> embedded(rows.size());
+  int64_t embedding_dim = 0;
+  const auto embeddings_of = [&](const std::vector<int64_t>& indices) {
+    std::vector<int64_t> missing;
+    for (int64_t row : indices)
+      if (embedded[static_cast<size_t>(row)].empty()) missing.push_back(row);
+    if (!missing.empty()) {
+      const Embeddings fresh = provider_->embed(rows, missing);
+      embedding_dim = fresh.dim;
+      for (size_t k = 0; k < missing.size(); ++k)
+        embedded[static_cast<size_t>(missing[k])].assign(
+            fresh.row(static_cast<int64_t>(k)), fresh.row(static_cast<int64_t>(k)) + fresh.dim);
+    }
+    Embeddings out;
+    out.dim = embedding_dim;
+    out.values.reserve(indices.size() * static_cast<size_t>(embedding_dim));
+    for (int64_t row : indices) {
+      const std::vector<float>& e = embedded[static_cast<size_t>(row)];
+      out.values.insert(out.values.end(), e.begin(), e.end());
+    }
+    return out;
   };
 
   for (const std::string& stage : config_.stages) {
@@ -239,16 +269,37 @@ CurateResult Curator::run(const std::vector<Row>& rows, std::ostream* log) const
           else
             survivors.push_back(row);
         }
-        if (filter.keep_top_fraction < 1.0) {
-          const std::vector<int64_t> order = ranked(survivors, rank);
-          const auto keep = static_cast<size_t>(
-              std::ceil(filter.keep_top_fraction * static_cast<double>(order.size())));
-          for (size_t k = keep; k < order.size(); ++k)
-            state.reject(order[k], report,
-                         {stage, "below_top_fraction",
-                          fmt::format("rank {} of {}, keeping the top {}", k + 1, order.size(),
-                                      filter.keep_top_fraction),
-                          -1, 0, -1});
+        if (filter.keep_top_fraction < 1.0 && !survivors.empty()) {
+          // The groups the cut ranks within: every survivor, or each k-means cluster of them.
+          std::vector<std::vector<int64_t>> groups;
+          if (filter.keep_top_within == "clusters") {
+            Embeddings embeddings = embeddings_of(survivors);
+            center_and_normalise(embeddings);
+            const int64_t k =
+                clusters_for(filter.clusters, static_cast<int64_t>(survivors.size()));
+            const std::vector<int32_t> cluster = k_means(embeddings, k, config_.select.seed);
+            groups.resize(static_cast<size_t>(*std::max_element(cluster.begin(), cluster.end())) +
+                          1);
+            for (size_t j = 0; j < survivors.size(); ++j)
+              groups[static_cast<size_t>(cluster[j])].push_back(survivors[j]);
+            report.notes.push_back(fmt::format("the top {} of each of {} k-means clusters kept",
+                                               filter.keep_top_fraction, groups.size()));
+          } else {
+            groups.push_back(survivors);
+          }
+          for (size_t g = 0; g < groups.size(); ++g) {
+            const std::vector<int64_t> order = ranked(groups[g], rank);
+            const auto keep = static_cast<size_t>(
+                std::ceil(filter.keep_top_fraction * static_cast<double>(order.size())));
+            const std::string where =
+                groups.size() > 1 ? fmt::format(" in cluster {}", g) : std::string();
+            for (size_t k = keep; k < order.size(); ++k)
+              state.reject(order[k], report,
+                           {stage, "below_top_fraction",
+                            fmt::format("rank {} of {}{}, keeping the top {}", k + 1,
+                                        order.size(), where, filter.keep_top_fraction),
+                            -1, 0, -1});
+          }
         }
       }
     } else if (stage == "select") {
@@ -261,7 +312,7 @@ CurateResult Curator::run(const std::vector<Row>& rows, std::ostream* log) const
         diversity.method = select.method;
         diversity.budget = select.budget;
         if (provider_ != nullptr) {
-          embeddings = provider_->embed(rows, alive);
+          embeddings = embeddings_of(alive);
           diversity.embeddings = "model (mean-pooled final hidden states)";
         } else {
           embeddings.dim = select.bag_of_words_dim;
@@ -299,10 +350,7 @@ CurateResult Curator::run(const std::vector<Row>& rows, std::ostream* log) const
                             select.threshold, chosen.size(), select.budget));
         } else if (select.method == "car") {
           const auto n_alive = static_cast<int64_t>(alive.size());
-          const int64_t k =
-              select.clusters > 0
-                  ? select.clusters
-                  : std::max<int64_t>(1, std::llround(std::sqrt(n_alive / 2.0)));
+          const int64_t k = clusters_for(select.clusters, n_alive);
           const std::vector<int32_t> cluster = k_means(embeddings, k, select.seed);
           chosen = cluster_round_robin(cluster, order, select.budget);
           const int64_t used = *std::max_element(cluster.begin(), cluster.end()) + 1;

@@ -9,7 +9,9 @@
 //                   "ngram_overlap"
 //   scores          model scores from a ScoreProvider (rl/data/curate_scores.h: response
 //                   perplexity, IFD, reward); filters "perplexity_above_max", "ifd_above_max",
-//                   "reward_below_min", "below_top_fraction". Skipped (and said so) without one.
+//                   "reward_below_min", "below_top_fraction" (the cut over all rows, or within
+//                   k-means clusters of the provider's embeddings: keep_top_within). Skipped (and
+//                   said so) without one.
 //   select          diversity selection to `budget` (diversity.h: DEITA, k-center or CaR's
 //                   k-means clusters dealt round robin) -> "not_selected", on the
 //                   provider's embeddings (else hashed bag of words) centred on the pool's mean
@@ -72,6 +74,14 @@ struct ScoreFilterConfig {
   double min_reward = -1e30;       // off unless set
   double keep_top_fraction = 1.0;  // of the surviving rows by rank; 1 = keep all
   std::string rank_by = "auto";    // auto (reward, else perplexity), reward, perplexity, ifd
+  // Where keep_top_fraction cuts: "all" ranks the rows against each other; "clusters" ranks them
+  // within k-means clusters of the provider's embeddings (k = `clusters`, 0: the select stage's
+  // round(sqrt(rows / 2)); select.seed), keeping the top fraction of every cluster. A score is
+  // comparable only between like texts — CCNet (Wenzek et al. 2020) cuts perplexity per
+  // language for that reason: one global cut drops whole kinds of instruction whose answers
+  // are less predictable as text (names of towns, long spellings) however right they are.
+  std::string keep_top_within = "all";
+  int64_t clusters = 0;
 };
 
 struct SelectConfig {

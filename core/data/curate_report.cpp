@@ -161,7 +161,9 @@ CurateConfig CurateConfig::from_json_text(const std::string& text, const std::st
                    {"max_ifd", set(s.max_ifd)},
                    {"min_reward", set(s.min_reward)},
                    {"keep_top_fraction", set(s.keep_top_fraction)},
-                   {"rank_by", set(s.rank_by)}});
+                   {"rank_by", set(s.rank_by)},
+                   {"keep_top_within", set(s.keep_top_within)},
+                   {"clusters", set(s.clusters)}});
        }},
       {"select", [&](const json& v) {
          SelectConfig& s = c.select;
@@ -178,6 +180,12 @@ CurateConfig CurateConfig::from_json_text(const std::string& text, const std::st
   TILLER_CHECK(c.scores.keep_top_fraction > 0 && c.scores.keep_top_fraction <= 1,
                "curate config {}: scores.keep_top_fraction must be in (0, 1], got {}", source,
                c.scores.keep_top_fraction);
+  TILLER_CHECK(c.scores.keep_top_within == "all" || c.scores.keep_top_within == "clusters",
+               "curate config {}: scores.keep_top_within must be \"all\" or \"clusters\", got "
+               "\"{}\"",
+               source, c.scores.keep_top_within);
+  TILLER_CHECK(c.scores.clusters >= 0, "curate config {}: scores.clusters must be >= 0, got {}",
+               source, c.scores.clusters);
   return c;
 }
 
@@ -225,7 +233,9 @@ std::string CurateConfig::to_json() const {
                  {"max_ifd", scores.max_ifd},
                  {"min_reward", scores.min_reward},
                  {"keep_top_fraction", scores.keep_top_fraction},
-                 {"rank_by", scores.rank_by}}},
+                 {"rank_by", scores.rank_by},
+                 {"keep_top_within", scores.keep_top_within},
+                 {"clusters", scores.clusters}}},
                {"select",
                 {{"budget", select.budget},
                  {"method", select.method},

@@ -44,7 +44,9 @@ Stages (run in the order of --stages; a row is dropped by the first stage that r
   scores         With --model: response perplexity, IFD = loss(answer|question)/loss(answer)
                  (rows with IFD > 1 dropped: ifd_above_max), and with --reward-model the reward.
                  Options in --config "scores": max_perplexity, min_reward, keep_top_fraction,
-                 rank_by. Skipped without --model.
+                 rank_by, keep_top_within ("all", or "clusters": the top fraction of each
+                 k-means cluster of the model's embeddings, k = clusters or sqrt(rows / 2)).
+                 Skipped without --model.
   select         With --budget N: diversity selection on embeddings (the model's mean-pooled
                  final hidden states, else a hashed bag of words; centred on the pool's mean and
                  L2-normalised): deita (walk rows best score first, skip one whose cosine to a
