@@ -1,8 +1,9 @@
 // The pipeline's curation stage: the world's noisy SFT pool (World::noisy_sft_pool, ~10,000 chats)
 // curated down to the SFT budget with only the signals a real user has — exact and near dedup, the
 // chat rules (with the opt-in sentence rules of core/data/quality_rules.h on), decontamination
-// against the eval prompts, the pretrained base's answer perplexity read as plain text and its
-// embeddings (rl/data/curate_scores.h), and CaR selection (k-means clusters, each dealt its best
+// against the eval prompts, the pretrained base's answer perplexity read as plain text (the less
+// plausible half of each cluster of instructions dropped) and its embeddings
+// (rl/data/curate_scores.h), and CaR selection (k-means clusters, each dealt its best
 // rows in turn; core/data/diversity.h). The world's noise labels
 // (sft_pool_labels.jsonl) are read only afterwards, by curation_json, to say in the report what
 // each kind of noise became; no stage ever sees them.
