@@ -6,7 +6,8 @@
 # DPO and GRPO models to the SFT model, seconds per stage, and that the plots exist; the curation
 # stage's counts (2,000 pool rows curated to at most 200, per stage, per noise label) and the five
 # ablation arms with every metric, where the decontaminated and clean arms hold no eval question
-# and the full pool does (so it is scored on fewer prompts).
+# and the full pool does (so it is scored on fewer prompts); and the reward model's accuracy on
+# the SFT model's own mistakes has one pair per held-out prompt it got wrong.
 # Invoked as: cmake -DPIPELINE=<exe> -DOUT=<dir> -P pipeline_smoke.cmake
 file(REMOVE_RECURSE ${OUT})
 execute_process(COMMAND ${PIPELINE} --tiny --ablation --out ${OUT} RESULT_VARIABLE rc)
@@ -86,10 +87,21 @@ string(JSON prompts GET "${report}" eval_prompts)
 if(NOT prompts EQUAL 16)
   message(FATAL_ERROR "report.json: expected 16 evaluated prompts, got ${prompts}")
 endif()
+# The reward model on the SFT model's own mistakes: one pair per held-out prompt it got wrong
+# (eval_sft.jsonl), every pair scored.
+file(STRINGS ${OUT}/eval_sft.jsonl sft_wrong REGEX "\"exact_match\":false")
+list(LENGTH sft_wrong sft_wrong_count)
+string(JSON mistake_pairs GET "${report}" reward_model_accuracy_on_sft_mistakes pairs)
+string(JSON mistake_correct GET "${report}" reward_model_accuracy_on_sft_mistakes correct)
+if(NOT mistake_pairs EQUAL sft_wrong_count OR mistake_correct GREATER mistake_pairs)
+  message(FATAL_ERROR "report.json: reward_model_accuracy_on_sft_mistakes has ${mistake_correct} "
+                      "of ${mistake_pairs} pairs; the SFT model got ${sft_wrong_count} wrong")
+endif()
 string(JSON rows_in GET "${report}" curation rows_in)
 string(JSON rows_kept GET "${report}" curation rows_kept)
-# Exactly the budget (200): CaR deals rows until the budget is full, and 538 of the 2,000 reach
-# selection (the stages before the perplexity cut read no model; the cut keeps half).
+# Exactly the budget (200): CaR deals rows until the budget is full, and 544 of the 2,000 reach
+# selection (the stages before the perplexity cut read no model; the cut keeps half of each
+# instruction cluster).
 if(NOT rows_in EQUAL 2000 OR NOT rows_kept EQUAL 200)
   message(FATAL_ERROR "report.json: curation kept ${rows_kept} of ${rows_in}, expected 200 of 2000")
 endif()

@@ -431,6 +431,14 @@ int main(int argc, char** argv) {
     // Per kind of rejected answer, on the world's held-out pairs: can it tell a wrong fact?
     const rl::RewardAccuracy rm_by_kind = rl::reward_accuracy(
         reward_model, tokenizer, world.preference_pairs(world::Split::kHeldOut));
+    // And on the SFT model's own held-out mistakes (report.h, mistake_pairs): PPO's reward.
+    const auto sft_row = std::find_if(rows.begin(), rows.end(),
+                                      [](const pipeline::ModelRow& row) { return row.name == "sft"; });
+    const std::vector<world::PreferencePair> sft_mistakes =
+        pipeline::mistake_pairs(sft_row->held_out, world);
+    const rl::RewardAccuracy rm_on_mistakes =
+        sft_mistakes.empty() ? rl::RewardAccuracy{}
+                             : rl::reward_accuracy(reward_model, tokenizer, sft_mistakes);
     // The report's evaluation of the pipeline's own models counts towards its end-to-end time;
     // the arms' evaluation below towards the ablation's.
     stages["report"] =
@@ -482,6 +490,17 @@ int main(int argc, char** argv) {
     report["reward_model_heldout_accuracy"] = rm_accuracy;
     for (const auto& [kind, counts] : rm_by_kind.by_rejection)
       report["reward_model_heldout_accuracy_by_rejection"][kind] = counts.accuracy();
+    report["reward_model_accuracy_on_sft_mistakes"] = {
+        {"pairs", rm_on_mistakes.all.total},
+        {"correct", rm_on_mistakes.all.correct},
+        {"accuracy", pipeline::json_number(rm_on_mistakes.all.accuracy())},
+        {"pair",
+         "per held-out prompt the SFT model answers wrong: the canonical answer against its own "
+         "answer; by_rejection: wrong_fact (the task's sentence, a wrong value), malformed "
+         "(another task's sentence or none)"}};
+    for (const auto& [kind, counts] : rm_on_mistakes.by_rejection)
+      report["reward_model_accuracy_on_sft_mistakes"]["by_rejection"][kind] = {
+          {"pairs", counts.total}, {"correct", counts.correct}};
     report["ppo_final_kl"] = final_kl;
     report["seconds"] = stages;
     report["seconds"]["total"] = total_seconds;
@@ -489,9 +508,11 @@ int main(int argc, char** argv) {
 
     std::string table = pipeline::markdown_tables(rows, world);
     table += fmt::format(
-        "\nreward model held-out accuracy: {:.1f}%\nPPO final KL to the reference: {:.4f}\n"
-        "held-out prompts: {}\n",
-        100 * rm_accuracy, final_kl, rows[0].held_out.prompts);
+        "\nreward model held-out accuracy: {:.1f}%\nreward model on the SFT model's own held-out "
+        "mistakes (the right answer against its answer): {} of {}\nPPO final KL to the "
+        "reference: {:.4f}\nheld-out prompts: {}\n",
+        100 * rm_accuracy, rm_on_mistakes.all.correct, rm_on_mistakes.all.total, final_kl,
+        rows[0].held_out.prompts);
     table += "\nseconds per stage:";
     stage_order.push_back("report");
     if (!arms.empty()) stage_order.push_back("ablation/evaluation");

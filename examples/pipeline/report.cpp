@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <set>
 
+#include "core/text/special_tokens.h"
 #include "rl/reports/metrics.h"
 
 namespace pipeline {
@@ -94,6 +95,23 @@ ModelRow evaluate_model(const std::string& name, const fs::path& dir,
   row.eval_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return row;
+}
+
+std::vector<world::PreferencePair> mistake_pairs(const rl::EvaluationReport& report,
+                                                 const World& world) {
+  std::vector<world::PreferencePair> pairs;
+  for (const rl::EvaluatedExample& example : report.examples) {
+    if (example.score.exact_match) continue;
+    const world::EvalItem& item = world.eval_prompts().at(static_cast<size_t>(example.eval_id));
+    pairs.push_back({.question = item.question,
+                     .prompt = item.prompt,
+                     .chosen = example.expected + std::string(special_tokens::kEndOfTurn),
+                     .rejected = example.response,
+                     .rejection = example.score.format_ok ? world::Rejection::kWrongFact
+                                                          : world::Rejection::kMalformed,
+                     .held_out = true});
+  }
+  return pairs;
 }
 
 nlohmann::json model_json(const ModelRow& row, const World& world) {

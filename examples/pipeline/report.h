@@ -53,6 +53,14 @@ ModelRow evaluate_model(const std::string& name, const std::filesystem::path& di
                         const EvaluationInputs& inputs, const std::filesystem::path& jsonl_prefix,
                         tiller::Transformer* sft_reference);
 
+// The model's own mistakes as preference pairs, one per held-out prompt it answered wrong: the
+// canonical answer (+ <|end|>) chosen, its raw completion rejected; kWrongFact when the answer
+// kept the task's sentence (format_ok), else kMalformed (another task's sentence, or no sentence).
+// The reward model's accuracy on these is what PPO needs: its preferences on the world's pairs,
+// whose wrong values are drawn at random, say little about the answers the policy believes.
+std::vector<tiller::world::PreferencePair> mistake_pairs(const tiller::rl::EvaluationReport& report,
+                                                         const tiller::World& world);
+
 // report.json's models.<name> object.
 nlohmann::json model_json(const ModelRow& row, const tiller::World& world);
 
