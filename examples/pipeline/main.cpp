@@ -3,7 +3,7 @@
 //   -> PPO -> report, with DPO (world preference pairs) and GRPO (world verifiable reward) from the
 //   same SFT model as extra rows (--no-preference skips them).
 //
-//   pipeline                      # defaults: runs/pipeline, CPU, ~11 minutes on 2 cores
+//   pipeline                      # defaults: runs/pipeline, CPU, 8-11 minutes on 2 cores
 //   pipeline --reuse --ablation   # then the LIMA ablation on the same base (ablation.h)
 //   pipeline --sft-data canonical # SFT on the world's canonical 1,000 chats instead
 //   pipeline --tiny --ablation --out /tmp/p  # seconds-scale smoke run (what ctest runs)
@@ -434,11 +434,8 @@ int main(int argc, char** argv) {
     // And on the SFT model's own held-out mistakes (report.h, mistake_pairs): PPO's reward.
     const auto sft_row = std::find_if(rows.begin(), rows.end(),
                                       [](const pipeline::ModelRow& row) { return row.name == "sft"; });
-    const std::vector<world::PreferencePair> sft_mistakes =
-        pipeline::mistake_pairs(sft_row->held_out, world);
-    const rl::RewardAccuracy rm_on_mistakes =
-        sft_mistakes.empty() ? rl::RewardAccuracy{}
-                             : rl::reward_accuracy(reward_model, tokenizer, sft_mistakes);
+    const rl::RewardAccuracy rm_on_mistakes = rl::reward_accuracy(
+        reward_model, tokenizer, pipeline::mistake_pairs(sft_row->held_out, world));
     // The report's evaluation of the pipeline's own models counts towards its end-to-end time;
     // the arms' evaluation below towards the ablation's.
     stages["report"] =
