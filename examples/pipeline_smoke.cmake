@@ -7,7 +7,8 @@
 # stage's counts (2,000 pool rows curated to at most 200, per stage, per noise label) and the five
 # ablation arms with every metric, where the decontaminated and clean arms hold no eval question
 # and the full pool does (so it is scored on fewer prompts); and the reward model's accuracy on
-# the SFT model's own mistakes has one pair per held-out prompt it got wrong.
+# the SFT model's own mistakes has one pair per held-out prompt it got wrong; knowledge_headroom
+# counts the SFT model's misses whose fact the base's probe knows (eval_base_probe.jsonl).
 # Invoked as: cmake -DPIPELINE=<exe> -DOUT=<dir> -P pipeline_smoke.cmake
 file(REMOVE_RECURSE ${OUT})
 execute_process(COMMAND ${PIPELINE} --tiny --ablation --out ${OUT} RESULT_VARIABLE rc)
@@ -96,6 +97,29 @@ string(JSON mistake_correct GET "${report}" reward_model_accuracy_on_sft_mistake
 if(NOT mistake_pairs EQUAL sft_wrong_count OR mistake_correct GREATER mistake_pairs)
   message(FATAL_ERROR "report.json: reward_model_accuracy_on_sft_mistakes has ${mistake_correct} "
                       "of ${mistake_pairs} pairs; the SFT model got ${sft_wrong_count} wrong")
+endif()
+# The headroom after SFT, recounted from the per-prompt files: the SFT model's misses
+# (eval_sft.jsonl) whose right value the base's probe ranked first (eval_base_probe.jsonl).
+file(STRINGS ${OUT}/eval_base_probe.jsonl base_known REGEX "\"correct\":true")
+set(known_misses 0)
+foreach(line ${sft_wrong})
+  string(REGEX MATCH "\"id\":([0-9]+)" match "${line}")
+  set(id ${CMAKE_MATCH_1})
+  foreach(probe ${base_known})
+    if(probe MATCHES "\"id\":${id}[,}]")
+      math(EXPR known_misses "${known_misses} + 1")
+    endif()
+  endforeach()
+endforeach()
+string(JSON headroom_known GET "${report}" knowledge_headroom base_knows_sft_misses)
+string(JSON headroom_correct GET "${report}" knowledge_headroom sft_correct)
+string(JSON headroom_questions GET "${report}" knowledge_headroom questions)
+math(EXPR sft_right "${prompts} - ${sft_wrong_count}")
+if(NOT headroom_known EQUAL known_misses OR NOT headroom_correct EQUAL sft_right OR
+   NOT headroom_questions EQUAL prompts)
+  message(FATAL_ERROR "report.json: knowledge_headroom says the base knows ${headroom_known} of "
+                      "the SFT model's misses and SFT answers ${headroom_correct} of "
+                      "${headroom_questions}; the files say ${known_misses}, ${sft_right} of ${prompts}")
 endif()
 string(JSON rows_in GET "${report}" curation rows_in)
 string(JSON rows_kept GET "${report}" curation rows_kept)

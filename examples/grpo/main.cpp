@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   float world_weight = 1.f, format_weight = 0.f, reward_model_weight = 0.f;
   uint64_t world_seed = WorldConfig{}.seed;
   int64_t eval_limit = 96, limit = 0;
+  std::vector<std::string> skip_taught;  // SFT data files: leave out the facts they answer
   bool resume = false, tiny = false;
   rl::GrpoConfig config;
   config.steps = 40;
@@ -112,6 +113,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--seed", config.seed, "prompt order and sampling")->capture_default_str();
   app.add_option("--limit", limit, "use only the first N training prompts (0: all)");
+  app.add_option("--skip-taught", skip_taught,
+                 "SFT data (JSONL chats): leave out the training prompts whose answer it states");
   app.add_flag("--resume", resume, "continue from the newest checkpoint in --out");
   app.add_option("--eval-limit", eval_limit, "held-out prompts evaluated before/after (0: all)")
       ->capture_default_str();
@@ -157,6 +160,11 @@ int main(int argc, char** argv) {
     World world(WorldConfig{.seed = world_seed});
     rl::WorldPrompts prompts = rl::world_training_prompts(world, *tokenizer,
                                       policy->config().max_seq_len - config.max_completion_length);
+    if (!skip_taught.empty()) {
+      const int64_t dropped =
+          rl::drop_prompts_answered_in(prompts, {skip_taught.begin(), skip_taught.end()});
+      std::cout << "[grpo] left out " << dropped << " prompts whose answer the SFT data states\n";
+    }
     if (limit > 0 && static_cast<int64_t>(prompts.tokens.size()) > limit)
       prompts.tokens.resize(limit);
 

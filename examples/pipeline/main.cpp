@@ -436,6 +436,7 @@ int main(int argc, char** argv) {
                                       [](const pipeline::ModelRow& row) { return row.name == "sft"; });
     const rl::RewardAccuracy rm_on_mistakes = rl::reward_accuracy(
         reward_model, tokenizer, pipeline::mistake_pairs(sft_row->held_out, world));
+    const pipeline::KnowledgeHeadroom headroom = pipeline::knowledge_headroom(rows[0], *sft_row);
     // The report's evaluation of the pipeline's own models counts towards its end-to-end time;
     // the arms' evaluation below towards the ablation's.
     stages["report"] =
@@ -498,6 +499,17 @@ int main(int argc, char** argv) {
     for (const auto& [kind, counts] : rm_on_mistakes.by_rejection)
       report["reward_model_accuracy_on_sft_mistakes"]["by_rejection"][kind] = {
           {"pairs", counts.total}, {"correct", counts.correct}};
+    report["knowledge_headroom"] = {
+        {"questions", headroom.questions},
+        {"sft_correct", headroom.sft_correct},
+        {"base_knows_sft_misses", headroom.base_knows_sft_misses},
+        {"sft_knows_base_misses", headroom.sft_knows_base_misses},
+        {"ceiling_exact_match", pipeline::json_number(headroom.ceiling())},
+        {"what",
+         "held-out prompts the SFT model answers wrong although the base's probe ranks the right "
+         "value first (base_knows_sft_misses), and the reverse; ceiling_exact_match = SFT's "
+         "exact matches plus the first kind: what a later stage reaches by surfacing every fact "
+         "the base knows and losing none (eval_<model>_probe.jsonl has each prompt's probe)"}};
     report["ppo_final_kl"] = final_kl;
     report["seconds"] = stages;
     report["seconds"]["total"] = total_seconds;
@@ -506,9 +518,13 @@ int main(int argc, char** argv) {
     std::string table = pipeline::markdown_tables(rows, world);
     table += fmt::format(
         "\nreward model held-out accuracy: {:.1f}%\nreward model on the SFT model's own held-out "
-        "mistakes (the right answer against its answer): {} of {}\nPPO final KL to the "
+        "mistakes (the right answer against its answer): {} of {}\nheadroom after SFT: of the "
+        "{} held-out prompts the SFT model misses, the base's probe knows {} (exact-match "
+        "ceiling {}; SFT answers {} that the base's probe misses)\nPPO final KL to the "
         "reference: {:.4f}\nheld-out prompts: {}\n",
-        100 * rm_accuracy, rm_on_mistakes.all.correct, rm_on_mistakes.all.total, final_kl,
+        100 * rm_accuracy, rm_on_mistakes.all.correct, rm_on_mistakes.all.total,
+        headroom.questions - headroom.sft_correct, headroom.base_knows_sft_misses,
+        pipeline::percent(headroom.ceiling()), headroom.sft_knows_base_misses, final_kl,
         rows[0].held_out.prompts);
     table += "\nseconds per stage:";
     stage_order.push_back("report");

@@ -6,8 +6,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <set>
 
+#include "core/io/atomic_file.h"
 #include "core/text/special_tokens.h"
 #include "rl/reports/metrics.h"
 
@@ -80,6 +82,19 @@ ModelRow evaluate_model(const std::string& name, const fs::path& dir,
   const rl::ProbeConfig probe{.limit = inputs.limit};
   row.probe = rl::probe_world(model, inputs.tokenizer, world, world.eval_prompts(), probe);
   row.unseen_probe = rl::probe_world(model, inputs.tokenizer, world, world.unseen_prompts(), probe);
+  {
+    std::string lines;
+    for (const rl::ProbeExample& example : row.probe.examples)
+      lines += nlohmann::json{{"id", example.id},
+                              {"task", world::task_name(example.task)},
+                              {"expected", example.expected},
+                              {"best", example.best},
+                              {"candidates", example.candidates},
+                              {"correct", example.correct}}
+                   .dump() +
+               "\n";
+    write_file_atomic(jsonl_prefix.string() + "_probe.jsonl", lines);
+  }
   std::printf("%s: held-out %s\n%s: unseen   %s\n", name.c_str(), row.probe.summary().c_str(),
               name.c_str(), row.unseen_probe.summary().c_str());
   if (sft_reference != nullptr) {
@@ -112,6 +127,28 @@ std::vector<world::PreferencePair> mistake_pairs(const rl::EvaluationReport& rep
                      .held_out = true});
   }
   return pairs;
+}
+
+double KnowledgeHeadroom::ceiling() const {
+  return rate(sft_correct + base_knows_sft_misses, questions);
+}
+
+KnowledgeHeadroom knowledge_headroom(const ModelRow& base, const ModelRow& sft) {
+  std::map<int, bool> base_knows;
+  for (const rl::ProbeExample& example : base.probe.examples) base_knows[example.id] = example.correct;
+  KnowledgeHeadroom h;
+  for (const rl::EvaluatedExample& example : sft.held_out.examples) {
+    const auto known = base_knows.find(example.eval_id);
+    if (known == base_knows.end()) continue;
+    ++h.questions;
+    if (example.score.exact_match) {
+      ++h.sft_correct;
+      if (!known->second) ++h.sft_knows_base_misses;
+    } else if (known->second) {
+      ++h.base_knows_sft_misses;
+    }
+  }
+  return h;
 }
 
 nlohmann::json model_json(const ModelRow& row, const World& world) {
@@ -270,9 +307,15 @@ nlohmann::json claims_json(const nlohmann::json& report) {
   }
   if (models.contains("sft") && models.contains("ppo")) {
     const double gain = field(models["ppo"], "exact_match") - field(models["sft"], "exact_match");
+    std::string headroom;
+    if (report.contains("knowledge_headroom"))
+      headroom = fmt::format(
+          "; the base knows {:+.1f} points more than SFT answers (knowledge_headroom)",
+          100 * (field(report["knowledge_headroom"], "ceiling_exact_match") -
+                 field(models["sft"], "exact_match")));
     add("PPO against the reward model improves the policy",
-        fmt::format("PPO exact match minus SFT's (KL to SFT {:.3g}/token)",
-                    field(models["ppo"], "kl_to_sft")),
+        fmt::format("PPO exact match minus SFT's (KL to SFT {:.3g}/token{})",
+                    field(models["ppo"], "kl_to_sft"), headroom),
         gain, ">= +5 points", gain >= 0.05, "points");
   }
   if (report.contains("seconds") && report["seconds"].is_object()) {

@@ -48,7 +48,8 @@ struct EvaluationInputs {
 };
 
 // Loads the model in `dir` and measures it; `sft_reference` set: also its KL to that model.
-// Per-prompt generations go to `jsonl_prefix` + ".jsonl" and + "_unseen.jsonl".
+// Per-prompt generations go to `jsonl_prefix` + ".jsonl" and + "_unseen.jsonl", the held-out
+// probe's per-prompt choices to `jsonl_prefix` + "_probe.jsonl".
 ModelRow evaluate_model(const std::string& name, const std::filesystem::path& dir,
                         const EvaluationInputs& inputs, const std::filesystem::path& jsonl_prefix,
                         tiller::Transformer* sft_reference);
@@ -60,6 +61,23 @@ ModelRow evaluate_model(const std::string& name, const std::filesystem::path& di
 // whose wrong values are drawn at random, say little about the answers the policy believes.
 std::vector<tiller::world::PreferencePair> mistake_pairs(const tiller::rl::EvaluationReport& report,
                                                          const tiller::World& world);
+
+// How much any stage after SFT could add to exact match, from what the base knows: the held-out
+// prompts the SFT model answers wrong although the base's likelihood probe ranks the right value
+// first, and the ones it answers right although the probe does not. `ceiling` is SFT's exact
+// match plus the first kind: preference tuning sharpens what the SFT model already believes and
+// adds no facts (its training prompts ask only training facts, which SFT already taught), so a
+// gain above the ceiling would need knowledge neither model shows.
+struct KnowledgeHeadroom {
+  int64_t questions = 0;        // held-out prompts both measured
+  int64_t sft_correct = 0;      // SFT exact matches
+  int64_t base_knows_sft_misses = 0;
+  int64_t sft_knows_base_misses = 0;
+  double ceiling() const;  // (sft_correct + base_knows_sft_misses) / questions; NaN without any
+};
+// Pairs the rows' held-out generations and probes by eval id; a prompt either row lacks is left
+// out.
+KnowledgeHeadroom knowledge_headroom(const ModelRow& base, const ModelRow& sft);
 
 // report.json's models.<name> object.
 nlohmann::json model_json(const ModelRow& row, const tiller::World& world);

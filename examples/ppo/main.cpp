@@ -39,6 +39,7 @@ struct Flags {
   std::string reward = "model";  // "model" or "world"
   std::string tokenizer_path;    // default: the policy directory
   std::string kl_estimator = "k1";
+  std::vector<std::string> skip_taught;  // SFT data files: leave out the facts they answer
   bool normalise_scores = true;
   int64_t eval_limit = 96;
   int64_t eval_max_new_tokens = 48;
@@ -133,6 +134,8 @@ int main(int argc, char** argv) {
   bool resume = false;
   app.add_flag("--resume", resume, "continue from the newest checkpoint in --out");
   app.add_option("--seed", config.seed, "prompt order and sampling")->capture_default_str();
+  app.add_option("--skip-taught", flags.skip_taught,
+                 "SFT data (JSONL chats): leave out the training prompts whose answer it states");
   app.add_option("--eval-limit", flags.eval_limit, "held-out prompts evaluated (0: all)")
       ->capture_default_str();
   app.add_option("--world-seed", flags.world_seed, "world seed (as in examples/make_world)")
@@ -161,6 +164,11 @@ int main(int argc, char** argv) {
     World world(WorldConfig{.seed = flags.world_seed});
     rl::WorldPrompts prompts = rl::world_training_prompts(
         world, tokenizer, policy.config().max_seq_len - config.max_new_tokens);
+    if (!flags.skip_taught.empty()) {
+      const int64_t dropped = rl::drop_prompts_answered_in(
+          prompts, {flags.skip_taught.begin(), flags.skip_taught.end()});
+      std::cout << "[ppo] left out " << dropped << " prompts whose answer the SFT data states\n";
+    }
     std::cout << "[ppo] " << prompts.tokens.size() << " training prompts, policy "
               << policy.num_parameters() << " parameters, reward " << flags.reward << "\n";
 

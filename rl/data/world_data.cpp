@@ -3,6 +3,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <set>
+
+#include "core/data/rows.h"
 #include "core/io/atomic_file.h"
 #include "core/text/chat.h"
 #include "kernels/error.h"
@@ -31,6 +34,28 @@ WorldPrompts world_training_prompts(const World& world, const Tokenizer& tokeniz
   }
   TILLER_CHECK(!set.tokens.empty(), "world: no training prompt fits in {} tokens", room);
   return set;
+}
+
+int64_t drop_prompts_answered_in(WorldPrompts& prompts,
+                                 const std::vector<std::filesystem::path>& sft_data) {
+  std::set<std::string> taught;
+  for (const data::Row& row : data::read_rows(sft_data).rows)
+    for (const data::Message& message : row.messages)
+      if (message.role == "assistant") taught.insert(message.content);
+  WorldPrompts kept;
+  for (const std::vector<int32_t>& ids : prompts.tokens) {
+    const world::Expected& expected = prompts.expected.at(ids);
+    if (taught.count(expected.sentence())) continue;
+    kept.expected.emplace(ids, expected);
+    kept.tokens.push_back(ids);
+  }
+  TILLER_CHECK(!kept.tokens.empty(),
+               "world: every one of the {} training prompts asks a fact the SFT data states; "
+               "nothing is left to train on",
+               prompts.tokens.size());
+  const auto dropped = static_cast<int64_t>(prompts.tokens.size() - kept.tokens.size());
+  prompts = std::move(kept);
+  return dropped;
 }
 
 std::vector<PreferenceExample> preference_examples(

@@ -38,6 +38,14 @@ struct WorldPrompts {
 };
 WorldPrompts world_training_prompts(const World& world, const Tokenizer& tokenizer, int64_t room);
 
+// Leaves out the prompts whose expected answer sentence is an assistant turn of a chat in the
+// JSONL files `sft_data` ({"messages": [...]} rows, as sft reads them): the facts SFT already
+// taught, which its model answers from memory, so that RL practises on facts only pretraining
+// stated. Returns how many were left out; throws (naming the file and line) on a malformed row
+// and when no prompt would be left.
+int64_t drop_prompts_answered_in(WorldPrompts& prompts,
+                                 const std::vector<std::filesystem::path>& sft_data);
+
 // The built-in world's pretraining corpus, end to end: corpus -> tokenizer -> shards in `dir`.
 CorpusShards prepare_world_pretraining_data(const WorldConfig& world,
                                             const std::filesystem::path& dir,
