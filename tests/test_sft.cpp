@@ -1,10 +1,13 @@
 // SFT: the loss mask token by token, packing equivalence, token-normalised gradient accumulation,
-// JSONL error reporting, truncation, held-out splits and bit-exact trainer resume.
+// JSONL error reporting, truncation, held-out splits, bit-exact trainer resume and replay of
+// pretraining shards.
 #include <catch2/catch.hpp>
 
 #include <fstream>
 #include <set>
 
+#include "core/data/loader.h"
+#include "core/data/shards.h"
 #include "core/ops/ops.h"
 #include "core/text/special_tokens.h"
 #include "rl/data/world_data.h"
@@ -402,4 +405,155 @@ TEST_CASE("SftTrainer::train writes metrics, eval records and a final checkpoint
   Transformer reloaded = Transformer::from_pretrained(dir / "run" / "model");
   REQUIRE(all_weights(reloaded) == all_weights(trainer.model()));
   REQUIRE(Tokenizer::load((dir / "run" / "model").string()).vocab_size() == tokenizer.vocab_size());
+}
+
+namespace {
+
+// A pretraining shard of `count` byte tokens for replay tests.
+std::filesystem::path replay_shard(const std::filesystem::path& dir, int64_t count) {
+  std::vector<TokenId> tokens;
+  for (int64_t i = 0; i < count; ++i) tokens.push_back(static_cast<TokenId>(32 + (i * 7) % 90));
+  const auto path = dir / "replay.bin";
+  write_token_shard(path, tokens, 2);
+  return path;
+}
+
+SftConfig replay_test_config(const std::filesystem::path& shard) {
+  SftConfig config;
+  config.epochs = 2;
+  config.batch_size = 2;
+  config.log_every = 0;
+  config.seed = 3;
+  config.optimizer.schedule.peak_lr = 3e-3f;
+  config.optimizer.schedule.warmup_steps = 1;
+  config.replay_shards = {shard.string()};
+  config.replay_rows = 2;
+  config.replay_seq_len = 16;
+  return config;
+}
+
+}  // namespace
+
+TEST_CASE("replay adds replay_coef times the mean LM loss of the next pretraining windows",
+          "[sft]") {
+  Tokenizer tokenizer = byte_chat_tokenizer();
+  SftDataset data = dataset(tokenizer, short_chats(), 96);
+  TempDir dir;
+  const auto shard = replay_shard(dir.path(), 400);
+  SftConfig config = replay_test_config(shard);
+
+  // The replay loss of step 1 is the model's mean cross entropy on the windows that a loader with
+  // seed + 1 gives first, computed before the update.
+  Transformer reference = tiny_model(ModelFamily::gpt2, tokenizer.vocab_size());
+  TokenLoader loader({shard.string()}, {.batch_size = 2, .seq_len = 16, .seed = config.seed + 1});
+  TokenBatch first = loader.next();
+  Tensor logits = reference.forward(first.inputs);
+  const float expected =
+      cross_entropy(logits.reshape({-1, logits.shape().back()}), first.targets.reshape({-1}), -100,
+                    Reduction::mean)
+          .item();
+  SftTrainer trainer(config, tiny_model(ModelFamily::gpt2, tokenizer.vocab_size()), data);
+  SftStepReport step = trainer.train_step();
+  REQUIRE(step.replay_loss.defined());
+  REQUIRE(step.replay_loss.item() == Approx(expected).epsilon(1e-6));
+
+  // replay_coef 0 leaves the SFT update as it is without replay; any other weight changes it.
+  SftConfig plain = config;
+  plain.replay_rows = 0;
+  plain.replay_shards.clear();
+  SftConfig zero = config;
+  zero.replay_coef = 0.f;
+  SftTrainer without(plain, tiny_model(ModelFamily::gpt2, tokenizer.vocab_size()), data);
+  SftTrainer weightless(zero, tiny_model(ModelFamily::gpt2, tokenizer.vocab_size()), data);
+  const SftStepReport a = without.train_step(), b = weightless.train_step();
+  REQUIRE_FALSE(a.replay_loss.defined());
+  REQUIRE(a.loss == b.loss);
+  REQUIRE(all_weights(without.model()) == all_weights(weightless.model()));
+  REQUIRE(all_weights(trainer.model()) != all_weights(without.model()));
+}
+
+TEST_CASE("replay keeps pretraining loss down while SFT trains hard", "[sft]") {
+  Tokenizer tokenizer = byte_chat_tokenizer();
+  std::vector<std::vector<ChatMessage>> chats;
+  for (int i = 0; i < 4; ++i)
+    for (auto chat : short_chats()) chats.push_back(chat);
+  SftDataset data = dataset(tokenizer, chats, 96);
+  TempDir dir;
+  const auto shard = replay_shard(dir.path(), 2000);
+  // The LM loss on the shard's windows after SFT, with and without replay.
+  auto lm_loss_after = [&](int64_t replay_rows) {
+    SftConfig config = replay_test_config(shard);
+    config.epochs = 6;
+    config.optimizer.schedule.peak_lr = 1e-2f;
+    config.replay_rows = replay_rows;
+    if (replay_rows == 0) config.replay_shards.clear();
+    SftTrainer trainer(config, tiny_model(ModelFamily::gpt2, tokenizer.vocab_size()), data);
+    for (int64_t s = 0; s < trainer.total_steps(); ++s) trainer.train_step();
+    TokenLoader loader({shard.string()}, {.batch_size = 8, .seq_len = 16, .seed = 99});
+    NoGradGuard no_grad;
+    double total = 0;
+    for (int i = 0; i < 4; ++i) {
+      TokenBatch batch = loader.next();
+      Tensor logits = trainer.model().forward(batch.inputs);
+      total += cross_entropy(logits.reshape({-1, logits.shape().back()}),
+                             batch.targets.reshape({-1}), -100, Reduction::mean)
+                   .item();
+    }
+    return total / 4;
+  };
+  const double without = lm_loss_after(0), with = lm_loss_after(4);
+  INFO("LM loss on the replay text after SFT: without replay " << without << ", with " << with);
+  REQUIRE(with < 0.8 * without);
+}
+
+TEST_CASE("an SFT run with replay resumes exactly, and mismatched replay is an error", "[sft]") {
+  Tokenizer tokenizer = byte_chat_tokenizer();
+  std::vector<std::vector<ChatMessage>> chats;
+  for (int i = 0; i < 3; ++i)
+    for (auto chat : short_chats()) {
+      chat.back().content += " #" + std::to_string(i);
+      chats.push_back(chat);
+    }
+  SftDataset data = dataset(tokenizer, chats, 96);
+  TempDir dir;
+  // Few windows: the replay loader wraps into its second epoch during the run.
+  const auto shard = replay_shard(dir.path(), 100);
+  SftConfig config = replay_test_config(shard);
+  SftTrainer straight(config, tiny_model(ModelFamily::gpt2, tokenizer.vocab_size()), data);
+  const int64_t total = straight.total_steps();
+  REQUIRE(total >= 6);
+  std::vector<float> replay_losses;
+  for (int64_t s = 0; s < total; ++s) replay_losses.push_back(straight.train_step().replay_loss.item());
+
+  SftTrainer first(config, tiny_model(ModelFamily::gpt2, tokenizer.vocab_size()), data);
+  for (int64_t s = 0; s < 4; ++s) first.train_step();
+  first.save_checkpoint(dir / "ckpt");
+  SftTrainer resumed(config, tiny_model(ModelFamily::gpt2, tokenizer.vocab_size()), data);
+  resumed.resume(dir / "ckpt");
+  for (int64_t s = 4; s < total; ++s)
+    REQUIRE(resumed.train_step().replay_loss.item() == replay_losses[static_cast<size_t>(s)]);
+  REQUIRE(all_weights(resumed.model()) == all_weights(straight.model()));
+
+  // A checkpoint without replay state cannot continue a replaying run.
+  SftConfig plain = config;
+  plain.replay_rows = 0;
+  plain.replay_shards.clear();
+  SftTrainer no_replay(plain, tiny_model(ModelFamily::gpt2, tokenizer.vocab_size()), data);
+  no_replay.train_step();
+  no_replay.save_checkpoint(dir / "plain");
+  SftTrainer wants_replay(config, tiny_model(ModelFamily::gpt2, tokenizer.vocab_size()), data);
+  REQUIRE_THROWS_WITH(wants_replay.resume(dir / "plain"),
+                      Catch::Contains("was trained without replay"));
+
+  // Bad settings name what is wrong.
+  SftConfig no_shards = config;
+  no_shards.replay_shards.clear();
+  REQUIRE_THROWS_WITH(
+      SftTrainer(no_shards, tiny_model(ModelFamily::gpt2, tokenizer.vocab_size()), data),
+      Catch::Contains("needs replay shards"));
+  SftConfig too_long = config;
+  too_long.replay_seq_len = 97;
+  REQUIRE_THROWS_WITH(
+      SftTrainer(too_long, tiny_model(ModelFamily::gpt2, tokenizer.vocab_size()), data),
+      Catch::Contains("exceeds the model's max_seq_len 96"));
 }

@@ -122,6 +122,14 @@ int main(int argc, char** argv) {
   app.add_option("--eval-prompts", eval.limit, "world eval prompts to generate (0: all)");
   app.add_option("--max-new-tokens", eval.max_new_tokens, "eval generation length")
       ->capture_default_str();
+  app.add_option("--replay", config.replay_shards,
+                 "pretraining token shards (e.g. <pretrain>/data/train.bin) to replay while "
+                 "fine-tuning");
+  app.add_option("--replay-rows", config.replay_rows,
+                 "windows of the replay shards per update (0: no replay)")
+      ->capture_default_str();
+  app.add_option("--replay-coef", config.replay_coef, "weight of the replay loss")
+      ->capture_default_str();
   app.add_option("--world-seed", world_config.seed, "world seed")->capture_default_str();
   app.add_option("--entities", world_config.num_entities, "world size")->capture_default_str();
   CLI11_PARSE(app, argc, argv);

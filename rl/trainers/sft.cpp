@@ -48,6 +48,12 @@ void SftConfig::validate() const {
   TILLER_CHECK(device.is_cuda() || dtype == DType::f32,
                "sft: the CPU backend trains in f32; bf16 needs device cuda");
   TILLER_CHECK(dtype == DType::f32 || dtype == DType::bf16, "sft: dtype must be f32 or bf16");
+  TILLER_CHECK(replay_rows >= 0 && replay_seq_len >= 0 && replay_coef >= 0.f &&
+                   std::isfinite(replay_coef),
+               "sft: replay_rows {}, replay_seq_len {} and replay_coef {} must be >= 0",
+               replay_rows, replay_seq_len, replay_coef);
+  TILLER_CHECK(replay_rows == 0 || !replay_shards.empty(),
+               "sft: replay_rows {} needs replay shards (pretraining token shards)", replay_rows);
 }
 
 TokenLossSum sft_token_losses(Transformer& model, const SftBatch& batch, bool training) {
@@ -145,6 +151,23 @@ SftTrainer::SftTrainer(SftConfig config, Transformer model, SftDataset train,
   optimizer_ = make_optimizer(model_.parameters(), config_.optimizer, config_.seed,
                               config_.communicator);
   order_ = random::epoch_order(rows(), config_.seed, epoch_);
+  if (config_.replay_rows > 0) {
+    const int ranks = config_.communicator->world_size();
+    TILLER_CHECK(config_.replay_rows % ranks == 0,
+                 "sft: the {} replay rows of each update must divide evenly over {} ranks",
+                 config_.replay_rows, ranks);
+    const int64_t seq_len =
+        config_.replay_seq_len > 0 ? config_.replay_seq_len : model_.config().max_seq_len;
+    TILLER_CHECK(seq_len <= model_.config().max_seq_len,
+                 "sft: replay_seq_len {} exceeds the model's max_seq_len {}", seq_len,
+                 model_.config().max_seq_len);
+    replay_loader_.emplace(config_.replay_shards,
+                           TokenLoaderOptions{.batch_size = config_.replay_rows / ranks,
+                                              .seq_len = seq_len,
+                                              .seed = config_.seed + 1,
+                                              .rank = config_.communicator->rank(),
+                                              .world_size = ranks});
+  }
 }
 
 SftStepReport SftTrainer::train_step() {
@@ -179,6 +202,20 @@ SftStepReport SftTrainer::train_step() {
   report.loss = loss.loss;
   report.trainable_tokens = loss.trainable_tokens;
   report.input_tokens = loss.input_tokens;
+  if (replay_loader_) {
+    // Each rank's mean over its windows; apply_update averages the ranks' gradients, which
+    // gives the mean over all windows.
+    TokenBatch replay = replay_loader_->next();
+    Tensor logits = model_.forward(replay.inputs.to(config_.device),
+                                   {.training = model_.config().dropout > 0.f});
+    const int64_t vocab = logits.shape().back();
+    Tensor replay_loss = cross_entropy(logits.reshape({-1, vocab}),
+                                       replay.targets.to(config_.device).reshape({-1}), -100,
+                                       Reduction::mean);
+    report.replay_loss = replay_loss.detach();
+    scale(replay_loss, config_.replay_coef).backward();
+    report.input_tokens += replay.inputs.numel() * ranks;
+  }
   UpdateResult update = apply_update(*optimizer_, model_.parameters(), config_.optimizer, schedule_,
                                      step_, report.loss, "sft");
   report.loss = update.loss;
@@ -223,6 +260,11 @@ void SftTrainer::save_checkpoint(const std::filesystem::path& dir) {
                           {"batch_size", config_.batch_size},
                           {"grad_accumulation", config_.grad_accumulation},
                           {"seed", config_.seed}};
+  if (replay_loader_) {
+    const TokenLoaderState replay = replay_loader_->state();
+    state["replay_loader"] = {
+        {"epoch", replay.epoch}, {"cursor", replay.cursor}, {"seed", replay.seed}};
+  }
   save_training_checkpoint(dir, model_, *optimizer_, state.dump(), tokenizer_);
 }
 
@@ -232,7 +274,17 @@ void SftTrainer::resume(const std::filesystem::path& dir) {
   int64_t saved_rows = 0, saved_batch = 0, saved_accumulation = 0;
   int64_t saved_step = 0, saved_epoch = 0, saved_cursor = 0;
   uint64_t saved_seed = 0;
+  TokenLoaderState replay;
   try {
+    if (replay_loader_) {
+      TILLER_CHECK(state.contains("replay_loader"),
+                   "sft: {} was trained without replay; this run replays {} rows per update",
+                   dir.string(), config_.replay_rows);
+      const auto& saved_replay = state.at("replay_loader");
+      replay = {.epoch = saved_integer<int64_t>(saved_replay, "epoch"),
+                .cursor = saved_integer<int64_t>(saved_replay, "cursor"),
+                .seed = saved_integer<uint64_t>(saved_replay, "seed")};
+    }
     TILLER_CHECK(state.value("stage", "") == "sft", "sft: {} is not an SFT checkpoint",
                  dir.string());
     saved_rows = saved_integer<int64_t>(state, "rows");
@@ -261,6 +313,7 @@ void SftTrainer::resume(const std::filesystem::path& dir) {
   epoch_ = saved_epoch;
   cursor_ = saved_cursor;
   order_ = random::epoch_order(rows(), config_.seed, epoch_);
+  if (replay_loader_) replay_loader_->restore(replay);
   use_rank_dropout_stream(model_, *config_.communicator);
 }
 
@@ -299,12 +352,20 @@ SftSummary SftTrainer::train() {
         .add("trainable_tokens", static_cast<double>(report.trainable_tokens))
         .add("epoch", static_cast<double>(report.epoch));
     if (report.skipped) metrics.add("skipped", 1);
+    const bool show = config_.log_every > 0 && (every(step_, config_.log_every) || step_ == 1);
+    // The replay loss is read back only on progress-line steps (every 10th without progress
+    // lines): the other steps leave it on the device.
+    float replay_loss = std::numeric_limits<float>::quiet_NaN();
+    if (report.replay_loss.defined() && (show || (config_.log_every == 0 && every(step_, 10)))) {
+      replay_loss = report.replay_loss.item();
+      metrics.add("replay_loss", replay_loss);
+    }
     log->write(step_, metrics);
-    if (config_.log_every > 0 && (every(step_, config_.log_every) || step_ == 1)) {
+    if (show) {
       Metrics shown;
-      shown.add("loss", report.loss)
-          .add("acc", report.accuracy)
-          .add("lr", report.lr)
+      shown.add("loss", report.loss).add("acc", report.accuracy);
+      if (std::isfinite(replay_loss)) shown.add("replay_loss", replay_loss);
+      shown.add("lr", report.lr)
           .add("tok/s", window.rate())
           .add("epoch", static_cast<double>(report.epoch));
       log->print(step_, total_steps(), shown);

@@ -24,6 +24,16 @@
 //   <out>/checkpoints/step_<NNNNNN>/  every checkpoint_every steps, the newest keep_checkpoints kept
 //   <out>/model/                      the final checkpoint (with tokenizer.json when known)
 //
+// Replay (InstructGPT's "ptx" mix, here in SFT): with replay_rows > 0 every update also takes
+// replay_rows windows of replay_seq_len tokens from replay_shards (pretraining token shards, e.g.
+// <pretrain>/data/train.bin) and minimises
+//   loss + replay_coef * (mean next-token cross entropy over the replay windows),
+// so that the model keeps what pretraining taught while it learns the chat format. The windows
+// come from a TokenLoader of their own (seed + 1) whose position is checkpointed; each rank reads
+// replay_rows / N of them. The replay loss (metric "replay_loss", rank 0's windows) is read back
+// only on progress-line steps, every 10th when there are none; the other steps leave it on the
+// device.
+//
 // Data parallel (config.communicator with N ranks, e.g. under mpirun -np N): batch_size stays the
 // GLOBAL rows per micro-batch. Every rank plans the same rows and order; rank r collates rows
 // [r B/N, (r+1) B/N) of each micro-batch. The token normaliser is the trainable tokens over all
@@ -41,6 +51,7 @@
 #include <string>
 #include <vector>
 
+#include "core/data/loader.h"
 #include "core/dist/communicator.h"
 #include "core/models/model.h"
 #include "core/text/tokenizer.h"
@@ -71,6 +82,11 @@ struct SftConfig {
   DType dtype = DType::f32;  // bf16 on CUDA for mixed precision
   // Data-parallel ranks (core/dist/communicator.h); null: one process.
   std::shared_ptr<dist::Communicator> communicator;
+  // Replay (see the header comment); replay_rows 0: none.
+  std::vector<std::string> replay_shards;
+  int64_t replay_rows = 0;       // global windows per update; a multiple of the ranks
+  int64_t replay_seq_len = 0;    // tokens per window; 0: the model's max_seq_len
+  float replay_coef = 1.f;       // weight of the replay loss
 
   void validate() const;  // throws tiller::Error naming the first bad field
 };
@@ -107,6 +123,7 @@ struct SftStepReport {
   float lr = 0.f;
   float grad_norm = 0.f;
   bool skipped = false;  // non-finite loss or gradient under NonFinitePolicy::skip
+  Tensor replay_loss;    // () this rank's replay loss, on the device; undefined without replay
   int64_t trainable_tokens = 0;
   int64_t input_tokens = 0;
 };
@@ -167,6 +184,7 @@ class SftTrainer {
   int64_t epoch_ = 0;
   int64_t cursor_ = 0;          // rows of epoch_ already consumed
   std::vector<int64_t> order_;  // random::epoch_order for epoch_
+  std::optional<TokenLoader> replay_loader_;  // when config_.replay_rows > 0
 };
 
 }  // namespace tiller::rl
