@@ -3,12 +3,16 @@
 // this also checks the global token normaliser (a per-rank mean averaged over ranks would weight
 // a short answer's tokens more than a long one's and fail here). An odd last micro-batch leaves a
 // rank without rows in some steps: its zero gradient must still take part.
+// With replay of pretraining windows, each rank's share of the windows is its loader slice and the
+// ranks' mean replay loss is the one process's.
 // Tolerances as in test_data_parallel.cpp (other summation order, amplified by AdamW in weights).
 #include <catch2/catch.hpp>
 
 #include "core/text/special_tokens.h"
 #include "dist/dist_support.h"
+#include "core/data/shards.h"
 #include "rl/trainers/sft.h"
+#include "support/temp_dir.h"
 
 using namespace tiller;
 using namespace tiller::rl;
@@ -40,7 +44,8 @@ struct SftRun {
   std::vector<std::vector<float>> weights;
 };
 
-SftRun train(ModelFamily family, int zero, std::shared_ptr<dist::Communicator> comm) {
+SftRun train(ModelFamily family, int zero, std::shared_ptr<dist::Communicator> comm,
+             bool replay = false) {
   const Tokenizer tokenizer = byte_chat_tokenizer();
   ModelConfig model = family == ModelFamily::gpt2
                           ? ModelConfig::gpt2(tokenizer.vocab_size(), 2, 2, 32, 64)
@@ -55,6 +60,16 @@ SftRun train(ModelFamily family, int zero, std::shared_ptr<dist::Communicator> c
   config.log_every = 0;
   config.seed = 3;
   config.communicator = std::move(comm);
+  TempDir dir;  // every process writes the same shard into a folder of its own
+  if (replay) {
+    std::vector<TokenId> tokens;
+    for (int i = 0; i < 300; ++i) tokens.push_back(static_cast<TokenId>(40 + (i * 11) % 80));
+    write_token_shard(dir / "replay.bin", tokens, 2);
+    config.replay_shards = {(dir / "replay.bin").string()};
+    config.replay_rows = 2;  // global: one window per rank on 2 ranks
+    config.replay_seq_len = 16;
+    config.replay_coef = 0.5f;
+  }
   SftTrainer trainer(config, Transformer(model, 7), chats(tokenizer));
   SftRun run;
   while (trainer.step() < trainer.total_steps()) {
@@ -91,4 +106,18 @@ TEST_CASE("N-rank SFT equals the 1-process run (token-weighted over all ranks)",
       }
     }
   }
+}
+
+TEST_CASE("N-rank SFT with replay equals the 1-process run", "[dist]") {
+  SftRun one = train(ModelFamily::gpt2, 0, dist::single_process(), /*replay=*/true);
+  SftRun ranks = train(ModelFamily::gpt2, 0, world(), /*replay=*/true);
+  SftRun plain = train(ModelFamily::gpt2, 0, dist::single_process());
+  REQUIRE(ranks.losses.size() == one.losses.size());
+  for (size_t i = 0; i < one.losses.size(); ++i)
+    REQUIRE(std::fabs(ranks.losses[i] - one.losses[i]) <= 1e-6 * one.losses[i]);
+  const double weight_error = max_relative_difference(ranks.weights, one.weights);
+  INFO("weights differ by " << weight_error << " (relative)");
+  REQUIRE(weight_error <= 1e-3);
+  // The replay term moved the weights: without it they end elsewhere.
+  REQUIRE(max_relative_difference(plain.weights, one.weights) > 1e-2);
 }
