@@ -3,7 +3,7 @@
 //   -> PPO -> report, with DPO (world preference pairs) and GRPO (world verifiable reward) from the
 //   same SFT model as extra rows (--no-preference skips them).
 //
-//   pipeline                      # defaults: runs/pipeline, CPU, 8-11 minutes on 2 cores
+//   pipeline                      # defaults: runs/pipeline, CPU, 7-11 minutes on 2 cores
 //   pipeline --reuse --ablation   # then the LIMA ablation on the same base (ablation.h)
 //   pipeline --sft-data canonical # SFT on the world's canonical 1,000 chats instead
 //   pipeline --tiny --ablation --out /tmp/p  # seconds-scale smoke run (what ctest runs)
