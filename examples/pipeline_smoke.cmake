@@ -8,7 +8,8 @@
 # ablation arms with every metric, where the decontaminated and clean arms hold no eval question
 # and the full pool does (so it is scored on fewer prompts); and the reward model's accuracy on
 # the SFT model's own mistakes has one pair per held-out prompt it got wrong; knowledge_headroom
-# counts the SFT model's misses whose fact the base's probe knows (eval_base_probe.jsonl).
+# counts the SFT model's misses whose fact the base's probe knows (eval_base_probe.jsonl); the
+# sft stage replays the pretraining shard (replay_loss in its metrics).
 # Invoked as: cmake -DPIPELINE=<exe> -DOUT=<dir> -P pipeline_smoke.cmake
 file(REMOVE_RECURSE ${OUT})
 execute_process(COMMAND ${PIPELINE} --tiny --ablation --out ${OUT} RESULT_VARIABLE rc)
@@ -120,6 +121,11 @@ if(NOT headroom_known EQUAL known_misses OR NOT headroom_correct EQUAL sft_right
   message(FATAL_ERROR "report.json: knowledge_headroom says the base knows ${headroom_known} of "
                       "the SFT model's misses and SFT answers ${headroom_correct} of "
                       "${headroom_questions}; the files say ${known_misses}, ${sft_right} of ${prompts}")
+endif()
+# SFT replays the pretraining shard: its progress records carry the replay loss.
+file(STRINGS ${OUT}/sft/metrics.jsonl replay_records REGEX "\"replay_loss\"")
+if(NOT replay_records)
+  message(FATAL_ERROR "sft/metrics.jsonl has no replay_loss record: the sft stage did not replay")
 endif()
 string(JSON rows_in GET "${report}" curation rows_in)
 string(JSON rows_kept GET "${report}" curation rows_kept)
