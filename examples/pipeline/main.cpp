@@ -49,6 +49,7 @@
 #include "core/world/world.h"
 #include "curation.h"
 #include "report.h"
+#include "stage_flags.h"
 #include "rl/heads/reward.h"
 #include "rl/reports/metrics.h"
 #include "rl/reports/plot.h"
@@ -68,79 +69,13 @@ struct Options {
   bool reuse = false;        // skip a stage whose final output already exists
   int64_t eval_prompts = 0;  // 0: all held-out prompts
   uint64_t world_seed = WorldConfig{}.seed;
-  std::string pretrain_args, sft_args, reward_args, ppo_args;  // appended to each stage
-  bool preference = true;  // also DPO and GRPO from the same SFT model
-  std::string dpo_args, grpo_args;
+  pipeline::UserStageArgs args;  // --<stage>-args, appended to each stage's flags
+  bool preference = true;        // also DPO and GRPO from the same SFT model
   std::string sft_data = "curated";  // or "canonical": the world's 1,000 SFT chats
   int64_t budget = 1000;             // rows curation keeps (and the 1k arms' size)
   bool ablation = false;             // the LIMA ablation arms (ablation.h)
   int jobs = 2;                      // stages run side by side where they are independent
 };
-
-// The pipeline's pretraining size: a base that knows the creature facts within the 10-minute
-// budget on two CPU cores. The lever was the corpus, not the model: with the world's default of
-// 24 varied mentions per fact (WorldConfig::mentions_per_fact; one process each, 1 thread, same
-// 1,500 steps), the base's probe on creature attributes was 50.4% at 4 mentions, 65.6% at 12,
-// 60.8% at 16, 81.6% at 24, 80.0% at 32 and 75.2% at 48; dropout 0.1 at 4 mentions gave 49.6%.
-// Then the learning rate, cosine to a tenth of its peak: at 3e-3, 1,500 steps gave 81.6% and
-// 1,100 steps 69.6%; at 5e-3, 1,200 steps 74.4%, 1,300 steps 88.0% and 1,350 steps 87.2%; at
-// 7e-3, 1,200 steps 75.2%. What moves most is legs (4 values): 6-11 of 25 in the runs under 80%,
-// 19-23 in the others.
-const std::vector<std::pair<std::string, std::string>> kPretrainDefaults = {
-    {"--width", "192"},
-    {"--heads", "6"},
-    {"--steps", "1300"},
-    {"--lr", "5e-3"},
-    {"--min-lr", "5e-4"},
-    // Validation and checkpoints every 250 steps, not the program's 50 and 100: 30 validations
-    // of 8 batches were ~20 s of the stage.
-    {"--eval-every", "250"},
-    {"--checkpoint-every", "250"}};
-
-// The report evaluates every model on all held-out prompts, so the stages' own before/after
-// evaluations (the whole eval set by default in sft, 64-96 prompts in ppo, dpo and grpo: ~30 s
-// together) are cut to 8 prompts, a smoke reading in each stage's log.
-//
-// SFT: the sft program's learning rate (2e-3) with replay of the pretraining corpus (sft
-// --replay: 8 windows of 128 tokens per update, their LM loss weighted 0.3 — InstructGPT's "ptx"
-// mix), which keeps what pretraining taught while SFT learns the format at that rate. On one base
-// (probe 84.0% on creature attributes) and curated set, exact / format / creature probe after SFT:
-// no replay at 2e-3 65.0 / 95.0 / 60.8% (forgotten), at 1e-3 83.0 / 92.0 / 82.4% (seed 2: 80.0 /
-// 93.0%); replay at 2e-3 with weight 0.3 87.0 / 94.0 / 89.6% (seed 2: 83.0 / 93.5%), 0.15 83.0 /
-// 93.0%, 0.5 86.5 / 93.5%, 1.0 84.0 / 89.5%; 2 windows per update 75.0 / 89.5%; at 1e-3 78.5 /
-// 84.5%. The replay path is added in main (it names this run's pretraining shard).
-const std::vector<std::pair<std::string, std::string>> kSftDefaults = {{"--eval-prompts", "8"},
-                                                                       {"--lr", "2e-3"},
-                                                                       {"--min-lr", "2e-4"},
-                                                                       {"--replay-rows", "8"},
-                                                                       {"--replay-coef", "0.3"}};
-const std::vector<std::pair<std::string, std::string>> kEvalLimitDefaults = {{"--eval-limit", "8"}};
-// One epoch over the world's 1,800 training pairs: held-out accuracy is 98.5% by step 50 of the
-// program's two epochs (226 steps) and 99% at their end.
-const std::vector<std::pair<std::string, std::string>> kRewardDefaults = {{"--epochs", "1"}};
-
-// `defaults` as flags, leaving out each one that `extra` (the user's flags) names itself: CLI11
-// refuses a flag given twice.
-std::vector<std::string> defaults_unless_given(
-    const std::vector<std::pair<std::string, std::string>>& defaults, const std::string& extra) {
-  // `flag` is given when it occurs as a whole word ("--replay" is not given by "--replay-rows").
-  auto given = [&extra](const std::string& flag) {
-    for (size_t at = extra.find(flag); at != std::string::npos; at = extra.find(flag, at + 1)) {
-      const size_t end = at + flag.size();
-      const bool starts = at == 0 || extra[at - 1] == ' ';
-      const bool ends = end == extra.size() || extra[end] == ' ' || extra[end] == '=';
-      if (starts && ends) return true;
-    }
-    return false;
-  };
-  std::vector<std::string> flags;
-  for (const auto& [flag, value] : defaults) {
-    if (given(flag)) continue;
-    flags.push_back(flag);
-    flags.push_back(value);
-  }
-  return flags;
-}
 
 // The last value of `key` in a metrics file (NaN when absent).
 double last_value(const fs::path& metrics, const std::string& key) {
@@ -166,13 +101,13 @@ int main(int argc, char** argv) {
   app.add_flag("--reuse", options.reuse, "skip stages whose final output already exists in --out");
   app.add_option("--eval-prompts", options.eval_prompts, "held-out prompts to evaluate (0: all)");
   app.add_option("--world-seed", options.world_seed, "world seed")->capture_default_str();
-  app.add_option("--pretrain-args", options.pretrain_args, "extra flags for the pretrain stage");
-  app.add_option("--sft-args", options.sft_args, "extra flags for the sft stage");
-  app.add_option("--reward-args", options.reward_args, "extra flags for the reward stage");
-  app.add_option("--ppo-args", options.ppo_args, "extra flags for the ppo stage");
+  app.add_option("--pretrain-args", options.args.pretrain, "extra flags for the pretrain stage");
+  app.add_option("--sft-args", options.args.sft, "extra flags for the sft stage");
+  app.add_option("--reward-args", options.args.reward, "extra flags for the reward stage");
+  app.add_option("--ppo-args", options.args.ppo, "extra flags for the ppo stage");
   app.add_flag("!--no-preference", options.preference, "skip the DPO and GRPO stages");
-  app.add_option("--dpo-args", options.dpo_args, "extra flags for the dpo stage");
-  app.add_option("--grpo-args", options.grpo_args, "extra flags for the grpo stage");
+  app.add_option("--dpo-args", options.args.dpo, "extra flags for the dpo stage");
+  app.add_option("--grpo-args", options.args.grpo, "extra flags for the grpo stage");
   app.add_option("--sft-data", options.sft_data,
                  "SFT data: curated (the noisy pool curated to --budget) or canonical (the "
                  "world's 1,000 clean chats)")
@@ -207,42 +142,8 @@ int main(int argc, char** argv) {
     const fs::path sft_data =
         options.sft_data == "curated" ? curate_dir / "curated.jsonl" : world_dir / "sft.jsonl";
 
-    // Tiny sizes keep every stage to seconds. Otherwise each stage runs on its own defaults,
-    // except pretraining, which the pipeline sizes so that the base knows the world's facts
-    // (kPretrainDefaults), and the settings above (evaluation, reward epochs); each one gives
-    // way to the same flag in the stage's --<stage>-args.
-    std::vector<std::string> pretrain_flags, sft_flags, reward_flags, ppo_flags, dpo_flags,
-        grpo_flags;
-    if (!options.tiny) {
-      pretrain_flags = defaults_unless_given(kPretrainDefaults, options.pretrain_args);
-      sft_flags = defaults_unless_given(kSftDefaults, options.sft_args);
-      const auto replay = defaults_unless_given(
-          {{"--replay", (pretrain_dir / "data" / "train.bin").string()}}, options.sft_args);
-      sft_flags.insert(sft_flags.end(), replay.begin(), replay.end());
-      reward_flags = defaults_unless_given(kRewardDefaults, options.reward_args);
-      ppo_flags = defaults_unless_given(kEvalLimitDefaults, options.ppo_args);
-      dpo_flags = defaults_unless_given(kEvalLimitDefaults, options.dpo_args);
-      grpo_flags = defaults_unless_given(kEvalLimitDefaults, options.grpo_args);
-    } else {
-      pretrain_flags = {"--layers",     "2",   "--width",      "64", "--heads",     "2",
-                        "--seq-len",    "64",  "--batch",      "4",  "--steps",     "30",
-                        "--vocab-size", "512", "--eval-every", "10", "--log-every", "10"};
-      sft_flags = {"--epochs",       "1",
-                   "--batch",        "16",
-                   "--eval-prompts", "8",
-                   "--log-every",    "20",
-                   "--replay",       (pretrain_dir / "data" / "train.bin").string(),
-                   "--replay-rows",  "2",
-                   "--replay-coef",  "0.3"};
-      reward_flags = {"--epochs", "1", "--batch", "64", "--log-every", "10"};
-      ppo_flags = {"--iterations",  "2", "--rollout-batch",  "8",  "--minibatch",  "4",
-                   "--micro-batch", "4", "--max-new-tokens", "16", "--eval-limit", "8"};
-      dpo_flags = {"--limit",      "32", "--heldout-limit", "16", "--batch-size", "8",
-                   "--eval-limit", "8",  "--log-every",     "2"};
-      grpo_flags = {"--steps",           "2", "--prompts-per-step",      "2",
-                    "--num-generations", "4", "--max-completion-length", "16",
-                    "--eval-limit",      "8"};
-    }
+    const pipeline::StageFlags flags =
+        pipeline::stage_flags(options.args, options.tiny, pretrain_dir / "data" / "train.bin");
     auto with = [](std::vector<std::string> base, const std::vector<std::string>& more) {
       base.insert(base.end(), more.begin(), more.end());
       return base;
@@ -315,8 +216,8 @@ int main(int argc, char** argv) {
     stage("world", world_dir / "sft_pool_labels.jsonl", bin / "make_world", world_args, "");
     stage("pretrain", pretrain_dir / "model", bin / "pretrain",
           with({"--out", pretrain_dir.string(), "--device", options.device, "--world-seed", seed},
-               pretrain_flags),
-          options.pretrain_args);
+               flags.pretrain),
+          options.args.pretrain);
     // Curation runs here, in process (curation.h), timed and reused like the other stages.
     stage_order.push_back("curate");
     if (options.reuse && fs::exists(curate_dir / "curated.jsonl")) {
@@ -343,8 +244,8 @@ int main(int argc, char** argv) {
                                                  "--world-seed", seed};
     stage(
         "sft", sft_dir / "model", bin / "sft",
-        with(with(sft_common, {"--data", sft_data.string(), "--out", sft_dir.string()}), sft_flags),
-        options.sft_args);
+        with(with(sft_common, {"--data", sft_data.string(), "--out", sft_dir.string()}), flags.sft),
+        options.args.sft);
     // The reward model and PPO, beside DPO and GRPO: both chains start from the SFT model.
     std::vector<std::vector<PendingStage>> preference = {
         {{{"reward", bin / "reward",
@@ -353,29 +254,29 @@ int main(int argc, char** argv) {
            // wrong-fact pairs (43.8%), with it 46-48 of 48 (README, Results).
            with({"--sft", (sft_dir / "model").string(), "--out", reward_dir.string(), "--device",
                  options.device, "--world-seed", seed, "--likelihood"},
-                reward_flags),
-           options.reward_args},
+                flags.reward),
+           options.args.reward},
           reward_dir / "model"},
          {{"ppo", bin / "ppo",
            with({"--policy", (sft_dir / "model").string(), "--reward-model",
                  (reward_dir / "model").string(), "--out", ppo_dir.string(), "--device",
                  options.device, "--world-seed", seed},
-                ppo_flags),
-           options.ppo_args},
+                flags.ppo),
+           options.args.ppo},
           ppo_dir / "policy"}}};
     if (options.preference)
       preference.push_back(
           {{{"dpo", bin / "dpo",
              with({"--policy", (sft_dir / "model").string(), "--out", dpo_dir.string(), "--device",
                    options.device, "--world-seed", seed},
-                  dpo_flags),
-             options.dpo_args},
+                  flags.dpo),
+             options.args.dpo},
             dpo_dir / "model"},
            {{"grpo", bin / "grpo",
              with({"--policy", (sft_dir / "model").string(), "--out", grpo_dir.string(), "--device",
                    options.device, "--world-seed", seed},
-                  grpo_flags),
-             options.grpo_args},
+                  flags.grpo),
+             options.args.grpo},
             grpo_dir / "model"}});
     concurrently("preference", preference);
 
@@ -401,20 +302,21 @@ int main(int argc, char** argv) {
         }
         const fs::path arm_sft = ablation_dir / arm.name / "sft";
         // Flags the arm's command already has (CLI11 refuses one given twice).
-        std::string given_flags = options.sft_args;
-        for (const std::string& flag : sft_flags) given_flags += " " + flag;
+        std::string given_flags = options.args.sft;
+        for (const std::string& flag : flags.sft) given_flags += " " + flag;
         // full_pool: one pass over its rows (ablation.h says why), unless the flags set epochs.
         const std::vector<std::string> arm_budget =
-            arm.name == "full_pool" ? defaults_unless_given({{"--epochs", "1"}}, given_flags)
-                                    : std::vector<std::string>{};
-        // The arms are evaluated below; sft_flags already cut the sft program's own base/SFT
+            arm.name == "full_pool"
+                ? pipeline::defaults_unless_given({{"--epochs", "1"}}, given_flags)
+                : std::vector<std::string>{};
+        // The arms are evaluated below; flags.sft already cuts the sft program's own base/SFT
         // evaluation to 8 prompts, as for the sft stage.
         arm_chains.push_back({{{"ablation/" + arm.name, bin / "sft",
                                 with(with(with(sft_common, {"--data", arm.train_jsonl.string(),
                                                             "--out", arm_sft.string()}),
-                                          sft_flags),
+                                          flags.sft),
                                      arm_budget),
-                                options.sft_args},
+                                options.args.sft},
                                arm_sft / "model"}});
         arm_runs.emplace_back(arm_sft, "its own sft run");
       }

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 
+#include "core/data/loader.h"
 #include "core/io/checkpoint.h"
 #include "core/models/model.h"
 #include "core/text/tokenizer.h"
@@ -37,6 +38,20 @@ T saved_integer(const Json& object, const char* key) {
   if (!value.is_number_integer())
     throw Json::type_error::create(302, std::string("'") + key + "' must be an integer", &value);
   return value.template get<T>();
+}
+
+// A TokenLoader's position as a trainer_state.json object ({"epoch", "cursor", "seed"}), and
+// object[key] read back with saved_integer's checks (the pretraining and SFT replay loaders).
+template <typename Json>
+Json loader_state_json(const TokenLoaderState& state) {
+  return Json{{"epoch", state.epoch}, {"cursor", state.cursor}, {"seed", state.seed}};
+}
+template <typename Json>
+TokenLoaderState saved_loader_state(const Json& object, const char* key) {
+  const Json& saved = object.at(key);
+  return {.epoch = saved_integer<int64_t>(saved, "epoch"),
+          .cursor = saved_integer<int64_t>(saved, "cursor"),
+          .seed = saved_integer<uint64_t>(saved, "seed")};
 }
 
 // `trainer_json` is a JSON object of the trainer's own fields ("step" is required: it names the

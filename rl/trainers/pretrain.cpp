@@ -221,19 +221,15 @@ std::string Pretrainer::sample(const std::string& prompt, int64_t new_tokens) {
 }
 
 void Pretrainer::save_checkpoint(const std::filesystem::path& dir) {
-  TokenLoaderState loader = train_loader_.state();
   nlohmann::json state = {
       {"step", step_},
       {"tokens_seen", tokens_seen_},
       {"skipped_steps", skipped_steps_},
-      {"loader", {{"epoch", loader.epoch}, {"cursor", loader.cursor}, {"seed", loader.seed}}},
+      {"loader", loader_state_json<nlohmann::json>(train_loader_.state())},
       {"batch_size", config_.batch_size},
       {"seq_len", config_.seq_len}};
-  if (replay_loader_) {
-    TokenLoaderState replay = replay_loader_->state();
-    state["replay_loader"] = {
-        {"epoch", replay.epoch}, {"cursor", replay.cursor}, {"seed", replay.seed}};
-  }
+  if (replay_loader_)
+    state["replay_loader"] = loader_state_json<nlohmann::json>(replay_loader_->state());
   save_training_checkpoint(dir, model_, *optimizer_, state.dump(), tokenizer_);
 }
 
@@ -243,18 +239,10 @@ void Pretrainer::resume(const std::filesystem::path& dir) {
   int64_t saved_batch = 0, saved_seq_len = 0;
   TokenLoaderState loader, replay;
   try {
-    if (replay_loader_) {
-      const auto& saved_replay = state.at("replay_loader");
-      replay = {.epoch = saved_integer<int64_t>(saved_replay, "epoch"),
-                .cursor = saved_integer<int64_t>(saved_replay, "cursor"),
-                .seed = saved_integer<uint64_t>(saved_replay, "seed")};
-    }
+    if (replay_loader_) replay = saved_loader_state(state, "replay_loader");
     saved_batch = saved_integer<int64_t>(state, "batch_size");
     saved_seq_len = saved_integer<int64_t>(state, "seq_len");
-    const auto& saved_loader = state.at("loader");
-    loader = {.epoch = saved_integer<int64_t>(saved_loader, "epoch"),
-              .cursor = saved_integer<int64_t>(saved_loader, "cursor"),
-              .seed = saved_integer<uint64_t>(saved_loader, "seed")};
+    loader = saved_loader_state(state, "loader");
     step_ = saved_integer<int64_t>(state, "step");
     tokens_seen_ = saved_integer<int64_t>(state, "tokens_seen");
     skipped_steps_ = saved_integer<int64_t>(state, "skipped_steps");

@@ -206,12 +206,9 @@ SftStepReport SftTrainer::train_step() {
     // Each rank's mean over its windows; apply_update averages the ranks' gradients, which
     // gives the mean over all windows.
     TokenBatch replay = replay_loader_->next();
-    Tensor logits = model_.forward(replay.inputs.to(config_.device),
-                                   {.training = model_.config().dropout > 0.f});
-    const int64_t vocab = logits.shape().back();
-    Tensor replay_loss = cross_entropy(logits.reshape({-1, vocab}),
-                                       replay.targets.to(config_.device).reshape({-1}), -100,
-                                       Reduction::mean);
+    Tensor replay_loss = model_.loss(replay.inputs.to(config_.device),
+                                     replay.targets.to(config_.device), -100,
+                                     {.training = model_.config().dropout > 0.f});
     report.replay_loss = replay_loss.detach();
     scale(replay_loss, config_.replay_coef).backward();
     report.input_tokens += replay.inputs.numel() * ranks;
@@ -260,11 +257,8 @@ void SftTrainer::save_checkpoint(const std::filesystem::path& dir) {
                           {"batch_size", config_.batch_size},
                           {"grad_accumulation", config_.grad_accumulation},
                           {"seed", config_.seed}};
-  if (replay_loader_) {
-    const TokenLoaderState replay = replay_loader_->state();
-    state["replay_loader"] = {
-        {"epoch", replay.epoch}, {"cursor", replay.cursor}, {"seed", replay.seed}};
-  }
+  if (replay_loader_)
+    state["replay_loader"] = loader_state_json<nlohmann::json>(replay_loader_->state());
   save_training_checkpoint(dir, model_, *optimizer_, state.dump(), tokenizer_);
 }
 
@@ -280,10 +274,7 @@ void SftTrainer::resume(const std::filesystem::path& dir) {
       TILLER_CHECK(state.contains("replay_loader"),
                    "sft: {} was trained without replay; this run replays {} rows per update",
                    dir.string(), config_.replay_rows);
-      const auto& saved_replay = state.at("replay_loader");
-      replay = {.epoch = saved_integer<int64_t>(saved_replay, "epoch"),
-                .cursor = saved_integer<int64_t>(saved_replay, "cursor"),
-                .seed = saved_integer<uint64_t>(saved_replay, "seed")};
+      replay = saved_loader_state(state, "replay_loader");
     }
     TILLER_CHECK(state.value("stage", "") == "sft", "sft: {} is not an SFT checkpoint",
                  dir.string());
